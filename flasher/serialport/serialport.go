@@ -7,6 +7,8 @@
 package serialport
 
 import (
+	"github.com/particle-flasher/particle-flasher/assets"
+
 	"errors"
 	"fmt"
 	"io"
@@ -47,18 +49,14 @@ type Port interface {
 	SetReadTimeout(time.Duration) error
 }
 
-// UdevRules is the content of assets/50-particle.rules: without it Linux gives the CDC
+// UdevRules is the text of assets/50-particle.rules: without it Linux gives the CDC
 // port (and the DFU interface) to root and the dialout group only, and ModemManager probes
 // the port with AT commands, which a device in listening mode reads as console input.
-const UdevRules = `# Particle devices (Photon, Electron, Argon, Boron, ... and the Spark Core):
-# let ordinary users open them and keep ModemManager from probing them.
-SUBSYSTEMS=="usb", ATTRS{idVendor}=="2b04", ATTRS{idProduct}=="[cd]0??", GROUP="plugdev", MODE="0666", ENV{ID_MM_DEVICE_IGNORE}="1"
-SUBSYSTEMS=="usb", ATTRS{idVendor}=="1d50", ATTRS{idProduct}=="607[df]", GROUP="plugdev", MODE="0666", ENV{ID_MM_DEVICE_IGNORE}="1"
-`
+var UdevRules = assets.UdevRules
 
 // UdevInstallCommand installs UdevRules (saved as 50-particle.rules in the current
 // directory) and applies it without a reboot.
-const UdevInstallCommand = "sudo cp 50-particle.rules /etc/udev/rules.d/ && sudo udevadm control --reload && sudo udevadm trigger"
+const UdevInstallCommand = assets.UdevInstallCommand
 
 // PermissionError reports that the OS refused to open a serial port. It is the most
 // common first-run failure on Linux, so its message carries the whole fix.
