@@ -1,0 +1,363 @@
+package cache
+
+import (
+	"archive/zip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/particle-flasher/particle-flasher/firmware-cache/internal/catalogfile"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+)
+
+// ErrZipSlip: a bundle names a path outside itself ("../x", "/etc/x", "C:\x"). The whole
+// bundle is refused, since a tool that trusted it could write anywhere.
+var ErrZipSlip = errors.New("bundle entry escapes the bundle (zip slip)")
+
+// ImportResult says what Import did with each file.
+type ImportResult struct {
+	// Imported are the index entries created or confirmed.
+	Imported []Entry `json:"imported"`
+	// Skipped are files that are not usable modules, with the reason.
+	Skipped []Skipped `json:"skipped"`
+}
+
+// Skipped is a file Import left out.
+type Skipped struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Import adds module files to the cache so a machine without internet can work: a .bin
+// file, a directory (searched recursively, every file considered whatever its name), or a
+// .zip bundle (a Particle restore bundle, a release binaries zip, or one made by Export).
+// Each file is identified by its own header and checksums, never by its name: a file that
+// matches the catalog is indexed under every release it belongs to; a valid module the
+// catalog does not know is indexed by its header (Device OS version from its module
+// version where that is unambiguous). Invalid files are skipped, never stored.
+func (c *Cache) Import(ctx context.Context, p string) (*ImportResult, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	res := &ImportResult{}
+	switch {
+	case st.IsDir():
+		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			if isZip(fp) {
+				return c.importZip(ctx, fp, res)
+			}
+			return c.importFile(ctx, fp, res)
+		})
+	case isZip(p):
+		err = c.importZip(ctx, p, res)
+	default:
+		err = c.importFile(ctx, p, res)
+		if err == nil && len(res.Imported) == 0 && len(res.Skipped) == 1 {
+			err = remedy.With(fmt.Errorf("import %s: %s", p, res.Skipped[0].Reason), "only valid Particle module files (.bin) can be imported")
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func isZip(p string) bool { return strings.EqualFold(filepath.Ext(p), ".zip") }
+
+func (c *Cache) importFile(ctx context.Context, fp string, res *ImportResult) error {
+	st, err := os.Stat(fp)
+	if err != nil {
+		return err
+	}
+	if st.Size() > maxModuleBytes {
+		res.Skipped = append(res.Skipped, Skipped{Path: fp, Reason: fmt.Sprintf("%d bytes, larger than any module", st.Size())})
+		return nil
+	}
+	data, err := os.ReadFile(fp)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", fp, err)
+	}
+	return c.importBytes(ctx, fp, data, res)
+}
+
+// checkZipName refuses entry names that would land outside a directory the bundle was
+// extracted into.
+func checkZipName(name string) error {
+	n := strings.ReplaceAll(name, `\`, "/")
+	if n == "" || strings.HasPrefix(n, "/") || filepath.IsAbs(name) || filepath.VolumeName(name) != "" ||
+		len(n) > 1 && n[1] == ':' {
+		return fmt.Errorf("%q: %w", name, ErrZipSlip)
+	}
+	for _, part := range strings.Split(n, "/") {
+		if part == ".." {
+			return fmt.Errorf("%q: %w", name, ErrZipSlip)
+		}
+	}
+	if c := path.Clean(n); c == ".." || strings.HasPrefix(c, "../") {
+		return fmt.Errorf("%q: %w", name, ErrZipSlip)
+	}
+	return nil
+}
+
+func (c *Cache) importZip(ctx context.Context, zp string, res *ImportResult) error {
+	zr, err := zip.OpenReader(zp)
+	if err != nil {
+		return fmt.Errorf("import %s: not a readable zip: %w", zp, err)
+	}
+	defer zr.Close()
+	// Refuse the whole bundle before taking anything from it.
+	for _, f := range zr.File {
+		if err := checkZipName(f.Name); err != nil {
+			return remedy.With(fmt.Errorf("import %s: %w", zp, err),
+				"this bundle is malformed or malicious; get the files from Particle's releases again (nothing was imported from it)")
+		}
+	}
+	for _, f := range zr.File {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		name := zp + "!" + f.Name
+		if f.UncompressedSize64 > maxModuleBytes {
+			res.Skipped = append(res.Skipped, Skipped{Path: name, Reason: fmt.Sprintf("%d bytes, larger than any module", f.UncompressedSize64)})
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			res.Skipped = append(res.Skipped, Skipped{Path: name, Reason: err.Error()})
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, maxModuleBytes+1))
+		rc.Close()
+		if err != nil || len(data) > maxModuleBytes {
+			res.Skipped = append(res.Skipped, Skipped{Path: name, Reason: fmt.Sprintf("unreadable: %v", err)})
+			continue
+		}
+		if err := c.importBytes(ctx, name, data, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Cache) importBytes(ctx context.Context, source string, data []byte, res *ImportResult) error {
+	f := inspect(data)
+	if err := f.valid(); err != nil {
+		res.Skipped = append(res.Skipped, Skipped{Path: source, Reason: err.Error()})
+		return nil
+	}
+	var entries []Entry
+	for _, pl := range bestPlacements(c.cat.identify(f), source) {
+		entries = append(entries, entryFor(pl.Release, pl.Module, source))
+	}
+	if len(entries) == 0 {
+		if co, ok := c.cat.identifyComponent(f); ok {
+			e := entryFor(&Release{Platform: co.Platform}, &co.Module, source)
+			e.Component = co.Title
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == 0 {
+		entries = append(entries, headerEntry(f.m, source))
+	}
+	stored, err := c.storeBytes(ctx, data, f, entries)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", source, err)
+	}
+	res.Imported = append(res.Imported, stored...)
+	return nil
+}
+
+// bestPlacements picks the releases to index an imported file under. One file can be
+// part of dozens of releases (a SoftDevice); listing it under each would bury `cache
+// list`, and fetches find it under any release by its checksums anyway. So: the release
+// its file name names, if that is one of them; otherwise the newest release per platform.
+func bestPlacements(pls []Placement, source string) []Placement {
+	base := source
+	if i := strings.LastIndex(base, "!"); i >= 0 {
+		base = base[i+1:]
+	}
+	base = path.Base(filepath.ToSlash(base))
+	if info, ok := catalogfile.ParseAssetName(base); ok {
+		var named []Placement
+		for _, pl := range pls {
+			if pl.Release.Version == info.Version && pl.Release.Platform == info.Platform {
+				named = append(named, pl)
+			}
+		}
+		if len(named) > 0 {
+			return named
+		}
+	}
+	best := map[string]Placement{}
+	var order []string
+	for _, pl := range pls {
+		b, ok := best[pl.Release.Platform]
+		if !ok {
+			order = append(order, pl.Release.Platform)
+		}
+		if !ok || compareVersions(pl.Release.Version, b.Release.Version) > 0 {
+			best[pl.Release.Platform] = pl
+		}
+	}
+	out := make([]Placement, 0, len(order))
+	for _, p := range order {
+		out = append(out, best[p])
+	}
+	return out
+}
+
+// headerEntry indexes a valid module the catalog does not know, by what its header says.
+func headerEntry(m *module.Module, source string) Entry {
+	p, _ := platform.ByID(m.PlatformID)
+	e := Entry{
+		PlatformID: m.PlatformID, Function: m.Function.String(), Index: m.Index, ModuleVersion: m.Version,
+		Start: fmt.Sprintf("0x%08x", m.Start), Source: source, Name: slotName(p, m.Function, m.Index, m.Version),
+	}
+	if p != nil {
+		e.Platform = p.Name
+	}
+	if m.Function == platform.FuncSystem || m.Function == platform.FuncMono {
+		// A system module version belongs to exactly one release.
+		if v, ok := module.DeviceOSVersion(m.Function, m.Version); ok {
+			e.DeviceOS = v
+		}
+	}
+	return e
+}
+
+// BundleManifest is manifest.json in a bundle written by Export.
+type BundleManifest struct {
+	DeviceOS string                 `json:"device_os"`
+	Platform string                 `json:"platform"`
+	Created  time.Time              `json:"created"`
+	Modules  []BundleManifestModule `json:"modules"`
+}
+
+// BundleManifestModule is one file of an exported bundle.
+type BundleManifestModule struct {
+	File          string `json:"file"`
+	Name          string `json:"name"`
+	Function      string `json:"function"`
+	Index         uint8  `json:"index"`
+	ModuleVersion uint16 `json:"module_version"`
+	Size          int64  `json:"size"`
+	CRC32         string `json:"crc32"`
+	SHA256        string `json:"sha256"`
+}
+
+// Export writes a .zip bundle of a release from the cache alone (no network): every
+// Device OS module under its release asset name, the user application too if cached, and
+// a manifest.json. Import on another machine takes it back by the files' headers. Every
+// file is verified as it is written; the bundle appears at out only when complete.
+func (c *Cache) Export(ctx context.Context, version, plat, out string) (*BundleManifest, error) {
+	r, err := c.cat.Release(version, plat)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := c.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	man := &BundleManifest{DeviceOS: r.Version, Platform: r.Platform, Created: time.Now().UTC().Truncate(time.Second)}
+	type item struct {
+		m    *Module
+		path string
+	}
+	var items []item
+	var missing []string
+	for i := range r.Modules {
+		m := &r.Modules[i]
+		cf, ok := c.lookup(ctx, ix, r, m)
+		if !ok {
+			if !m.IsUser() {
+				missing = append(missing, m.Asset)
+			}
+			continue
+		}
+		items = append(items, item{m, cf.Entry.Path})
+	}
+	if len(missing) > 0 {
+		return nil, remedy.With(&MissingError{Release: r.String(), Files: missing},
+			fmt.Sprintf("fetch it first: pflash cache fetch %s --platform %s", r.Version, r.Platform))
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil && filepath.Dir(out) != "." {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	tf, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	tmp := tf.Name()
+	defer os.Remove(tmp)
+	zw := zip.NewWriter(tf)
+	for _, it := range items {
+		if ctx.Err() != nil {
+			tf.Close()
+			return nil, ctx.Err()
+		}
+		data, err := readObject(it.path)
+		if err != nil {
+			tf.Close()
+			return nil, fmt.Errorf("export %s: %w", it.m.Asset, err)
+		}
+		f := inspect(data)
+		if err := f.check(it.m); err != nil {
+			tf.Close()
+			return nil, remedy.With(fmt.Errorf("export %s: cached file %s: %w", it.m.Asset, it.path, err), "run `pflash cache verify`, then fetch the release again")
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: it.m.Asset, Method: zip.Deflate, Modified: man.Created})
+		if err == nil {
+			_, err = w.Write(data)
+		}
+		if err != nil {
+			tf.Close()
+			return nil, fmt.Errorf("export: %w", err)
+		}
+		man.Modules = append(man.Modules, BundleManifestModule{File: it.m.Asset, Name: it.m.Name, Function: it.m.Function.String(),
+			Index: it.m.Index, ModuleVersion: f.m.Version, Size: f.size, CRC32: f.crc, SHA256: f.fileSHA})
+	}
+	mb, _ := json.MarshalIndent(man, "", "  ")
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: "manifest.json", Method: zip.Deflate, Modified: man.Created})
+	if err == nil {
+		_, err = w.Write(mb)
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = tf.Sync()
+	}
+	if cerr := tf.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", out, err)
+	}
+	return man, nil
+}
