@@ -1,0 +1,355 @@
+package main
+
+import (
+	"archive/zip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+)
+
+// maxModuleFile bounds what is read from a file or zip entry: the largest Particle module
+// is a few MB, so anything far larger is the wrong file.
+const maxModuleFile = 64 << 20
+
+type planFlags struct {
+	to, app, device, platform, mode, verify string
+	from                                    []string
+	protected, force                        bool
+	noBootloader, noSoftDevice, noNCP       bool
+	watchdog                                time.Duration
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var f planFlags
+	cmd := &cobra.Command{
+		Use:   "plan --to TARGET [--from FILES|DIR] [--app FILE]",
+		Short: "Show the ordered steps that would take a device to a Device OS version or a set of module files",
+		Long: "plan works out how to bring a device to the target - which modules to write, in which order,\n" +
+			"by which method (DFU, OTA region, control request), at which address - and prints it with the\n" +
+			"LED to expect at every step and what to do if it shows something else. Nothing is written.\n\n" +
+			"--to takes a module file, a directory of module files, a .zip bundle (Device Restore or\n" +
+			"release), or a Device OS version (resolved through the firmware cache; needs the platform).\n" +
+			"The device is described by --from FILES|DIR (the modules it has; --mode says what it runs),\n" +
+			"or not at all, in which case every part of the target is planned.\n\n" +
+			"A user part inside the target (the release's Tinker) is used only when the device's own\n" +
+			"application cannot run on the target; --app FILE installs an application.",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			pl, err := runPlan(ctx, g, f)
+			if pl != nil {
+				if g.json {
+					if e := g.emit(pl); e != nil {
+						return e
+					}
+				} else {
+					fmt.Fprint(g.stdout, pl.String())
+				}
+			}
+			if err == nil {
+				return nil
+			}
+			var ee *exitError
+			if !errors.As(err, &ee) {
+				ee = &exitError{code: exitFailed, err: err}
+			}
+			if g.json {
+				out := map[string]string{"error": ee.err.Error()}
+				if r := remedy.Of(ee.err); r != "" {
+					out["remedy"] = r
+				}
+				if e := g.emit(out); e != nil {
+					return e
+				}
+				return &exitError{code: ee.code, err: errReported}
+			}
+			return ee
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.to, "to", "", "target: module file, directory of module files, .zip bundle, or Device OS version")
+	fl.StringSliceVar(&f.from, "from", nil, "describe the device by the module files (or directories, .zip) it holds")
+	fl.StringVar(&f.app, "app", "", "application (user part .bin) to install")
+	fl.StringVar(&f.device, "device", "", "plan for the attached device with this ID")
+	fl.StringVar(&f.platform, "platform", "", "platform (name or ID) when no file says it, e.g. for --to VERSION")
+	fl.StringVar(&f.mode, "mode", "", "what the device runs: normal, dfu, safe, listening (default normal with --from, else unknown)")
+	fl.BoolVar(&f.protected, "protected", false, "the device has Device Protection (Device OS 6.x)")
+	fl.DurationVar(&f.watchdog, "watchdog", 0, "external watchdog period (e.g. 15s): cut the DFU work to fit")
+	fl.BoolVar(&f.noBootloader, "no-bootloader", false, "leave the bootloader (and prebootloaders) as they are")
+	fl.BoolVar(&f.noSoftDevice, "no-softdevice", false, "leave the SoftDevice as it is")
+	fl.BoolVar(&f.noNCP, "no-ncp", false, "leave the NCP firmware as it is")
+	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback or none")
+	fl.BoolVar(&f.force, "force", false, "rewrite modules that are already installed; warn instead of refusing unmet dependencies")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+func planUsage(err error, rem string) error {
+	return &exitError{code: exitUsage, err: remedy.With(err, rem)}
+}
+
+// runPlan resolves the flags into a device state and a target and plans.
+func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
+	if f.device != "" {
+		return nil, planUsage(errors.New("--device is not available yet"), "Describe the device with --from FILES|DIR (the modules it has) for now.")
+	}
+	verify, ok := plan.ParseVerifyMode(f.verify)
+	if !ok {
+		return nil, planUsage(fmt.Errorf("unknown --verify %q", f.verify), "Use modules, readback or none.")
+	}
+
+	var from []*module.Module
+	for _, p := range f.from {
+		mods, err := loadModules(p)
+		if err != nil {
+			return nil, err
+		}
+		from = append(from, mods...)
+	}
+	mode := plan.ModeUnknown
+	if len(f.from) > 0 {
+		mode = plan.ModeNormal
+	}
+	if f.mode != "" {
+		m, ok := plan.ParseMode(f.mode)
+		if !ok {
+			return nil, planUsage(fmt.Errorf("unknown --mode %q", f.mode), "Use normal, dfu, safe, listening or unknown.")
+		}
+		mode = m
+	}
+
+	var p *platform.Platform
+	if f.platform != "" {
+		pp, ok := platform.ByName(f.platform)
+		if !ok {
+			return nil, planUsage(fmt.Errorf("unknown platform %q", f.platform), "Use a platform name such as boron, argon, p2 or photon, or its ID.")
+		}
+		p = pp
+	}
+	p = platformOf(p, from)
+
+	var tgt plan.Target
+	if _, err := os.Stat(f.to); err == nil {
+		mods, err := loadModules(f.to)
+		if err != nil {
+			return nil, err
+		}
+		// A lone application is the app to install; in a bundle it is the release's Tinker.
+		if len(mods) == 1 && mods[0].Function == platform.FuncUser && f.app == "" {
+			tgt.App = mods[0]
+		} else {
+			tgt.Modules = mods
+		}
+		p = platformOf(p, mods)
+	} else if looksLikeVersion(f.to) {
+		if p == nil {
+			return nil, planUsage(fmt.Errorf("--to %s is a Device OS version, but the platform is not known", f.to),
+				"Add --platform NAME, or describe the device with --from.")
+		}
+		mods, err := resolveVersion(ctx, g, f.to, p)
+		if err != nil {
+			return nil, err
+		}
+		tgt.Modules = mods
+		tgt.Name = strings.TrimPrefix(f.to, "v")
+	} else {
+		return nil, planUsage(fmt.Errorf("--to %s: no such file or directory, and not a Device OS version", f.to),
+			"Give a module file, a directory of modules, a .zip bundle or a version such as 4.1.0.")
+	}
+	if f.app != "" {
+		mods, err := loadModules(f.app)
+		if err != nil {
+			return nil, err
+		}
+		if len(mods) != 1 {
+			return nil, planUsage(fmt.Errorf("--app %s holds %d modules", f.app, len(mods)), "Give one application .bin file.")
+		}
+		tgt.App = mods[0]
+		p = platformOf(p, mods)
+	}
+	if p == nil {
+		return nil, planUsage(errors.New("the platform is not known"), "Add --platform NAME.")
+	}
+	tgt.Options = plan.Options{
+		NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
+		Watchdog: f.watchdog, Verify: verify, Force: f.force,
+	}
+	st := plan.StateFromModules(p, mode, from)
+	st.Protected = f.protected
+	return plan.Make(st, tgt)
+}
+
+// platformOf keeps a known platform, or takes the first module's.
+func platformOf(p *platform.Platform, mods []*module.Module) *platform.Platform {
+	if p != nil {
+		return p
+	}
+	for _, m := range mods {
+		if pp, ok := platform.ByID(m.PlatformID); ok {
+			return pp
+		}
+	}
+	return nil
+}
+
+var versionRE = regexp.MustCompile(`^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)
+
+func looksLikeVersion(s string) bool { return versionRE.MatchString(strings.TrimSpace(s)) }
+
+// resolveVersion turns a Device OS version into module files through the firmware cache
+// (downloading what it lacks). The release's application (Tinker, Tracker Edge) comes
+// along when it can be had, as the replacement for an app the target cannot run; a plan
+// that needs it and lacks it says so.
+func resolveVersion(ctx context.Context, g *globals, version string, p *platform.Platform) ([]*module.Module, error) {
+	c, err := cache.Open(cache.Options{Dir: g.cacheDir})
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Fetch(ctx, strings.TrimPrefix(version, "v"), p.Name, cache.FetchOptions{})
+	if err != nil {
+		return nil, err
+	}
+	files := res.Files
+	for _, m := range res.Release.Modules {
+		if !m.IsUser() {
+			continue
+		}
+		if app, err := c.Fetch(ctx, res.Release.Version, p.Name, cache.FetchOptions{Modules: []string{m.Name}}); err == nil {
+			files = append(files, app.Files...)
+		}
+	}
+	var out []*module.Module
+	for _, cf := range files {
+		mods, err := readModules(cf.Entry.Path)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mods...)
+	}
+	return out, nil
+}
+
+// loadModules reads a module file, every .bin in a directory, or every .bin in a .zip.
+func loadModules(path string) ([]*module.Module, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, planUsage(err, "Check the path.")
+	}
+	switch {
+	case st.IsDir():
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, planUsage(err, "Check the directory's permissions.")
+		}
+		var out []*module.Module
+		for _, e := range entries {
+			if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".bin") {
+				continue
+			}
+			mods, err := readModules(filepath.Join(path, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, mods...)
+		}
+		if len(out) == 0 {
+			return nil, planUsage(fmt.Errorf("%s holds no .bin module files", path), "Point at the directory with the module files.")
+		}
+		return out, nil
+	case strings.EqualFold(filepath.Ext(path), ".zip"):
+		return zipModules(path)
+	}
+	return readModules(path)
+}
+
+// readModules reads one file's modules.
+func readModules(path string) ([]*module.Module, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, planUsage(err, "Check the path.")
+	}
+	if st.Size() > maxModuleFile {
+		return nil, planUsage(fmt.Errorf("%s is %d bytes, far larger than any module", path, st.Size()), "Give the module's .bin file.")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, planUsage(err, "Check the file's permissions.")
+	}
+	return parseModules(path, data)
+}
+
+// parseModules parses a file into its modules: one, or several for a combined file.
+func parseModules(name string, data []byte) ([]*module.Module, error) {
+	m, err := module.Parse(data)
+	if err == nil && m.Combined() {
+		var parts []*module.Module
+		if parts, err = module.SplitCombined(data); err == nil {
+			return parts, nil
+		}
+	}
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("%s: %w", name, err),
+			"Give Particle module files (.bin); `pflash inspect FILE` shows what a file holds.")}
+	}
+	return []*module.Module{m}, nil
+}
+
+// zipModules reads the .bin members of a bundle, in name order.
+func zipModules(path string) ([]*module.Module, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return nil, planUsage(fmt.Errorf("%s: %w", path, err), "Give a .zip bundle of module files.")
+	}
+	defer zr.Close()
+	files := append([]*zip.File(nil), zr.File...)
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	var out []*module.Module
+	for _, zf := range files {
+		base := filepath.Base(zf.Name)
+		if zf.FileInfo().IsDir() || strings.HasPrefix(zf.Name, "__MACOSX/") || strings.HasPrefix(base, "._") ||
+			!strings.EqualFold(filepath.Ext(base), ".bin") {
+			continue
+		}
+		if zf.UncompressedSize64 > maxModuleFile {
+			return nil, planUsage(fmt.Errorf("%s: %s is too large to be a module", path, zf.Name), "Give a bundle of module files.")
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return nil, planUsage(fmt.Errorf("%s: %s: %w", path, zf.Name, err), "The bundle is damaged: download it again.")
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, maxModuleFile+1))
+		rc.Close()
+		if err != nil {
+			return nil, planUsage(fmt.Errorf("%s: %s: %w", path, zf.Name, err), "The bundle is damaged: download it again.")
+		}
+		mods, err := parseModules(path+":"+zf.Name, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mods...)
+	}
+	if len(out) == 0 {
+		return nil, planUsage(fmt.Errorf("%s holds no .bin module files", path), "Give a bundle of module files.")
+	}
+	return out, nil
+}

@@ -1,0 +1,438 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+)
+
+// item is one module the plan writes, with what ordering decides about it.
+type item struct {
+	m    *module.Module
+	slot platform.Slot
+	key  slotKey
+	inst Installed // what the device will report once it is written
+	why  string
+	// invalidate is the former 128 KB Gen3 user part to wipe before a 256 KB app.
+	invalidate *platform.Region
+
+	// Set by order.
+	method   platform.Method
+	unmet    []module.Dependency // dependencies it is written ahead of (a broken cycle)
+	relaxWhy string
+}
+
+func newItem(m *module.Module, slot platform.Slot, why string) *item {
+	in := InstalledFrom(m)
+	in.Start = slot.StartFor(uint32(m.Size()))
+	return &item{m: m, slot: slot, key: keyOf(m.Function, m.Index), inst: in, why: why}
+}
+
+// newAppItem is newItem for an application, adding the invalidation of the former 128 KB
+// user part when a 256 KB one goes to 0xB4000 without covering it: a valid image at
+// 0xD4000 wins at boot (reference §6c.5; particle-cli writes 4 KB of 0xFF there first).
+func newAppItem(p *platform.Platform, m *module.Module, slot platform.Slot, why string) *item {
+	it := newItem(m, slot, why)
+	if f := p.FormerUserPart; f != nil && slot.Start != f.Address {
+		end := uint64(it.inst.Start) + uint64(it.inst.Size)
+		covers := uint64(it.inst.Start) <= uint64(f.Address) && end >= uint64(f.Address)+uint64(f.Size)
+		if !covers && slot.Start < f.Address && uint64(f.Address) < uint64(slot.End()) {
+			r := *f
+			it.invalidate = &r
+		}
+	}
+	return it
+}
+
+type edgeKind int
+
+const (
+	edgeNeed  edgeKind = iota // the successor needs the predecessor's new version
+	edgeBreak                 // the predecessor replaces a module the successor's new version breaks
+	edgeRule                  // a documented ordering rule
+)
+
+// graph holds the ordering constraints: preds[i][j] means item j goes before item i.
+type graph struct {
+	preds []map[int]edgeKind
+}
+
+func (g *graph) add(from, to int, k edgeKind) {
+	if from == to {
+		return
+	}
+	if old, ok := g.preds[to][from]; ok && old <= k {
+		return
+	}
+	g.preds[to][from] = k
+}
+
+// reaches reports whether a path of constraints leads from a to b (a goes before b).
+func (g *graph) reaches(a, b int) bool {
+	seen := map[int]bool{}
+	stack := []int{b}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n == a {
+			return true
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		for p := range g.preds[n] {
+			stack = append(stack, p)
+		}
+	}
+	return false
+}
+
+// buildGraph derives the constraints from both dependencies of every module (each
+// checked against its own function, index and version, and every node visited once -
+// the two defects of particle-cli's walker) and from the installed modules the new
+// versions would break, then adds the documented rules where they agree.
+func buildGraph(initial *model, items []*item, dir Direction) *graph {
+	g := &graph{preds: make([]map[int]edgeKind, len(items))}
+	for i := range g.preds {
+		g.preds[i] = map[int]edgeKind{}
+	}
+	byKey := map[slotKey]int{}
+	var apps []int
+	for i, it := range items {
+		byKey[it.key] = i
+		if it.key.fn == platform.FuncUser {
+			apps = append(apps, i)
+		}
+	}
+	// need: a dependency the device does not meet yet, met by another module of the plan.
+	for i, it := range items {
+		for _, d := range it.m.Dependencies() {
+			j, ok := byKey[keyOf(d.Function, d.Index)]
+			if !ok || j == i || items[j].m.Version < d.Version {
+				continue
+			}
+			if met, _ := initial.meets(d); met {
+				continue
+			}
+			g.add(j, i, edgeNeed)
+		}
+	}
+	// break: the new version of j would break the installed C; C's own replacement
+	// (for an application: any new application) goes first.
+	for ck, c := range initial.mods {
+		if !c.Valid || !bootChecked(c.Function) {
+			continue
+		}
+		var repl []int
+		if r, ok := byKey[ck]; ok {
+			repl = []int{r}
+		} else if ck.fn == platform.FuncUser {
+			repl = apps
+		}
+		for _, d := range c.Deps {
+			j, ok := byKey[keyOf(d.Function, d.Index)]
+			if !ok || items[j].m.Version >= d.Version {
+				continue
+			}
+			if met, _ := initial.meets(d); !met {
+				continue // already broken: nothing to protect
+			}
+			for _, r := range repl {
+				g.add(r, j, edgeBreak)
+			}
+		}
+	}
+	// rules: the reason goes with the module the rule moves.
+	for _, r := range orderRules {
+		if !slices.Contains(r.Directions, dir) {
+			continue
+		}
+		s := -1
+		for i, it := range items {
+			if it.slot.Name == r.Slot {
+				s = i
+			}
+		}
+		if s < 0 || len(items) < 2 {
+			continue
+		}
+		applied := false
+		for o := range items {
+			if o == s {
+				continue
+			}
+			from, to := s, o
+			if !r.First {
+				from, to = o, s
+			}
+			if g.reaches(to, from) {
+				continue // a dependency says otherwise; it wins
+			}
+			g.add(from, to, edgeRule)
+			applied = true
+		}
+		if applied {
+			items[s].why = joinWhy(items[s].why, r.Why)
+		}
+	}
+	return g
+}
+
+// rankOf orders modules the constraints leave free.
+func rankOf(it *item, dir Direction) int {
+	table := upgradeRank
+	if dir == DirDowngrade {
+		table = downgradeRank
+	}
+	if i := slices.Index(table, it.slot.Name); i >= 0 {
+		return i
+	}
+	return len(table)
+}
+
+// orderer walks the constraint graph (Kahn's algorithm) while keeping the flash model up
+// to date, so each module gets a method that works in the state the device will be in
+// when its turn comes.
+type orderer struct {
+	st    DeviceState
+	p     *platform.Platform
+	model *model
+	items []*item
+	g     *graph
+	dir   Direction
+	o     Options
+	cur   Mode
+	done  []bool
+}
+
+// order returns the items in the order to write them, each with its method.
+func order(st DeviceState, initial *model, items []*item, dir Direction, o Options) ([]*item, []string, error) {
+	g := buildGraph(initial, items, dir)
+	ord := &orderer{st: st, p: st.Platform, model: initial.clone(), items: items, g: g, dir: dir, o: o,
+		cur: st.Mode, done: make([]bool, len(items))}
+	if st.Protected && st.Mode == ModeDFU && len(items) > 0 {
+		ord.cur = ModeSafe // service mode is entered from Device OS (see emitter.emit)
+	}
+	var out []*item
+	var warn []string
+	for len(out) < len(items) {
+		c, ok := ord.pick(false)
+		if !ok {
+			c, ok = ord.pick(true)
+		}
+		if !ok {
+			return nil, nil, ord.stuck()
+		}
+		it := items[c.i]
+		it.method = c.method
+		if len(c.relaxed) > 0 {
+			it.unmet = ord.model.unmetOf(it.inst, true)
+			it.unmet = slices.DeleteFunc(it.unmet, func(d module.Dependency) bool { return keyOf(d.Function, d.Index) == it.key })
+			w, serious := ord.relaxNote(it, c.relaxed)
+			it.relaxWhy = w
+			if serious {
+				warn = append(warn, w)
+			}
+		}
+		ord.done[c.i] = true
+		if it.invalidate != nil {
+			ord.model.invalidate(it.invalidate.Address)
+		}
+		ord.model.write(it.inst)
+		if c.method.UsesDFU() {
+			ord.cur = ModeDFU
+		} else {
+			ord.cur = ModeNormal
+		}
+		out = append(out, it)
+	}
+	return out, warn, nil
+}
+
+type choice struct {
+	i       int
+	method  platform.Method
+	switchM bool
+	relaxed []int
+}
+
+// pick chooses the next item: among those whose predecessors are written (or, with
+// relax, any whose remaining constraints may be broken because the device does not check
+// a DFU write), those needing no mode switch first, then by rank.
+func (o *orderer) pick(relax bool) (choice, bool) {
+	var best *choice
+	for i, it := range o.items {
+		if o.done[i] {
+			continue
+		}
+		var pending []int
+		for j := range o.g.preds[i] {
+			if !o.done[j] {
+				pending = append(pending, j)
+			}
+		}
+		if len(pending) > 0 && !relax {
+			continue
+		}
+		m, ok := o.method(it)
+		if !ok {
+			continue
+		}
+		if len(pending) > 0 && (m == platform.MethodOTARegion || !m.UsesDFU()) {
+			continue // Device OS validates these against what is installed: no jumping ahead
+		}
+		slices.Sort(pending)
+		c := choice{i: i, method: m, switchM: m.UsesDFU() != (o.cur == ModeDFU), relaxed: pending}
+		if best == nil || o.better(c, *best) {
+			best = &c
+		}
+	}
+	if best == nil {
+		return choice{}, false
+	}
+	return *best, true
+}
+
+func (o *orderer) better(a, b choice) bool {
+	if len(a.relaxed) != len(b.relaxed) {
+		return len(a.relaxed) < len(b.relaxed)
+	}
+	if a.switchM != b.switchM {
+		return !a.switchM
+	}
+	ra, rb := rankOf(o.items[a.i], o.dir), rankOf(o.items[b.i], o.dir)
+	if ra != rb {
+		return ra < rb
+	}
+	return a.i < b.i
+}
+
+// method picks how to write it now: in DFU mode a DFU-based method if the slot has one
+// (the OTA region for a bootloader, so a device in DFU - perhaps because its Device OS is
+// broken - is fixed without leaving DFU first); otherwise the slot's preferred method
+// that works in the current state. With a watchdog, DFU-based methods always come first:
+// DFU work can be cut into pieces that fit a window, a control-request update cannot.
+func (o *orderer) method(it *item) (platform.Method, bool) {
+	if o.cur == ModeDFU || o.o.Watchdog > 0 {
+		for _, m := range it.slot.Methods {
+			if m.UsesDFU() && o.usable(it, m) {
+				return m, true
+			}
+		}
+	}
+	for _, m := range it.slot.Methods {
+		if o.usable(it, m) {
+			return m, true
+		}
+	}
+	return 0, false
+}
+
+// usable reports whether m can write it in the modelled state.
+func (o *orderer) usable(it *item, m platform.Method) bool {
+	switch m {
+	case platform.MethodDFU, platform.MethodDFUDropHeader:
+		return true
+	case platform.MethodOTARegion:
+		if o.p.OTAFlagOffset == 0 {
+			return false
+		}
+		if _, ok := o.p.AltByMemory(platform.MemDCT); !ok {
+			return false
+		}
+		r, ok := o.p.OTARegionFor(o.model.systemVersion())
+		return ok && uint64(len(it.m.Data)) <= uint64(r.Size)
+	case platform.MethodControl:
+		since, known := controlUpdateSince[o.p.MCU]
+		return known && o.model.runnable() && o.model.systemVersion() >= systemVersion(since) && o.validates(it)
+	case platform.MethodYModem:
+		return o.model.runnable() && (o.st.YModem || o.model.systemVersion() < systemVersion(ymodemUntil)) && o.validates(it)
+	}
+	return false
+}
+
+// validates is Device OS's own check of an update it receives (reference §6a): the
+// module's dependencies are met by what is installed, and replacing the slot breaks no
+// installed module that depends on it (MODULE_VALIDATION_DEPENDENCIES_FULL).
+func (o *orderer) validates(it *item) bool {
+	for _, d := range it.inst.Deps {
+		if keyOf(d.Function, d.Index) == it.key {
+			continue
+		}
+		if ok, known := o.model.meets(d); !ok && known {
+			return false
+		}
+	}
+	for k, in := range o.model.mods {
+		if k == it.key || !in.Valid || !bootChecked(in.Function) {
+			continue
+		}
+		for _, d := range in.Deps {
+			if keyOf(d.Function, d.Index) == it.key && it.inst.Version < d.Version {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// relaxNote explains a constraint the order had to break. Two DFU-written modules that
+// need each other (a blank Gen3 device's system-part1 and SoftDevice) are harmless: DFU
+// does not check dependencies and both land before Device OS starts again. A module
+// written ahead of one only Device OS can install means safe mode in between, which the
+// person should expect: that is a warning.
+func (o *orderer) relaxNote(it *item, relaxed []int) (string, bool) {
+	names := make([]string, len(relaxed))
+	allDFU := true
+	for i, j := range relaxed {
+		names[i] = describe(o.items[j].m)
+		s := o.items[j].slot
+		if !s.Has(platform.MethodDFU) && !s.Has(platform.MethodDFUDropHeader) {
+			allDFU = false
+		}
+	}
+	if allDFU {
+		return fmt.Sprintf("%s and %s depend on each other, so one has to go first; DFU writes are not checked against dependencies and both are written in the same DFU session.",
+			upperFirst(describe(it.m)), joinAnd(names)), false
+	}
+	s := fmt.Sprintf("%s is written before %s although they depend on each other in a way no order satisfies",
+		upperFirst(describe(it.m)), joinAnd(names))
+	if len(it.unmet) > 0 {
+		s = fmt.Sprintf("%s is written before %s, which it needs (%s), because that can only be installed once Device OS runs",
+			upperFirst(describe(it.m)), joinAnd(names), depsText(it.unmet))
+	}
+	return s + ". DFU writes are not checked, so this works; until the rest is done the device may start in safe mode (breathing magenta), which is expected.", true
+}
+
+// stuck explains why nothing can be written next.
+func (o *orderer) stuck() error {
+	var left []string
+	for i, it := range o.items {
+		if !o.done[i] {
+			left = append(left, describe(it.m))
+		}
+	}
+	if !o.model.runnable() {
+		return fail(ErrNoMethod, "Give the complete set of Device OS files so Device OS can start, or install these parts some other way (SWD/JTAG).",
+			"%s can only be installed by a running Device OS, and Device OS cannot start with what the device would have", joinAnd(left))
+	}
+	return fail(ErrDependency, "Install an intermediate Device OS release first, or give the parts separately in an order that works.",
+		"no order installs %s: Device OS refuses each of them until the others are installed", joinAnd(left))
+}
+
+func joinAnd(s []string) string {
+	switch len(s) {
+	case 0:
+		return ""
+	case 1:
+		return s[0]
+	}
+	out := s[0]
+	for i := 1; i < len(s)-1; i++ {
+		out += ", " + s[i]
+	}
+	return out + " and " + s[len(s)-1]
+}
