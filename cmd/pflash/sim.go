@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/sim"
+)
+
+// envFirmwareDir names a directory of Device OS module files for `sim --version`, until
+// the firmware cache exists.
+const envFirmwareDir = "PFLASH_FIRMWARE_DIR"
+
+type simFlags struct {
+	platform    string
+	version     string
+	modules     []string
+	mode        string
+	count       int
+	blank       bool
+	dump        string
+	scale       float64
+	firmwareDir string
+	socket      string
+}
+
+// simDevice is one device in the first JSON line.
+type simDevice struct {
+	DeviceID string `json:"device_id"`
+	Platform string `json:"platform"`
+	Mode     string `json:"mode"`
+	PTY      string `json:"pty"`
+}
+
+// simHello is the first JSON line: everything a script needs to talk to the devices.
+type simHello struct {
+	Env     map[string]string `json:"env"`
+	Devices []simDevice       `json:"devices"`
+	Modules string            `json:"modules"`
+}
+
+// simEvent is a later JSON line: a device changed mode.
+type simEvent struct {
+	Event    string `json:"event"`
+	DeviceID string `json:"device_id"`
+	Mode     string `json:"mode"`
+	LED      string `json:"led"`
+	Reason   string `json:"reason"`
+	PTY      string `json:"pty"`
+	OnBus    bool   `json:"on_bus"`
+}
+
+func newSimCmd(g *globals) *cobra.Command {
+	f := &simFlags{}
+	cmd := &cobra.Command{
+		Use:   "sim --platform NAME (--version X.Y.Z | --modules FILE... | --blank)",
+		Short: "Run virtual Particle devices to test and demo against",
+		Long: "sim runs virtual Particle devices in the foreground until Ctrl-C: flash laid out as\n" +
+			"the platform's, the given Device OS modules installed, booting as a real device\n" +
+			"would (normal, safe mode, listening mode or DFU). libusb programs (dfu-util,\n" +
+			"pflash) see them over USB when started with the printed environment; each device\n" +
+			"in a Device OS mode has a serial port (a pty).\n\n" +
+			"--version takes modules from --firmware-dir (default $" + envFirmwareDir + "):\n" +
+			"the files whose headers match the platform and release; else from the firmware\n" +
+			"cache (offline: `pflash cache fetch` first); else it builds synthetic modules\n" +
+			"with that release's module versions.\n" +
+			"With --json the first line is {\"env\": {...}, \"devices\": [...]}, then one line per\n" +
+			"mode change. On SIGINT/SIGTERM --dump writes each device's internal flash to\n" +
+			"DIR/<device_id>.bin, and sim exits 0.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSim(cmd.Context(), g, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.platform, "platform", "", "platform name or ID (boron, photon, p2, ...)")
+	fl.StringVar(&f.version, "version", "", "Device OS version to install (e.g. 4.1.0)")
+	fl.StringSliceVar(&f.modules, "modules", nil, "module files to install (repeat or comma-separate)")
+	fl.StringVar(&f.mode, "mode", "normal", "start mode: normal, dfu, listening or safe")
+	fl.IntVar(&f.count, "count", 1, "number of devices")
+	fl.BoolVar(&f.blank, "blank", false, "erased flash with only a bootloader: the devices start in DFU mode")
+	fl.StringVar(&f.dump, "dump", "", "on exit, write each device's internal flash to DIR/<device_id>.bin")
+	fl.Float64Var(&f.scale, "scale", 1, "time scale: 1 = a real device's pace, 0 = instant")
+	fl.StringVar(&f.firmwareDir, "firmware-dir", os.Getenv(envFirmwareDir), "directory of module files for --version (env "+envFirmwareDir+")")
+	fl.StringVar(&f.socket, "socket", "", "usbsim socket path (default: a new one under the temp dir)")
+	_ = cmd.MarkFlagRequired("platform")
+	return cmd
+}
+
+func usage(format string, a ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+func runSim(ctx context.Context, g *globals, f *simFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	p, ok := platform.ByName(f.platform)
+	if !ok {
+		return usage("unknown platform %q", f.platform)
+	}
+	mode, err := sim.ParseMode(f.mode)
+	if err != nil || mode == sim.ModeOff {
+		return usage("--mode must be normal, dfu, listening or safe, not %q", f.mode)
+	}
+	if f.count < 1 {
+		return usage("--count must be at least 1")
+	}
+	if f.version != "" && len(f.modules) > 0 {
+		return usage("give --version or --modules, not both")
+	}
+	if f.version == "" && len(f.modules) == 0 && !f.blank {
+		return usage("give --version, --modules or --blank")
+	}
+	mods, what, err := simModules(ctx, g, p, f)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fleet, err := sim.NewFleet(sim.FleetOptions{SocketPath: f.socket})
+	if err != nil {
+		return fmt.Errorf("starting the USB simulation: %w", err)
+	}
+	defer fleet.Close()
+	for range f.count {
+		if _, err := fleet.Add(sim.Options{Platform: p, Modules: mods, Mode: mode, Scale: f.scale, Blank: f.blank}); err != nil {
+			return err
+		}
+	}
+
+	hello := simHello{Env: fleet.EnvMap(), Modules: what}
+	for _, d := range fleet.Devices() {
+		st := d.Status()
+		hello.Devices = append(hello.Devices, simDevice{DeviceID: d.ID(), Platform: p.Name, Mode: st.Mode.String(), PTY: st.Serial})
+	}
+	if g.json {
+		if err := g.emit(hello); err != nil {
+			return err
+		}
+	} else {
+		printSimHello(g, p, hello)
+	}
+
+	done := make(chan struct{})
+	events := make(chan simEvent, 64)
+	for _, d := range fleet.Devices() {
+		go watchDevice(ctx, d, events, done)
+	}
+	for {
+		select {
+		case ev := <-events:
+			if g.json {
+				_ = g.emit(ev)
+			} else {
+				fmt.Fprintf(g.stdout, "%s  %-9s %s (%s)\n", ev.DeviceID, ev.Mode, ev.LED, ev.Reason)
+			}
+		case <-ctx.Done():
+			close(done)
+			return finishSim(g, fleet, f.dump)
+		}
+	}
+}
+
+func finishSim(g *globals, fleet *sim.Fleet, dump string) error {
+	if dump != "" {
+		if err := fleet.Dump(dump); err != nil {
+			return err
+		}
+		if !g.json {
+			fmt.Fprintf(g.stdout, "Wrote %d flash dump(s) to %s\n", len(fleet.Devices()), dump)
+		}
+	}
+	return nil
+}
+
+// watchDevice reports every mode change of a device until done.
+func watchDevice(ctx context.Context, d *sim.Device, out chan<- simEvent, done <-chan struct{}) {
+	last := d.Status()
+	for {
+		st, err := d.WaitFor(ctx, func(st sim.Status) bool {
+			return st.Ready && (st.Mode != last.Mode || st.Resets != last.Resets || st.OnBus != last.OnBus)
+		})
+		if err != nil {
+			return
+		}
+		last = st
+		select {
+		case out <- simEvent{Event: "mode", DeviceID: d.ID(), Mode: st.Mode.String(), LED: st.LED.String(), Reason: st.Reason, PTY: st.Serial, OnBus: st.OnBus}:
+		case <-done:
+			return
+		}
+	}
+}
+
+func printSimHello(g *globals, p *platform.Platform, h simHello) {
+	w := g.stdout
+	fmt.Fprintf(w, "Running %d virtual %s device(s) with %s.\n", len(h.Devices), p.DisplayName, h.Modules)
+	for _, d := range h.Devices {
+		pty := d.PTY
+		if pty == "" {
+			pty = "(no serial port in this mode)"
+		}
+		fmt.Fprintf(w, "  %s  %-9s %s\n", d.DeviceID, d.Mode, pty)
+	}
+	keys := make([]string, 0, len(h.Env))
+	for k := range h.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var env []string
+	for _, k := range keys {
+		env = append(env, k+"="+h.Env[k])
+	}
+	fmt.Fprintf(w, "Point a libusb program at them, e.g.:\n  %s dfu-util -l\n", strings.Join(env, " "))
+	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
+}
+
+// simModules resolves what to install and describes it.
+func simModules(ctx context.Context, g *globals, p *platform.Platform, f *simFlags) ([][]byte, string, error) {
+	switch {
+	case len(f.modules) > 0:
+		var mods [][]byte
+		for _, path := range f.modules {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, "", &exitError{code: exitFailed, err: err}
+			}
+			if _, err := module.Parse(b); err != nil {
+				return nil, "", &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", path, err)}
+			}
+			mods = append(mods, b)
+		}
+		return mods, fmt.Sprintf("%d module file(s)", len(mods)), nil
+	case f.version != "" && f.firmwareDir != "":
+		mods, names, err := firmwareFromDir(f.firmwareDir, p, f.version)
+		if err != nil {
+			return nil, "", &exitError{code: exitFailed, err: err}
+		}
+		return mods, fmt.Sprintf("Device OS %s from %s (%s)", f.version, f.firmwareDir, strings.Join(names, ", ")), nil
+	case f.version != "":
+		mods, names, why := firmwareFromCache(ctx, g, p, f.version)
+		if why == "" {
+			return mods, fmt.Sprintf("Device OS %s from the firmware cache (%s)", f.version, strings.Join(names, ", ")), nil
+		}
+		mods, err := sim.SyntheticSet(p, f.version)
+		if err != nil {
+			return nil, "", &exitError{code: exitFailed, err: err}
+		}
+		sys, _ := module.SystemModuleVersion(f.version)
+		bl, _ := module.BootloaderModuleVersion(f.version)
+		fmt.Fprintf(g.stderr, "pflash sim: no firmware directory (--firmware-dir or %s) and %s: using synthetic modules with Device OS %s's module versions (system %d, bootloader %d)\n",
+			envFirmwareDir, why, f.version, sys, bl)
+		return mods, fmt.Sprintf("synthetic Device OS %s modules", f.version), nil
+	}
+	return nil, "an erased flash", nil
+}
+
+// firmwareFromCache takes a release's modules (Tinker included) from the firmware cache
+// without touching the network; why says what is missing when it cannot.
+func firmwareFromCache(ctx context.Context, g *globals, p *platform.Platform, version string) ([][]byte, []string, string) {
+	dir := g.cacheDir
+	if dir == "" {
+		d, err := cache.DefaultDir()
+		if err != nil {
+			return nil, nil, "no firmware cache"
+		}
+		dir = d
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, nil, "no firmware cache at " + dir
+	}
+	c, err := cache.Open(cache.Options{Dir: dir, Offline: true, Logger: slog.Default()})
+	if err != nil {
+		return nil, nil, "the firmware cache cannot be opened (" + err.Error() + ")"
+	}
+	res, err := c.Fetch(ctx, version, p.Name, cache.FetchOptions{IncludeUser: true})
+	synthUser := false
+	if err != nil {
+		// Device OS without its Tinker: the device would sit in safe mode, so a synthetic
+		// application built for the release stands in.
+		res, err = c.Fetch(ctx, version, p.Name, cache.FetchOptions{})
+		synthUser = true
+	}
+	if err != nil {
+		return nil, nil, fmt.Sprintf("Device OS %s for %s is not in the firmware cache (pflash cache fetch %s --platform %s)", version, p.Name, version, p.Name)
+	}
+	var mods [][]byte
+	var names []string
+	if synthUser {
+		sys, _ := module.SystemModuleVersion(version)
+		idx := uint8(1)
+		if p.Name == "electron" || p.Gen == 2 {
+			idx = 2
+		}
+		user, err := sim.SyntheticUserPart(p, sys, module.Dependency{Function: platform.FuncSystem, Index: idx, Version: sys})
+		if err != nil {
+			return nil, nil, "no application could be built (" + err.Error() + ")"
+		}
+		mods = append(mods, user)
+		names = append(names, "synthetic application")
+	}
+	for _, cf := range res.Files {
+		b, err := os.ReadFile(cf.Entry.Path)
+		if err != nil {
+			return nil, nil, "a cached file is unreadable (" + err.Error() + ")"
+		}
+		mods = append(mods, b)
+		names = append(names, cf.Module.Asset)
+	}
+	return mods, names, ""
+}
+
+// firmwareFromDir picks, from a directory tree of .bin files, the modules of one Device
+// OS release for a platform: bootloader and system parts by module version, the rest
+// (SoftDevice, NCP, Tinker) by the release's file naming ("...@<version>.bin").
+func firmwareFromDir(dir string, p *platform.Platform, version string) ([][]byte, []string, error) {
+	sys, ok := module.SystemModuleVersion(version)
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown Device OS version %q", version)
+	}
+	bl, _ := module.BootloaderModuleVersion(version)
+	var mods [][]byte
+	var names []string
+	seen := map[string]bool{}
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || !strings.HasSuffix(e.Name(), ".bin") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		m, err := module.Parse(b)
+		if err != nil || m.PlatformID != p.ID || m.Validate() != nil {
+			return nil
+		}
+		var match bool
+		switch m.Function {
+		case platform.FuncBootloader:
+			match = m.Index != 0 || m.Version == bl
+		case platform.FuncSystem, platform.FuncMono:
+			match = m.Version == sys
+		default:
+			match = strings.Contains(e.Name(), "@"+version)
+		}
+		key := fmt.Sprintf("%d/%d", m.Function, m.Index)
+		if match && !seen[key] {
+			seen[key] = true
+			mods = append(mods, b)
+			names = append(names, e.Name())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if !seen[fmt.Sprintf("%d/%d", platform.FuncSystem, 1)] && !seen[fmt.Sprintf("%d/%d", platform.FuncMono, 0)] {
+		return nil, nil, errors.New("no " + p.Name + " system part for Device OS " + version + " in " + dir)
+	}
+	return mods, names, nil
+}
