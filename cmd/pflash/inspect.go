@@ -12,14 +12,25 @@ import (
 )
 
 func newInspectCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect FILE...",
+	var deviceID string
+	cmd := &cobra.Command{
+		Use:   "inspect [--device ID | FILE...]",
 		Short: "Show what is inside Particle module files (.bin) and whether they are valid",
 		Long: "inspect parses each file's module header and suffix and checks its CRC, SHA-256,\n" +
 			"platform and size. Exit status 0 when every file is a valid module, 1 otherwise.\n" +
-			"With --json: one object per file per line.",
-		Args: cobra.MinimumNArgs(1),
+			"With --device ID: read the modules of an attached device (normal, listening or DFU mode)\n" +
+			"and show PASS/FAIL for integrity, range, platform and each dependency.\n" +
+			"With --json: one object per file per line (one object for --device).",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if deviceID != "" {
+				if len(args) > 0 {
+					return &exitError{code: exitUsage, err: fmt.Errorf("invalid argument: give either --device or files, not both")}
+				}
+				return inspectDevice(g, deviceID)
+			}
+			if len(args) == 0 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("requires at least 1 arg: a module file, or --device ID")}
+			}
 			bad := 0
 			for _, path := range args {
 				r := module.InspectFile(path)
@@ -43,6 +54,8 @@ func newInspectCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&deviceID, "device", "", "inspect an attached device by its device ID instead of files")
+	return cmd
 }
 
 // printReport renders one module for a person: what it is, where it goes, what it needs,

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+)
+
+// moduleJSON is one module in `inspect --device ID --json`. The keys function, index,
+// version, device_os, location, valid and checks are an interface scripts rely on.
+type moduleJSON struct {
+	Function     string           `json:"function"`
+	Index        uint8            `json:"index"`
+	Name         string           `json:"name,omitempty"`
+	Version      uint16           `json:"version"`
+	DeviceOS     string           `json:"device_os"`
+	Description  string           `json:"description,omitempty"`
+	Location     string           `json:"location"`
+	Present      bool             `json:"present"`
+	Valid        bool             `json:"valid"`
+	Checks       device.Checks    `json:"checks"`
+	Unchecked    []string         `json:"unchecked,omitempty"`
+	Dependencies []dependencyJSON `json:"dependencies"`
+	Problem      string           `json:"problem,omitempty"`
+	Source       string           `json:"source"`
+}
+
+type dependencyJSON struct {
+	Function string `json:"function"`
+	Index    uint8  `json:"index"`
+	Version  uint16 `json:"version"`
+	Met      bool   `json:"met"`
+	Unknown  bool   `json:"unknown,omitempty"`
+}
+
+// inspectJSON is the one object `inspect --device ID --json` prints.
+type inspectJSON struct {
+	DeviceID   string       `json:"device_id"`
+	Platform   string       `json:"platform"`
+	PlatformID *uint16      `json:"platform_id"`
+	Mode       string       `json:"mode"`
+	Doors      []string     `json:"doors"`
+	DeviceOS   string       `json:"device_os"`
+	Modules    []moduleJSON `json:"modules"`
+}
+
+// matchDevice reports whether target names d: its device ID (any case), its USB serial
+// string, its key, or one of its ports.
+func matchDevice(d device.Device, target string) bool {
+	t := strings.TrimSpace(target)
+	if t == "" {
+		return false
+	}
+	if strings.EqualFold(d.ID, t) || d.Serial == t || d.Key == t {
+		return true
+	}
+	for _, r := range d.Doors {
+		if r.Path == t {
+			return true
+		}
+	}
+	return false
+}
+
+// inspectDevice implements `pflash inspect --device ID`: it finds the attached device,
+// reads its modules through whichever door its mode allows (control request 90, `s`, or
+// DfuSe UPLOAD in DFU mode) and prints each with PASS/FAIL for integrity, address range,
+// platform and every dependency, and the Device OS version. Exit status: 0 when every
+// installed module passes, 1 when one fails or the modules cannot be read, 3 when no such
+// device is attached, 4 when it cannot be opened (permissions).
+func inspectDevice(g *globals, id string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	doors, closeAll, err := openDoors(g)
+	if err != nil {
+		return &exitError{code: exitFailed, err: err}
+	}
+	defer closeAll()
+	sctx, cancel := context.WithTimeout(ctx, scanTimeout)
+	defer cancel()
+	res, err := device.Scan(sctx, device.Options{Doors: doors, ReadModules: func(d device.Device) bool { return matchDevice(d, id) }})
+	if err != nil {
+		return &exitError{code: exitFailed, err: remedy.With(err, "try again; `pflash list` shows whether the device answers")}
+	}
+	var found []device.Device
+	for _, d := range res.Devices {
+		if matchDevice(d, id) {
+			found = append(found, d)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return &exitError{code: exitNoDevice, err: remedy.With(fmt.Errorf("no attached device matches %q", id),
+			"check the USB cable and that the device is powered; `pflash list` shows the attached devices and their IDs")}
+	case len(found) > 1:
+		var where []string
+		for _, d := range found {
+			for _, r := range d.Doors {
+				where = append(where, r.Path)
+			}
+		}
+		return &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("%d attached devices match %q (a duplicate ID)", len(found), id),
+			"name one by its port instead: "+strings.Join(where, ", "))}
+	}
+	d := found[0]
+	if d.Err != nil && d.Modules == nil {
+		return &exitError{code: exitAccess, err: d.Err}
+	}
+	if d.ModulesErr != nil {
+		return &exitError{code: exitFailed, err: fmt.Errorf("read the modules of the %s: %w", d.Name(), d.ModulesErr)}
+	}
+	if d.Modules == nil {
+		return &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("the %s is in %s mode, where no door can read its modules", d.Name(), modeName(d.Mode)),
+			"put it in DFU mode (hold MODE, tap RESET, release when the LED blinks yellow) and try again")}
+	}
+	if g.json {
+		if err := g.emit(toInspectJSON(d)); err != nil {
+			return err
+		}
+	} else {
+		printDeviceModules(g.stdout, d)
+	}
+	for _, m := range d.Modules {
+		if m.Present && m.Location == "main" && !m.Valid {
+			return &exitError{code: exitFailed, err: errReported}
+		}
+	}
+	return nil
+}
+
+// deviceOS names the Device OS the device runs: the release of its system part (the
+// newest, for Gen2's several parts), "" when unknown.
+func deviceOS(mods []device.ModuleStatus) string {
+	best, ver := "", uint16(0)
+	for _, m := range mods {
+		if m.Present && m.Location == "main" && (m.Function == platform.FuncSystem || m.Function == platform.FuncMono) && m.DeviceOS != "" && m.Version >= ver {
+			best, ver = m.DeviceOS, m.Version
+		}
+	}
+	return best
+}
+
+func toInspectJSON(d device.Device) inspectJSON {
+	j := inspectJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), DeviceOS: deviceOS(d.Modules), Modules: []moduleJSON{}}
+	if d.Platform != nil {
+		j.Platform = d.Platform.Name
+		pid := d.Platform.ID
+		j.PlatformID = &pid
+	}
+	for _, m := range d.Modules {
+		mj := moduleJSON{Function: m.Function.String(), Index: m.Index, Name: m.Name, Version: m.Version, DeviceOS: m.DeviceOS,
+			Description: m.Description, Location: m.Location, Present: m.Present, Valid: m.Valid, Checks: m.Checks,
+			Unchecked: m.Unchecked, Dependencies: []dependencyJSON{}, Problem: m.Problem, Source: m.Source}
+		for _, dep := range m.Dependencies {
+			mj.Dependencies = append(mj.Dependencies, dependencyJSON{Function: dep.Function.String(), Index: dep.Index, Version: dep.Version, Met: dep.Met, Unknown: dep.Unknown})
+		}
+		j.Modules = append(j.Modules, mj)
+	}
+	return j
+}
+
+var functionTitles = map[platform.Function]string{
+	platform.FuncBootloader: "Bootloader", platform.FuncSystem: "System", platform.FuncUser: "User",
+	platform.FuncRadio: "Radio stack", platform.FuncNCP: "NCP", platform.FuncMono: "Monolithic", platform.FuncAsset: "Asset",
+}
+
+func passFail(ok bool, unchecked bool) string {
+	switch {
+	case unchecked:
+		return "not checked"
+	case ok:
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// printDeviceModules renders the modules the way `particle serial inspect` does, plus a
+// line per dependency and what is wrong with a damaged slot.
+func printDeviceModules(w io.Writer, d device.Device) {
+	var doors []string
+	for _, r := range d.Doors {
+		doors = append(doors, r.Door+" "+r.Path)
+	}
+	fmt.Fprintf(w, "%s, %s mode (%s)\n", d.Name(), modeName(d.Mode), strings.Join(doors, ", "))
+	if v := deviceOS(d.Modules); v != "" {
+		fmt.Fprintf(w, "Device OS %s\n", v)
+	} else {
+		fmt.Fprintln(w, "Device OS: unknown (no readable system part)")
+	}
+	src := ""
+	if len(d.Modules) > 0 {
+		src = d.Modules[0].Source
+	}
+	fmt.Fprintf(w, "Modules (read %s):\n", map[string]string{device.SourceControl: "with control request 90", device.SourceSerial: "with the `s` command",
+		device.SourceDFU: "from flash over DFU"}[src])
+	for _, m := range d.Modules {
+		title := functionTitles[m.Function]
+		if title == "" {
+			title = m.Function.String()
+		}
+		name := ""
+		if m.Name != "" {
+			name = " (" + m.Name + ")"
+		}
+		if !m.Present {
+			why := "empty"
+			if m.Problem != "" && m.Problem != "empty (erased)" {
+				why = m.Problem
+			}
+			fmt.Fprintf(w, "  %s module #%d%s, %s location: %s\n", title, m.Index, name, m.Location, why)
+			continue
+		}
+		ver := fmt.Sprintf("version %d", m.Version)
+		if m.DeviceOS != "" {
+			ver += " (Device OS " + m.DeviceOS + ")"
+		} else if m.Description != "" {
+			ver += " (" + m.Description + ")"
+		}
+		size := ""
+		if m.MaxSize > 0 {
+			size = fmt.Sprintf(", %d bytes max size", m.MaxSize)
+		}
+		fmt.Fprintf(w, "  %s module #%d%s - %s, %s location%s\n", title, m.Index, name, ver, m.Location, size)
+		un := func(c string) bool {
+			for _, u := range m.Unchecked {
+				if u == c {
+					return true
+				}
+			}
+			return false
+		}
+		fmt.Fprintf(w, "    Integrity: %s\n", passFail(m.Checks.Integrity, un("integrity")))
+		fmt.Fprintf(w, "    Address Range: %s\n", passFail(m.Checks.Range, un("range")))
+		fmt.Fprintf(w, "    Platform: %s\n", passFail(m.Checks.Platform, un("platform")))
+		fmt.Fprintf(w, "    Dependencies: %s\n", passFail(m.Checks.Dependencies, un("dependencies")))
+		for _, dep := range m.Dependencies {
+			dt := functionTitles[dep.Function]
+			if dt == "" {
+				dt = dep.Function.String()
+			}
+			have := "none installed"
+			if dep.Have > 0 {
+				have = fmt.Sprintf("installed %d", dep.Have)
+			}
+			verdict := passFail(dep.Met, dep.Unknown)
+			if dep.Unknown {
+				have = "not visible through this door"
+			}
+			fmt.Fprintf(w, "      %s module #%d >= %d: %s (%s)\n", strings.ToLower(dt), dep.Index, dep.Version, verdict, have)
+		}
+		if m.Problem != "" {
+			fmt.Fprintf(w, "    Note: %s\n", m.Problem)
+		}
+	}
+}

@@ -1,0 +1,277 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
+	"github.com/particle-flasher/particle-flasher/flasher/dfu"
+	"github.com/particle-flasher/particle-flasher/flasher/listen"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/serialport"
+	"github.com/particle-flasher/particle-flasher/flasher/usb"
+)
+
+// Sighting is what one door sees of one device at one moment, before anything is asked of
+// the device.
+type Sighting struct {
+	Door string // DoorUSB or DoorSerial
+	// Key identifies the enumeration instance within the door: a device that re-enumerates
+	// gets a new key.
+	Key string
+	// Path is the USB port path or the tty.
+	Path string
+	// DeviceID is the device ID when the listing tells it (the USB serial string); Serial
+	// is that string as reported.
+	DeviceID, Serial string
+	Platform         *platform.Platform
+	// DFU is true for the USB DFU bootloader.
+	DFU bool
+	// Err is the door's problem with the device (a permission error).
+	Err error
+	// Ref is the door's own handle on the instance (a usb.Info for the USB door).
+	Ref any
+}
+
+// Probe is what asking the device adds to a sighting.
+type Probe struct {
+	DeviceID string
+	Platform *platform.Platform
+	// Mode is ModeUnknown when the door cannot tell.
+	Mode Mode
+}
+
+// ErrNotSupported is returned by a door asked for something it cannot do for a sighting
+// (modules of a normal-mode device over a serial port, say).
+var ErrNotSupported = errors.New("device: not possible through this door")
+
+// Door is one way of reaching devices. Implementations must bound every call's time.
+type Door interface {
+	// Name is DoorUSB or DoorSerial.
+	Name() string
+	// List returns what the door sees now. It must be cheap: it runs every poll.
+	List(ctx context.Context) ([]Sighting, error)
+	// NeedsProbe tells whether Probe has something to learn for this sighting (a device ID
+	// the listing lacks, or a mode the USB IDs cannot tell).
+	NeedsProbe(s Sighting) bool
+	// Probe asks the device what the listing could not tell.
+	Probe(ctx context.Context, s Sighting) (Probe, error)
+	// Modules reads the modules through this door for a device in mode m, or returns
+	// ErrNotSupported.
+	Modules(ctx context.Context, s Sighting, p *platform.Platform, m Mode) ([]ModuleStatus, error)
+}
+
+// USBDoor reaches devices through libusb: DFU mode by the PID, normal and listening mode by
+// control requests.
+type USBDoor struct {
+	Host *usb.Host
+	// RequestTimeout bounds a control request (default 3 s; module info on a busy device
+	// can take a moment).
+	RequestTimeout time.Duration
+	// DFURead tunes the DFU-mode module reading (default: verify every CRC).
+	DFURead dfu.ReadOptions
+}
+
+// Name is DoorUSB.
+func (u *USBDoor) Name() string { return DoorUSB }
+
+// List lists the Particle devices on the bus.
+func (u *USBDoor) List(ctx context.Context) ([]Sighting, error) {
+	infos, err := u.Host.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Sighting, 0, len(infos))
+	for _, i := range infos {
+		out = append(out, Sighting{Door: DoorUSB, Key: i.Key(), Path: i.Path, DeviceID: i.DeviceID, Serial: i.Serial,
+			Platform: i.Platform, DFU: i.DFU, Err: i.Err, Ref: i})
+	}
+	return out, nil
+}
+
+// NeedsProbe: a normal-PID device may be in listening mode, which only a control request
+// tells; a device whose serial holds no ID (old Gen2 Device OS) is asked for it. DFU mode
+// and unopenable devices have nothing more to give.
+func (u *USBDoor) NeedsProbe(s Sighting) bool { return !s.DFU && s.Err == nil }
+
+func (u *USBDoor) timeout() time.Duration {
+	if u.RequestTimeout > 0 {
+		return u.RequestTimeout
+	}
+	return 3 * time.Second
+}
+
+func (u *USBDoor) open(s Sighting) (*usb.Device, error) {
+	info, ok := s.Ref.(usb.Info)
+	if !ok {
+		return nil, fmt.Errorf("device: USB sighting %s carries no usb.Info", s.Key)
+	}
+	return u.Host.OpenInfo(info)
+}
+
+// Probe asks a normal-mode device for its mode (control request 72) and, if the serial
+// string did not hold it, its device ID (request 20). Firmware without control requests
+// (Device OS < 0.8 on Gen2) answers neither: the mode stays unknown (normal).
+func (u *USBDoor) Probe(ctx context.Context, s Sighting) (Probe, error) {
+	pr := Probe{DeviceID: s.DeviceID, Platform: s.Platform, Mode: ModeNormal}
+	if s.DFU {
+		pr.Mode = ModeDFU
+		return pr, nil
+	}
+	d, err := u.open(s)
+	if err != nil {
+		return pr, err
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(ctx, u.timeout())
+	defer cancel()
+	c := d.Ctrl(ctrl.Options{RequestTimeout: u.timeout()})
+	if pr.DeviceID == "" {
+		if id, err := c.DeviceID(ctx); err == nil {
+			pr.DeviceID = id
+		} else if id, err2 := c.LegacyDeviceID(ctx); err2 == nil {
+			pr.DeviceID = id
+		}
+	}
+	mode, err := c.DeviceMode(ctx)
+	if err != nil {
+		return pr, fmt.Errorf("ask the %s for its mode: %w", d.Info(), err)
+	}
+	if mode == ctrl.ModeListening {
+		pr.Mode = ModeListening
+	}
+	return pr, nil
+}
+
+// Modules reads the modules: control request 90 in normal, safe and listening mode, DfuSe
+// UPLOAD of every slot in DFU mode.
+func (u *USBDoor) Modules(ctx context.Context, s Sighting, p *platform.Platform, m Mode) ([]ModuleStatus, error) {
+	if s.Err != nil {
+		return nil, s.Err
+	}
+	d, err := u.open(s)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	if s.DFU {
+		if p == nil {
+			return nil, remedy.With(fmt.Errorf("the %s is a Particle platform this version does not know", d.Info()),
+				"update the flasher")
+		}
+		x, err := d.DFU(0)
+		if err != nil {
+			return nil, err
+		}
+		slots, err := dfu.ReadModulesWith(ctx, x.Client, p, x.Layout, u.DFURead)
+		switch {
+		case errors.Is(err, dfu.ErrProtected):
+			return nil, remedy.With(err, "the device has Device OS device protection, so its flash cannot be read over DFU: "+
+				"reset it into normal mode (tap RESET) and read its modules there with control requests")
+		case err != nil:
+			return nil, remedy.With(err, dfu.Remedy)
+		}
+		return FromDFU(p, slots), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*u.timeout())
+	defer cancel()
+	infos, err := d.Ctrl(ctrl.Options{RequestTimeout: 2 * u.timeout()}).ModuleInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the modules of the %s (control request 90): %w", d.Info(), err)
+	}
+	return FromControl(p, infos), nil
+}
+
+// SerialDoor reaches devices through their USB CDC serial ports: identity from the port's
+// USB serial number (or `i` when the OS gives none), modules with `s` in listening mode.
+// It never writes to a port whose device ID it already knows unless modules are asked for,
+// so an application reading Serial in normal mode is not disturbed.
+type SerialDoor struct {
+	// ListPorts lists the Particle ports (default serialport.List). Tests and the simulator
+	// (whose ports are ptys the OS does not list as USB) replace it.
+	ListPorts func() ([]serialport.PortInfo, error)
+	// OpenPort opens a port for the console (default serialport.Open at ConsoleBaud).
+	OpenPort func(path string) (serialport.Port, error)
+	// Console tunes the console (timeouts); the default bounds `i` and `s` at 5 s.
+	Console listen.Options
+}
+
+// Name is DoorSerial.
+func (sd *SerialDoor) Name() string { return DoorSerial }
+
+// List lists the Particle serial ports.
+func (sd *SerialDoor) List(ctx context.Context) ([]Sighting, error) {
+	list := sd.ListPorts
+	if list == nil {
+		list = serialport.List
+	}
+	ports, err := list()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Sighting, 0, len(ports))
+	for _, pi := range ports {
+		p, _, _ := usb.Identify(pi.VID, pi.PID)
+		out = append(out, Sighting{Door: DoorSerial, Key: pi.Path, Path: pi.Path, DeviceID: usb.DeviceIDFromSerial(pi.Serial),
+			Serial: pi.Serial, Platform: p})
+	}
+	return out, nil
+}
+
+// NeedsProbe: only a port without a usable serial number is asked (`i`).
+func (sd *SerialDoor) NeedsProbe(s Sighting) bool { return s.DeviceID == "" }
+
+func (sd *SerialDoor) console(path string) (*listen.Console, func(), error) {
+	open := sd.OpenPort
+	if open == nil {
+		open = func(path string) (serialport.Port, error) { return serialport.Open(path, serialport.ConsoleBaud) }
+	}
+	port, err := open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	o := sd.Console
+	if o.SlowTimeout == 0 {
+		o.SlowTimeout = 5 * time.Second
+	}
+	return listen.New(port, o), func() { _ = port.Close() }, nil
+}
+
+// Probe asks `i`: only a device in listening mode answers, which is therefore its mode.
+func (sd *SerialDoor) Probe(ctx context.Context, s Sighting) (Probe, error) {
+	pr := Probe{DeviceID: s.DeviceID, Platform: s.Platform}
+	c, done, err := sd.console(s.Path)
+	if err != nil {
+		return pr, err
+	}
+	defer done()
+	id, err := c.Identify(ctx)
+	if err != nil {
+		return pr, err
+	}
+	pr.DeviceID, pr.Mode = id.DeviceID, ModeListening
+	return pr, nil
+}
+
+// Modules asks `s`, which only listening mode answers.
+func (sd *SerialDoor) Modules(ctx context.Context, s Sighting, p *platform.Platform, m Mode) ([]ModuleStatus, error) {
+	if m != ModeListening {
+		return nil, ErrNotSupported
+	}
+	c, done, err := sd.console(s.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	si, err := c.ModuleInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p, _ = platform.ByID(uint16(si.PlatformID))
+	}
+	return FromSerial(p, si), nil
+}
