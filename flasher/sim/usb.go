@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"sync/atomic"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,7 +43,18 @@ const (
 
 // usbDoor is the device as usbsim sees it. It is a separate value from Device because
 // usbsim.Device's Control takes a Setup, while the in-process door has gousb's signature.
-type usbDoor struct{ d *Device }
+type usbDoor struct {
+	d *Device
+	// Transfers counted from libusb programs, so tests can compare hosts' efficiency.
+	all, class atomic.Int64
+}
+
+// ControlTransfers counts the control transfers libusb programs have sent through the
+// USB door since the device was created: all of them, and the class requests alone (in
+// DFU mode, the DFU work itself, without enumeration's standard requests).
+func (d *Device) ControlTransfers() (all, class int64) {
+	return d.door.all.Load(), d.door.class.Load()
+}
 
 // USB returns the device's USB door, for adding to a usbsim.Server by hand (a Fleet and
 // Attach do it for you). The same value stands for the device across re-enumerations.
@@ -60,6 +73,10 @@ func (u *usbDoor) Info() usbsim.DeviceInfo {
 
 // Control forwards a transfer from a libusb program.
 func (u *usbDoor) Control(s usbsim.Setup, data []byte) (int, error) {
+	u.all.Add(1)
+	if s.RequestType&0x60 == 0x20 {
+		u.class.Add(1)
+	}
 	return u.d.Control(s.RequestType, s.Request, s.Value, s.Index, data)
 }
 
