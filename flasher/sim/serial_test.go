@@ -15,7 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.bug.st/serial"
 
+	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/serialdev"
 )
@@ -145,4 +147,28 @@ func TestMagicBaudRates(t *testing.T) {
 	st := waitMode(t, d, sim.ModeDFU)
 	assert.Equal(t, "14400 baud", st.LastReset)
 	assert.Empty(t, st.Serial, "no serial port in DFU mode")
+}
+
+// Our YMODEM sender (flasher/listen over go.bug.st/serial on the pty) delivers a real
+// module to the sim's listening mode; the device applies it at the reset that follows.
+func TestOurYModemSenderUpdate(t *testing.T) {
+	d := newDevice(t, sim.Options{Platform: plat(t, "boron"), Modules: boron152(t), Mode: sim.ModeListening})
+	want := release(t, "boron-bootloader@4.1.0.bin")
+	port, err := serialport.Open(d.SerialPath(), serialport.ConsoleBaud)
+	require.NoError(t, err)
+	defer port.Close()
+	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	con := listen.New(port, listen.Options{Quiet: 50 * time.Millisecond})
+	var last int
+	require.NoError(t, con.SendFirmware(c, "binary", want, func(done, total int) { last = done }))
+	assert.Equal(t, len(want), last, "progress reached the whole image")
+
+	st, err := d.WaitFor(ctx(t), func(st sim.Status) bool { return st.Ready && st.Resets >= 1 })
+	require.NoError(t, err)
+	assert.Equal(t, sim.ModeNormal, st.Mode, st.Reason)
+	bl, ok := findModule(d.Modules(), platform.FuncBootloader, 0)
+	require.True(t, ok)
+	assert.Equal(t, uint16(1200), bl.Version)
+	assert.Equal(t, want, d.Memory(0).Snapshot(0xF4000, uint32(len(want))), "the bootloader slot holds the file")
 }
