@@ -9,7 +9,7 @@ SHIM_SRC  := flasher/sim/usbsim/shim/libusb_shim.c
 TEST_TIMEOUT ?= 14m
 FUZZTIME  ?= 60s
 
-.PHONY: all run build test deps deps-test shim vet unit fuzz fuzz-smoke bench soak gui-smoke clean
+.PHONY: all run build test deps deps-test shim vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke clean
 
 all: build
 
@@ -41,7 +41,7 @@ vet:
 # Every test: unit, integration against the virtual device and real peers (dfu-util,
 # lrzsz), widget tests with Fyne's software renderer (-tags ci), and short smoke runs of
 # the fuzz, soak and benchmark targets.
-test: deps-test shim vet unit fuzz-smoke gui-smoke
+test: deps-test shim vet unit fuzz-smoke bench-smoke gui-smoke
 	@echo "make test: all passed"
 
 unit:
@@ -60,8 +60,13 @@ gui-smoke: deps-test
 	$(GO) build -o $(BUILD)/particle-flasher ./cmd/particle-flasher
 	PFLASH_SMOKE_EXIT=3s xvfb-run -a ./$(BUILD)/particle-flasher
 
+# Benchmarks report ratios (wall time / device-bound time the sim charged), never timed
+# assertions. The smoke run inside make test is the DfuSe write alone.
 bench: deps-test shim
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+bench-smoke:
+	$(GO) test -run '^$$' -bench 'Write256K' -benchtime 1x ./flasher/dfu/
 
 soak: deps-test shim
 	PFLASH_SOAK=1 $(GO) test -tags ci -timeout 60m -run 'Soak|Property|Campaign' ./...
