@@ -80,7 +80,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.BoolVar(&g.json, "json", false, "machine-readable output: one JSON object per line")
 	pf.StringVar(&g.cacheDir, "cache-dir", os.Getenv("PFLASH_CACHE_DIR"), "firmware cache directory (env PFLASH_CACHE_DIR)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log what happens on the wire")
-	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newCacheCmd(g), newPlanCmd(g), newListCmd(g), newSimCmd(g))
+	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newCacheCmd(g), newPlanCmd(g), newListCmd(g), newSimCmd(g), newDoctorCmd(g))
 	return root
 }
 

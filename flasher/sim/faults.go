@@ -21,6 +21,7 @@ type faults struct {
 	dropEvery    int
 	watchdog     time.Duration
 	wdLast       time.Duration
+	refuseOpen   bool
 }
 
 func (f *faults) applyDFU(dev *dfudev.Device) {
@@ -98,6 +99,14 @@ func (d *Device) SlowReenumeration(extra time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.faults.slowEnum = max(extra, 0)
+}
+
+// RefuseOpen makes every libusb open of the device fail with LIBUSB_ERROR_ACCESS, as
+// Linux does for a user without the udev rule.
+func (d *Device) RefuseOpen(refuse bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.faults.refuseOpen = refuse
 }
 
 // FailReenumeration makes the device boot but never come back on USB after its resets

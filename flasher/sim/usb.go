@@ -80,8 +80,15 @@ func (u *usbDoor) Control(s usbsim.Setup, data []byte) (int, error) {
 	return u.d.Control(s.RequestType, s.Request, s.Value, s.Index, data)
 }
 
-// Open lets every host open the device.
-func (u *usbDoor) Open() error { return nil }
+// Open lets every host open the device, unless RefuseOpen simulates missing permissions.
+func (u *usbDoor) Open() error {
+	u.d.mu.Lock()
+	defer u.d.mu.Unlock()
+	if u.d.faults.refuseOpen {
+		return usbsim.ErrAccess
+	}
+	return nil
+}
 
 // Reset is a USB bus reset (libusb_reset_device): the MCU keeps running, the
 // configuration and alt settings return to their defaults.
