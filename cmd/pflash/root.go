@@ -44,8 +44,10 @@ type globals struct {
 	json     bool
 	cacheDir string
 	verbose  bool
-	stdout   io.Writer
-	stderr   io.Writer
+	// configFile is --config; "" means $PFLASH_CONFIG or ~/.config/particle-flasher/config.toml.
+	configFile string
+	stdout     io.Writer
+	stderr     io.Writer
 }
 
 // emit writes one JSON object on its own line.
@@ -66,12 +68,17 @@ func newRoot(g *globals) *cobra.Command {
 			"and flashes Device OS in the right order, saying what the RGB LED should do.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			level := slog.LevelWarn
 			if g.verbose {
 				level = slog.LevelDebug
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level})))
+			c, err := loadConfig(configPath(g.configFile))
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			return applyConfig(cmd, c)
 		},
 	}
 	root.SetOut(g.stdout)
@@ -80,6 +87,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.BoolVar(&g.json, "json", false, "machine-readable output: one JSON object per line")
 	pf.StringVar(&g.cacheDir, "cache-dir", os.Getenv("PFLASH_CACHE_DIR"), "firmware cache directory (env PFLASH_CACHE_DIR)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log what happens on the wire")
+	pf.StringVar(&g.configFile, "config", "", "configuration file (env PFLASH_CONFIG; default ~/.config/particle-flasher/config.toml)")
 	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newCacheCmd(g), newPlanCmd(g), newListCmd(g), newSimCmd(g), newDoctorCmd(g))
 	return root
 }
