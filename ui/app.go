@@ -11,6 +11,8 @@ import (
 	"fyne.io/fyne/v2/app"
 
 	"github.com/particle-flasher/particle-flasher/assets"
+	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
 // AppID is the Fyne application ID; it must match FyneApp.toml.
@@ -24,15 +26,21 @@ const SmokeExitEnv = "PFLASH_SMOKE_EXIT"
 type Options struct {
 	// Demo starts virtual devices in-process so every flow can be tried without hardware.
 	Demo bool
+	// Actions builds the device panel's flashing section (target, plan, run); nil shows
+	// a placeholder until the runner is wired in.
+	Actions ActionsFunc
 }
 
 // Run opens the main window and blocks until it is closed.
 func Run(opts Options) {
 	a := app.NewWithID(AppID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
+	applyTheme(a, a.Preferences().StringWithFallback(prefTheme, "System"))
 	w := a.NewWindow("Particle Flasher")
-	w.SetContent(NewMainContent(opts))
-	w.Resize(fyne.NewSize(960, 640))
+	doors, closeDoors := realDoors(opts)
+	m := newMainUI(w, opts, &SimDoor{}, doors)
+	w.SetContent(m.content())
+	w.Resize(fyne.NewSize(1100, 700))
 	if v := os.Getenv(SmokeExitEnv); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -42,10 +50,28 @@ func Run(opts Options) {
 		go func() {
 			time.Sleep(d)
 			fyne.Do(func() {
-				slog.Info("smoke test: window was shown, quitting", "title", w.Title())
+				slog.Info("smoke test: window was shown, quitting", "title", w.Title(), "devices", len(m.order))
 				a.Quit()
 			})
 		}()
 	}
 	w.ShowAndRun()
+	m.stop()
+	_ = m.sims.Close()
+	closeDoors()
+}
+
+// realDoors opens the hardware doors unless the app runs the demo only. Without libusb
+// the app still opens: the empty state offers the virtual devices.
+func realDoors(opts Options) ([]device.Door, func()) {
+	if opts.Demo {
+		return nil, func() {}
+	}
+	doors := []device.Door{&device.SerialDoor{}}
+	h, err := usb.NewHost()
+	if err != nil {
+		slog.Warn("USB unavailable; only serial ports are watched", "err", err)
+		return doors, func() {}
+	}
+	return append([]device.Door{&device.USBDoor{Host: h}}, doors...), func() { _ = h.Close() }
 }

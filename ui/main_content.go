@@ -1,23 +1,345 @@
 package ui
 
 import (
+	"context"
+	"image/color"
+	"log/slog"
+	"sort"
+	"time"
+
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
+
+	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
-// NewMainContent builds the main window's content. Until the device list lands it
-// explains what the app will do, so a person who opens it knows what is coming.
-func NewMainContent(opts Options) fyne.CanvasObject {
-	title := widget.NewLabelWithStyle("Particle Flasher", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
-	body := widget.NewLabel("Plug in a Particle device (Photon, Electron, Argon, Boron, B SoM, Tracker, P2, M SoM, ...)\n" +
-		"over USB. Coming next: live device list, module versions and diagnosis,\n" +
-		"guided upgrade, downgrade and rescue with RGB LED guidance, and factory flashing.")
-	body.Alignment = fyne.TextAlignCenter
-	status := widget.NewLabel("No device support yet: this is the placeholder window of the foundation build.")
-	if opts.Demo {
-		status.SetText("Demo mode requested: virtual devices arrive with the virtual-device milestone.")
-	}
-	status.Alignment = fyne.TextAlignCenter
-	return container.NewCenter(container.NewVBox(title, body, status))
+// ActionsFunc builds the part of the device panel that acts on a device: the target
+// picker, plan preview and run. It is the extension point for the runner (flasher/run);
+// until it is wired in, the panel says what is coming.
+type ActionsFunc func(d device.Device) fyne.CanvasObject
+
+// mainUI is the window's state. Every field is touched only on the UI thread; workers
+// send their changes through onUI.
+type mainUI struct {
+	win     fyne.Window
+	opts    Options
+	anim    *animator
+	sims    *SimDoor
+	actions ActionsFunc
+
+	devices map[string]device.Device
+	order   []string // keys, in the order devices first appeared
+	selKey  string
+	demoOn  bool
+
+	tabs     *container.AppTabs
+	list     *widget.List
+	left     *fyne.Container
+	listBox  fyne.CanvasObject
+	empty    fyne.CanvasObject
+	status   *widget.Label
+	panel    *devicePanel
+	wizard   *wizard
+	settings *settingsView
+
+	ctx    context.Context // ends with the window: every worker started for it stops then
+	cancel context.CancelFunc
+	done   chan struct{}
 }
+
+// newMainUI builds the window content and starts the device watcher over the given doors
+// plus sims, the in-process door the demo devices are plugged into.
+func newMainUI(w fyne.Window, opts Options, sims *SimDoor, doors []device.Door) *mainUI {
+	m := &mainUI{win: w, opts: opts, anim: newAnimator(), sims: sims, devices: map[string]device.Device{}}
+	m.actions = opts.Actions
+	if m.actions == nil {
+		m.actions = func(d device.Device) fyne.CanvasObject { return newTargetSection(m, d) }
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.status = widget.NewLabel("")
+	m.panel = newDevicePanel(m)
+	m.wizard = newWizard(m)
+	m.settings = newSettingsView(w)
+	m.list = widget.NewList(
+		func() int { return len(m.order) },
+		func() fyne.CanvasObject { return newDeviceRow(m.anim) },
+		func(i widget.ListItemID, o fyne.CanvasObject) {
+			if i < len(m.order) {
+				rowOf(o).set(m.devices[m.order[i]])
+			}
+		})
+	m.list.OnSelected = func(i widget.ListItemID) {
+		if i < len(m.order) {
+			m.select_(m.order[i])
+		}
+	}
+	m.empty = m.emptyState()
+	m.listBox = m.list
+	m.left = container.NewStack(m.empty)
+	split := container.NewHSplit(container.NewBorder(widget.NewLabelWithStyle("Devices", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), nil, nil, nil, m.left), m.panel.obj)
+	split.Offset = 0.32
+	m.tabs = container.NewAppTabs(
+		container.NewTabItem("Devices", container.NewBorder(nil, m.status, nil, nil, split)),
+		container.NewTabItem("Recovery", m.wizard.obj),
+		container.NewTabItem("Settings", m.settings.obj),
+	)
+	m.shortcuts()
+
+	ctx := m.ctx
+	m.done = make(chan struct{})
+	go m.anim.run(ctx)
+	all := append([]device.Door{sims}, doors...)
+	events := device.NewWatcher(device.Options{Doors: all}).Run(ctx)
+	go func() {
+		defer close(m.done)
+		for e := range events {
+			onUI(func() { m.apply(e) })
+		}
+	}()
+	if opts.Demo {
+		m.startDemo()
+	}
+	return m
+}
+
+// content is what goes in the window.
+func (m *mainUI) content() fyne.CanvasObject { return m.tabs }
+
+// stop ends the watcher and animation and waits for the event pump, so nothing updates a
+// closed window. The wait is bounded: once the app's loop has ended, a fyne.Do the pump
+// was in the middle of may never return, and quitting must not hang on it.
+func (m *mainUI) stop() {
+	m.cancel()
+	select {
+	case <-m.done:
+	case <-time.After(2 * time.Second):
+		slog.Warn("device event pump did not stop in time")
+	}
+}
+
+// shortcuts: Ctrl+1..3 switch tabs, so the app works without a mouse; the device list
+// itself takes the arrow keys once focused (Tab moves focus).
+func (m *mainUI) shortcuts() {
+	for i := range 3 {
+		key := fyne.KeyName(rune('1' + i))
+		m.win.Canvas().AddShortcut(&desktopShortcut{key: key}, func(fyne.Shortcut) {
+			m.tabs.SelectIndex(i)
+			if i == 0 {
+				m.win.Canvas().Focus(m.list)
+			}
+		})
+	}
+}
+
+// emptyState tells a person with nothing plugged in what to do, and lets them try the
+// app on virtual devices.
+func (m *mainUI) emptyState() fyne.CanvasObject {
+	title := widget.NewLabelWithStyle("No device found", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
+	body := widget.NewLabel("Plug a Particle device (Photon, Electron, Argon, Boron, B SoM, Tracker, P2, M SoM, ...) into a USB port with a data cable.")
+	body.Wrapping = fyne.TextWrapWord
+	help := widget.NewButton("My device is not showing up", func() {
+		l := widget.NewLabel(notShowingHelp())
+		l.Wrapping = fyne.TextWrapWord
+		d := dialog.NewCustom("My device is not showing up", "Close", container.NewVScroll(l), m.win)
+		d.Resize(fyne.NewSize(520, 420))
+		d.Show()
+	})
+	demo := widget.NewButton("Try with a virtual device", func() { m.startDemo() })
+	demo.Importance = widget.HighImportance
+	return container.NewVBox(title, body, help, demo)
+}
+
+func notShowingHelp() string {
+	return "1. Use a data cable: many USB cables only charge. Try another cable and another port (not a hub).\n" +
+		"2. Look at the LED. Dark: no power or no bootloader. Breathing cyan, blinking green or blue: the device runs and should appear.\n" +
+		"3. On Linux, a normal user needs the udev rule: see Settings > Permissions.\n" +
+		"4. On Windows, the DFU driver must be installed (Settings shows how).\n" +
+		"5. If the device still does not appear, put it in DFU mode by hand: the Recovery tab shows the button sequence and continues by itself when the device shows up.\n\n" +
+		usb.PermissionRemedy()
+}
+
+// startDemo plugs the three demo devices into the in-process door. Building them costs a
+// moment, so it runs off the UI thread.
+func (m *mainUI) startDemo() {
+	if m.demoOn {
+		return
+	}
+	m.demoOn = true
+	go func() {
+		devs, err := DemoDevices()
+		if err != nil {
+			slog.Error("demo devices", "err", err)
+			onUI(func() { m.status.SetText("Could not start the virtual devices: " + err.Error()) })
+			return
+		}
+		for _, d := range devs {
+			m.sims.Add(d)
+		}
+		slog.Info("demo: virtual devices plugged in", "count", len(devs))
+	}()
+}
+
+// apply folds one watcher event into the window. A device keeps its row (its key) across
+// mode changes and re-enumeration; only Disappeared removes it.
+func (m *mainUI) apply(e device.Event) {
+	switch e.Kind {
+	case device.Ready:
+		return
+	case device.DoorFailed:
+		m.status.SetText("Cannot list " + e.Door + " devices: " + errText(e.Err))
+		return
+	case device.Disappeared:
+		m.remove(e.Device.Key)
+	case device.DuplicateID:
+		m.status.SetText("Two units report the same ID: " + e.Device.Name())
+		m.put(e.Device)
+	default:
+		m.put(e.Device)
+	}
+	if e.Kind == device.Appeared || e.Kind == device.ChangedMode || e.Kind == device.Returned {
+		m.wizard.seen(e.Device)
+	}
+	m.refresh()
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+func (m *mainUI) put(d device.Device) {
+	if _, ok := m.devices[d.Key]; !ok {
+		m.order = append(m.order, d.Key)
+	}
+	m.devices[d.Key] = d
+}
+
+func (m *mainUI) remove(key string) {
+	delete(m.devices, key)
+	for i, k := range m.order {
+		if k == key {
+			m.order = append(m.order[:i], m.order[i+1:]...)
+			break
+		}
+	}
+	if m.selKey == key {
+		m.selKey = ""
+		m.list.UnselectAll()
+	}
+}
+
+func (m *mainUI) refresh() {
+	if len(m.order) == 0 {
+		m.left.Objects = []fyne.CanvasObject{m.empty}
+	} else {
+		m.left.Objects = []fyne.CanvasObject{m.listBox}
+	}
+	m.left.Refresh()
+	m.list.Refresh()
+	if d, ok := m.devices[m.selKey]; ok {
+		m.panel.show(d)
+	} else {
+		m.panel.none()
+	}
+}
+
+// select_ shows a device in the panel (select is a keyword).
+func (m *mainUI) select_(key string) {
+	m.selKey = key
+	if d, ok := m.devices[key]; ok {
+		m.panel.show(d)
+	}
+}
+
+// selectKey selects a device's row from code (the wizard hands over its device).
+func (m *mainUI) selectKey(key string) {
+	for i, k := range m.order {
+		if k == key {
+			m.tabs.SelectIndex(0)
+			m.list.Select(i)
+			m.select_(key)
+			return
+		}
+	}
+}
+
+// sortedKeys is for tests and logs.
+func (m *mainUI) sortedKeys() []string {
+	k := append([]string(nil), m.order...)
+	sort.Strings(k)
+	return k
+}
+
+// deviceRow is one line of the device list: LED dot, platform, short ID, mode badge.
+type deviceRow struct {
+	widget.BaseWidget
+	light *ledLight
+	name  *widget.Label
+	id    *widget.Label
+	badge *canvas.Rectangle
+	mode  *widget.Label
+	texts *fyne.Container
+	outer *fyne.Container
+}
+
+func newDeviceRow(a *animator) *deviceRow {
+	r := &deviceRow{light: newLEDLight(14), name: widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		id: widget.NewLabel(""), badge: canvas.NewRectangle(color.Transparent), mode: widget.NewLabel("")}
+	r.badge.CornerRadius = 6
+	a.add(r.light)
+	r.ExtendBaseWidget(r)
+	return r
+}
+
+func rowOf(o fyne.CanvasObject) *deviceRow { return o.(*deviceRow) }
+
+func (r *deviceRow) CreateRenderer() fyne.WidgetRenderer {
+	badge := container.NewStack(r.badge, r.mode)
+	r.texts = container.NewHBox(r.name, r.id)
+	r.outer = container.NewBorder(nil, nil, container.NewCenter(r.light.box), badge, r.texts)
+	return widget.NewSimpleRenderer(r.outer)
+}
+
+func (r *deviceRow) set(d device.Device) {
+	r.light.set(ledFor(d))
+	r.name.SetText(platformName(d.Platform))
+	r.id.SetText(shortID(d))
+	r.mode.SetText(modeWords(d))
+	r.badge.FillColor = badgeColor(d)
+	r.badge.Refresh()
+	// Texts of another length need the row laid out again.
+	if r.outer != nil {
+		r.outer.Refresh()
+		r.texts.Refresh()
+	}
+}
+
+// badgeColor tints the mode badge; the badge's words carry the same information.
+func badgeColor(d device.Device) color.Color {
+	switch {
+	case d.Err != nil:
+		return color.NRGBA{0xd0, 0x40, 0x40, 0x60}
+	case d.Mode == device.ModeSafe:
+		return color.NRGBA{0xc0, 0x40, 0xc0, 0x60}
+	case d.Mode == device.ModeDFU:
+		return color.NRGBA{0xd0, 0xb0, 0x20, 0x60}
+	case d.Mode == device.ModeListening:
+		return color.NRGBA{0x30, 0x60, 0xd0, 0x60}
+	case d.Mode == device.ModeNormal:
+		return color.NRGBA{0x20, 0xb0, 0xb0, 0x60}
+	}
+	return color.NRGBA{0x80, 0x80, 0x80, 0x40}
+}
+
+// desktopShortcut is Ctrl (Cmd on macOS via Fyne's mapping) + a key.
+type desktopShortcut struct{ key fyne.KeyName }
+
+func (s *desktopShortcut) ShortcutName() string  { return "Ctrl+" + string(s.key) }
+func (s *desktopShortcut) Key() fyne.KeyName     { return s.key }
+func (s *desktopShortcut) Mod() fyne.KeyModifier { return fyne.KeyModifierShortcutDefault }

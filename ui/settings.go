@@ -1,0 +1,164 @@
+package ui
+
+import (
+	"image/color"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/particle-flasher/particle-flasher/assets"
+	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+)
+
+// Preference keys. The app keeps its settings in Fyne's preferences so they survive a
+// restart; the runner reads them when it is wired in.
+const (
+	prefOffline = "offline"
+	prefMirrors = "mirrors"
+	prefVerify  = "verify"
+	prefTheme   = "theme"
+)
+
+// udevRulePath is where the Linux permissions check looks for the rule.
+var udevRulePath = "/etc/udev/rules.d/50-particle.rules"
+
+// settingsView is the Settings tab.
+type settingsView struct {
+	cacheDir  *widget.Label
+	cacheSize *widget.Label
+	udevState *widget.Label
+	udevText  *widget.Label
+	install   *widget.Label
+	obj       fyne.CanvasObject
+}
+
+func newSettingsView(w fyne.Window) *settingsView {
+	a := fyne.CurrentApp()
+	prefs := a.Preferences()
+	s := &settingsView{cacheDir: widget.NewLabel(""), cacheSize: widget.NewLabel("measuring...")}
+	dir, err := cache.DefaultDir()
+	if err != nil {
+		s.cacheDir.SetText("unknown: " + err.Error())
+	} else {
+		s.cacheDir.SetText(dir)
+		go func() {
+			size := dirSize(dir)
+			onUI(func() { s.cacheSize.SetText(size) })
+		}()
+	}
+	offline := widget.NewCheck("Offline mode: never download, use only the cache", func(b bool) { prefs.SetBool(prefOffline, b) })
+	offline.SetChecked(prefs.Bool(prefOffline))
+	mirrors := widget.NewMultiLineEntry()
+	mirrors.SetPlaceHolder("One mirror URL per line (default: GitHub releases)")
+	mirrors.SetText(prefs.String(prefMirrors))
+	mirrors.OnChanged = func(v string) { prefs.SetString(prefMirrors, v) }
+	verify := widget.NewSelect([]string{"Read back every module", "Check CRC only", "Do not verify"}, func(v string) { prefs.SetString(prefVerify, v) })
+	verify.SetSelected(prefs.StringWithFallback(prefVerify, "Read back every module"))
+	themeSel := widget.NewSelect([]string{"System", "Light", "Dark"}, func(v string) {
+		prefs.SetString(prefTheme, v)
+		applyTheme(a, v)
+	})
+	themeSel.SetSelected(prefs.StringWithFallback(prefTheme, "System"))
+
+	form := widget.NewForm(
+		widget.NewFormItem("Cache location", s.cacheDir),
+		widget.NewFormItem("Cache size", s.cacheSize),
+		widget.NewFormItem("Offline", offline),
+		widget.NewFormItem("Mirrors", mirrors),
+		widget.NewFormItem("Verify", verify),
+		widget.NewFormItem("Theme", themeSel),
+	)
+	s.obj = container.NewVScroll(container.NewVBox(
+		widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		form, widget.NewSeparator(), s.permissions(w)))
+	return s
+}
+
+// permissions is the USB access check: on Linux a normal user needs the udev rule, on
+// Windows the DFU interface needs the WinUSB driver.
+func (s *settingsView) permissions(w fyne.Window) fyne.CanvasObject {
+	title := widget.NewLabelWithStyle("Permissions", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	switch runtime.GOOS {
+	case "windows":
+		l := widget.NewLabel("Windows: DFU mode needs the WinUSB driver on the DFU interface. " +
+			"Install it once with Zadig (select the Particle DFU device, choose WinUSB, Install), then re-plug the device.")
+		l.Wrapping = fyne.TextWrapWord
+		return container.NewVBox(title, l)
+	case "darwin":
+		return container.NewVBox(title, widget.NewLabel("macOS needs no driver or rule for Particle devices."))
+	}
+	s.udevState = widget.NewLabel("")
+	if _, err := os.Stat(udevRulePath); err == nil {
+		s.udevState.SetText("Installed: " + udevRulePath + " is present.")
+	} else {
+		s.udevState.SetText("Not installed: without " + udevRulePath + " only root can open Particle devices.")
+		s.udevState.Importance = widget.WarningImportance
+	}
+	s.udevText = widget.NewLabelWithStyle(assets.UdevRules, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+	s.udevText.Wrapping = fyne.TextWrapBreak
+	copyRule := widget.NewButtonWithIcon("Copy rule", theme.ContentCopyIcon(), func() {
+		fyne.CurrentApp().Clipboard().SetContent(assets.UdevRules)
+	})
+	s.install = widget.NewLabelWithStyle(assets.UdevInstallCommand, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
+	s.install.Wrapping = fyne.TextWrapBreak
+	copyCmd := widget.NewButtonWithIcon("Copy command", theme.ContentCopyIcon(), func() {
+		fyne.CurrentApp().Clipboard().SetContent(assets.UdevInstallCommand)
+	})
+	how := widget.NewLabel("Save the rule as 50-particle.rules, then run this command in the same folder and re-plug the device:")
+	how.Wrapping = fyne.TextWrapWord
+	return container.NewVBox(title, s.udevState, widget.NewLabel("Linux udev rule:"), s.udevText, copyRule, how, s.install, copyCmd)
+}
+
+// dirSize sums the files under dir, in words.
+func dirSize(dir string) string {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	switch {
+	case n >= 1<<30:
+		return formatSize(float64(n)/(1<<30), "GB")
+	case n >= 1<<20:
+		return formatSize(float64(n)/(1<<20), "MB")
+	case n >= 1<<10:
+		return formatSize(float64(n)/(1<<10), "KB")
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+func formatSize(v float64, unit string) string {
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + unit
+}
+
+// variantTheme forces the light or dark variant of the default theme.
+type variantTheme struct {
+	fyne.Theme
+	variant fyne.ThemeVariant
+}
+
+func (t variantTheme) Color(n fyne.ThemeColorName, _ fyne.ThemeVariant) color.Color {
+	return t.Theme.Color(n, t.variant)
+}
+
+func applyTheme(a fyne.App, v string) {
+	switch v {
+	case "Light":
+		a.Settings().SetTheme(variantTheme{theme.DefaultTheme(), theme.VariantLight})
+	case "Dark":
+		a.Settings().SetTheme(variantTheme{theme.DefaultTheme(), theme.VariantDark})
+	default:
+		a.Settings().SetTheme(theme.DefaultTheme())
+	}
+}
