@@ -88,7 +88,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.cacheDir, "cache-dir", os.Getenv("PFLASH_CACHE_DIR"), "firmware cache directory (env PFLASH_CACHE_DIR)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log what happens on the wire")
 	pf.StringVar(&g.configFile, "config", "", "configuration file (env PFLASH_CONFIG; default ~/.config/particle-flasher/config.toml)")
-	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newCacheCmd(g), newPlanCmd(g), newListCmd(g), newSimCmd(g), newDoctorCmd(g))
+	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newCacheCmd(g), newPlanCmd(g), newListCmd(g), newSimCmd(g), newDoctorCmd(g), newFlashCmd(g))
 	return root
 }
 

@@ -1,0 +1,464 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	frun "github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/usb"
+)
+
+// flashDoors opens what `pflash flash` reaches devices through: libusb and the serial
+// ports. Tests replace it (the simulator's serial ports are ptys the OS does not list).
+var flashDoors = func(g *globals) (frun.Doors, func(), error) {
+	h, err := usb.NewHost()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &frun.USBDoors{Host: h}, func() {
+		if err := h.Close(); err != nil {
+			slog.Debug("closing libusb", "err", err)
+		}
+	}, nil
+}
+
+// flashTimeouts are the runner's timeouts; tests shorten them.
+var flashTimeouts = frun.Timeouts{}
+
+// flashStdin is where the confirmation is read from; tests replace it.
+var flashStdin io.Reader = os.Stdin
+
+type flashFlags struct {
+	to, app, device, verify, stateDir string
+	yes, offline, force               bool
+	noBootloader, noSoftDevice, noNCP bool
+	watchdog                          time.Duration
+}
+
+func newFlashCmd(g *globals) *cobra.Command {
+	var f flashFlags
+	cmd := &cobra.Command{
+		Use:   "flash --to VERSION|FILE|DIR|ZIP [--app FILE] [--device ID] [--yes]",
+		Short: "Upgrade, downgrade or rescue a device: plan, write, verify, with the LED to expect at every step",
+		Long: "flash reads what the device has, plans the way to the target (the same plan `pflash plan`\n" +
+			"shows), asks before writing (unless --yes), then runs it: switching modes, writing over DFU\n" +
+			"or control requests, waiting for the device to come back, and verifying that it starts\n" +
+			"normally at exactly the target versions. Every step says what the RGB LED should do and\n" +
+			"what to do if it does something else.\n\n" +
+			"--to takes a Device OS version (resolved through the firmware cache: `pflash cache import`\n" +
+			"seeds it without internet), a module file, a directory of module files or a .zip bundle.\n" +
+			"--watchdog PERIOD cuts the DFU work into pieces that fit between two resets of a board's\n" +
+			"external watchdog. --verify=readback also reads every written range back.\n\n" +
+			"An interrupted run (crash, Ctrl-C, unplugged cable, power loss) is finished by running the\n" +
+			"same command again: the device is read again and only what is missing is written. A\n" +
+			"journal per device in --state-dir says where the last run stopped.\n\n" +
+			"With --json, one event per line (plan, step, progress, led, waiting, step-done, retry,\n" +
+			"verified, failed), ending with {\"event\": \"done\", \"result\": \"ok\"|\"failed\", \"error\": ...,\n" +
+			"\"remedy\": ..., \"modules\": [...as inspect --json...]}.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err := runFlash(ctx, g, f)
+			if err == nil {
+				return nil
+			}
+			var ee *exitError
+			if !errors.As(err, &ee) {
+				ee = &exitError{code: exitFailed, err: err}
+			}
+			return ee
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.to, "to", "", "target: Device OS version, module file, directory of module files, or .zip bundle")
+	fl.StringVar(&f.app, "app", "", "application (user part .bin) to install as well")
+	fl.StringVar(&f.device, "device", "", "device ID (default: the only attached device)")
+	fl.BoolVarP(&f.yes, "yes", "y", false, "do not ask before writing")
+	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback (read every written range back) or none")
+	fl.DurationVar(&f.watchdog, "watchdog", 0, "period of the board's external watchdog (e.g. 15s): cut the DFU work to fit")
+	fl.StringVar(&f.stateDir, "state-dir", os.Getenv(frun.EnvStateDir), "where the per-device journals live (env "+frun.EnvStateDir+")")
+	fl.BoolVar(&f.offline, "offline", false, "resolve a Device OS version from the firmware cache only, never the network")
+	fl.BoolVar(&f.noBootloader, "no-bootloader", false, "leave the bootloader (and prebootloaders) as they are")
+	fl.BoolVar(&f.noSoftDevice, "no-softdevice", false, "leave the SoftDevice as it is")
+	fl.BoolVar(&f.noNCP, "no-ncp", false, "leave the NCP firmware as it is")
+	fl.BoolVar(&f.force, "force", false, "rewrite modules that are already installed")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// runFlash is `pflash flash`. In JSON mode every outcome, failures before the run
+// included, ends with a done event.
+func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
+	out := newFlashOutput(g)
+	defer func() {
+		if err != nil && out.needDone {
+			out.event(frun.Event{Event: frun.EvDone, Time: time.Now(), DeviceID: f.device, Result: frun.ResultFailed,
+				Error: errText(err), Remedy: remedy.Of(err)})
+			if g.json {
+				err = &exitError{code: exitCode(err), err: errReported}
+			}
+		}
+	}()
+	verify, ok := plan.ParseVerifyMode(f.verify)
+	if !ok {
+		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown --verify %q", f.verify), "Use modules, readback or none.")}
+	}
+	stateDir := f.stateDir
+	if stateDir == "" {
+		if stateDir, err = frun.DefaultStateDir(); err != nil {
+			return err
+		}
+	}
+	doors, closeDoors, err := flashDoors(g)
+	if err != nil {
+		return &exitError{code: exitFailed, err: err}
+	}
+	defer closeDoors()
+
+	// The device first: a Device OS version resolves per platform.
+	dev, err := pickFlashDevice(ctx, doors, f.device)
+	if err != nil {
+		return err
+	}
+	tgt, err := flashTarget(ctx, g, f, dev.Platform)
+	if err != nil {
+		return err
+	}
+	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
+		Watchdog: f.watchdog, Verify: verify, Force: f.force}
+
+	r := frun.New(frun.Options{Doors: doors, Events: out.event, Journal: &frun.Store{Dir: stateDir}, Timeouts: flashTimeouts})
+	pr, err := r.Prepare(ctx, dev.ID, tgt)
+	if err != nil {
+		return &exitError{code: exitCode(err), err: err}
+	}
+	out.showPlan(pr)
+	if len(pr.Plan.Steps) == 0 {
+		out.line("Nothing to do: the device already has %s.", pr.Plan.To)
+	}
+	if !f.yes && len(pr.Plan.Steps) > 0 {
+		if g.json {
+			// What would have been done, for the script that forgot --yes.
+			e := frun.PlanEvent(pr.Plan, pr.Reading.Mode)
+			e.DeviceID = pr.ID
+			out.event(e)
+		}
+		if err := confirm(g, pr); err != nil {
+			return err
+		}
+	}
+	out.needDone = false // the runner ends with its own done event
+	if _, err := r.Execute(ctx, pr); err != nil {
+		// The runner has reported it (failed and done events).
+		return &exitError{code: exitCode(err), err: errReported}
+	}
+	return nil
+}
+
+func errText(err error) string {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.err.Error()
+	}
+	return err.Error()
+}
+
+// exitCode maps a failure to pflash's exit codes.
+func exitCode(err error) int {
+	var ee *exitError
+	var pe *usb.PermissionError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &pe):
+		return exitAccess
+	case errors.Is(err, frun.ErrGone), errors.Is(err, frun.ErrNotAttached):
+		return exitNoDevice
+	}
+	return exitFailed
+}
+
+// pickFlashDevice finds the device to flash: the one named, or the only one attached.
+func pickFlashDevice(ctx context.Context, doors frun.Doors, id string) (frun.Attached, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		devs, err := doors.List(ctx)
+		if err != nil {
+			var pe *usb.PermissionError
+			if errors.As(err, &pe) {
+				return frun.Attached{}, &exitError{code: exitAccess, err: err}
+			}
+			return frun.Attached{}, &exitError{code: exitFailed, err: err}
+		}
+		var match []frun.Attached
+		for _, d := range devs {
+			if id == "" || strings.EqualFold(d.ID, strings.TrimSpace(id)) {
+				match = append(match, d)
+			}
+		}
+		switch {
+		case len(match) == 1 && match[0].Platform != nil:
+			return match[0], nil
+		case len(match) == 1:
+			return frun.Attached{}, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("the device %s is a platform this version does not know", match[0].ID), "update pflash")}
+		case len(match) > 1:
+			var ids []string
+			for _, d := range match {
+				ids = append(ids, d.ID)
+			}
+			return frun.Attached{}, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("%d devices are attached (%s)", len(match), strings.Join(ids, ", ")),
+				"say which one with --device ID")}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			what := "no Particle device is attached"
+			if id != "" {
+				what = "no attached device has the ID " + id
+			}
+			return frun.Attached{}, &exitError{code: exitNoDevice, err: remedy.With(errors.New(what),
+				"check the USB cable (some only charge) and that the device is powered; `pflash list` shows the attached devices")}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// flashTarget resolves --to and --app into module files.
+func flashTarget(ctx context.Context, g *globals, f flashFlags, p *platform.Platform) (plan.Target, error) {
+	var tgt plan.Target
+	if _, err := os.Stat(f.to); err == nil {
+		mods, err := loadModules(f.to)
+		if err != nil {
+			return tgt, err
+		}
+		if len(mods) == 1 && mods[0].Function == platform.FuncUser && f.app == "" {
+			tgt.App = mods[0]
+		} else {
+			tgt.Modules = mods
+		}
+		// Unnamed: the plan names the target by the Device OS its files make up.
+	} else if looksLikeVersion(f.to) {
+		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, f.offline)
+		if err != nil {
+			return tgt, err
+		}
+		tgt.Modules = mods
+		tgt.Name = strings.TrimPrefix(f.to, "v")
+	} else {
+		return tgt, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("--to %s: no such file or directory, and not a Device OS version", f.to),
+			"Give a version such as 4.1.0, a module file, a directory of modules or a .zip bundle.")}
+	}
+	if f.app != "" {
+		mods, err := loadModules(f.app)
+		if err != nil {
+			return tgt, err
+		}
+		if len(mods) != 1 {
+			return tgt, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("--app %s holds %d modules", f.app, len(mods)), "Give one application .bin file.")}
+		}
+		tgt.App = mods[0]
+	}
+	return tgt, nil
+}
+
+// fetchRelease resolves a Device OS version for a platform through the firmware cache
+// (downloading what it lacks unless offline), with the release's application when the
+// cache can have it: the replacement for an app the target cannot run.
+func fetchRelease(ctx context.Context, g *globals, version string, p *platform.Platform, offline bool) ([]*module.Module, error) {
+	c, err := cache.Open(cache.Options{Dir: g.cacheDir, Offline: offline, Logger: slog.Default()})
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	res, err := c.Fetch(ctx, version, p.Name, cache.FetchOptions{})
+	if err != nil {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	files := res.Files
+	// The application is only needed when the device's own cannot run on the target, so a
+	// cached copy is taken when there is one, and the network asked only briefly.
+	cached, err := cache.Open(cache.Options{Dir: g.cacheDir, Offline: true, Logger: slog.Default()})
+	if err != nil {
+		cached = c
+	}
+	for _, m := range res.Release.Modules {
+		if !m.IsUser() {
+			continue
+		}
+		want := cache.FetchOptions{Modules: []string{m.Name}}
+		app, err := cached.Fetch(ctx, res.Release.Version, p.Name, want)
+		if err != nil && !offline {
+			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			app, err = c.Fetch(actx, res.Release.Version, p.Name, want)
+			cancel()
+		}
+		if err == nil {
+			files = append(files, app.Files...)
+		}
+	}
+	var out []*module.Module
+	for _, cf := range files {
+		mods, err := loadModules(cf.Entry.Path)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mods...)
+	}
+	return out, nil
+}
+
+// confirm asks before writing; without a terminal to ask on, --yes is required.
+func confirm(g *globals, pr *frun.Prepared) error {
+	if g.json || !isTerminal(flashStdin) {
+		return &exitError{code: exitUsage, err: remedy.With(errors.New("flashing needs confirmation"),
+			"Look at the plan (`pflash plan` or the lines above) and run again with --yes.")}
+	}
+	fmt.Fprintf(g.stdout, "Write %d step(s) to the device %s? [y/N] ", len(pr.Plan.Steps), pr.ID)
+	line, _ := bufio.NewReader(flashStdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return &exitError{code: exitFailed, err: errors.New("not confirmed: nothing was written")}
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// ---- output ---------------------------------------------------------------------------
+
+// flashOutput renders the runner's events: JSON lines, or sentences for a person (plain
+// lines when stdout is not a terminal, a progress bar that redraws in place when it is).
+type flashOutput struct {
+	g        *globals
+	tty      bool
+	needDone bool
+	barShown bool
+	lastPct  int
+	steps    int
+}
+
+func newFlashOutput(g *globals) *flashOutput {
+	return &flashOutput{g: g, tty: isTerminal(g.stdout), needDone: true, lastPct: -1}
+}
+
+func (o *flashOutput) line(format string, a ...any) {
+	if o.g.json {
+		return
+	}
+	o.clearBar()
+	fmt.Fprintf(o.g.stdout, format+"\n", a...)
+}
+
+func (o *flashOutput) clearBar() {
+	if o.barShown {
+		fmt.Fprint(o.g.stdout, "\r\033[K")
+		o.barShown = false
+	}
+}
+
+func (o *flashOutput) showPlan(pr *frun.Prepared) {
+	if o.g.json {
+		return
+	}
+	fmt.Fprint(o.g.stdout, pr.Plan.String())
+	if pr.Journal != nil {
+		o.line("An earlier run to %s stopped %s; this run finishes it.", pr.Journal.Target, pr.Journal.Where())
+	}
+}
+
+func (o *flashOutput) event(e frun.Event) {
+	if o.g.json {
+		if err := o.g.emit(e); err != nil {
+			slog.Debug("flash: output", "err", err)
+		}
+		return
+	}
+	switch e.Event {
+	case frun.EvPlan:
+		o.steps = e.Steps
+	case frun.EvResume:
+		o.line("%s", e.Message)
+	case frun.EvStep:
+		o.lastPct = -1
+		o.line("[%d/%d] %s", e.StepIndex, e.Steps, e.Title)
+	case frun.EvLED:
+		if e.LED != nil {
+			o.line("      LED: %s. %s", e.LED.Expect, e.LED.Text)
+		}
+	case frun.EvWaiting:
+		s := fmt.Sprintf("      Waiting for %s (up to %s)", e.Waiting, (time.Duration(e.TimeoutSeconds * float64(time.Second))).Round(time.Second))
+		o.line("%s", s)
+		if e.Buttons {
+			o.line("      %s", e.Message)
+			if e.LED != nil {
+				o.line("      LED: %s. %s", e.LED.Expect, e.LED.Text)
+			}
+		}
+	case frun.EvProgress:
+		o.progress(e)
+	case frun.EvRetry:
+		o.line("      %s (%s)", e.Message, e.Error)
+	case frun.EvVerified:
+		o.line("      %s", e.Message)
+	case frun.EvFailed:
+		o.line("Failed: %s", e.Error)
+		if e.State != "" {
+			o.line("State: %s", e.State)
+		}
+		if e.Remedy != "" {
+			o.line("What to do: %s", e.Remedy)
+		}
+	case frun.EvDone:
+		if e.Result == frun.ResultOK {
+			o.line("Done: the device is at the target, verified.")
+		}
+	}
+}
+
+// progress draws the bar: in place on a terminal, every quarter as a line otherwise.
+func (o *flashOutput) progress(e frun.Event) {
+	pct := int(e.StepFraction * 100)
+	if o.tty {
+		const width = 30
+		n := int(e.Fraction * width)
+		bar := strings.Repeat("=", n) + strings.Repeat(" ", width-n)
+		fmt.Fprintf(o.g.stdout, "\r\033[K      [%s] %3d%% of the step, %3d%% overall, about %s left", bar, pct, int(e.Fraction*100),
+			time.Duration(e.ETASeconds*float64(time.Second)).Round(time.Second))
+		o.barShown = true
+		return
+	}
+	q := pct / 25
+	if q <= o.lastPct/25 && o.lastPct >= 0 {
+		return
+	}
+	o.lastPct = pct
+	what := map[string]string{"erase": "erased", "write": "written", "read": "read"}[e.Phase]
+	if what == "" {
+		what = "done"
+	}
+	o.line("      %3d%% (%d of %d bytes %s), %d%% overall", pct, e.Bytes, e.Total, what, int(e.Fraction*100))
+}

@@ -1,0 +1,205 @@
+package run_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/serialport"
+	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
+	"github.com/particle-flasher/particle-flasher/flasher/usb"
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
+)
+
+// The benchmarks run the virtual device in real time (scale 1) behind the libusb shim, and
+// the flasher in a child process with the real USB and serial doors, as on a bench. They
+// report ratios, never timed assertions.
+
+const benchChild = "TestBenchChild"
+
+// benchResult is what the child reports.
+type benchResult struct {
+	Wall  time.Duration
+	Steps int
+	Error string
+}
+
+const benchMarker = "BENCH-RESULT "
+
+// TestBenchChild is the flasher side of the benchmarks; it does nothing unless a
+// benchmark started it.
+func TestBenchChild(t *testing.T) {
+	if !usbsim.InChild(benchChild) {
+		t.Skip("the flasher half of the benchmarks (run by them in a child process)")
+	}
+	h, err := usb.NewHost()
+	require.NoError(t, err)
+	defer h.Close()
+	doors := &run.USBDoors{Host: h, ListPorts: readPorts(os.Getenv(envPorts))}
+	r := run.New(run.Options{Doors: doors, Journal: &run.Store{Dir: os.Getenv(envState)}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	res, err := r.Flash(ctx, os.Getenv(envDevice), releases[os.Getenv(envLeg)].target(t))
+	out := benchResult{Wall: time.Since(start)}
+	if res != nil && res.Plan != nil {
+		out.Steps = len(res.Plan.Steps)
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	b, _ := json.Marshal(out)
+	fmt.Println(benchMarker + string(b))
+}
+
+// benchRig is a fleet with the shim built once for all iterations.
+type benchRig struct {
+	f     *sim.Fleet
+	ports *portsFile
+	ctx   context.Context
+}
+
+func newBenchRig(b *testing.B) *benchRig {
+	f, err := sim.NewFleet(sim.FleetOptions{ShimDir: filepath.Join(b.TempDir(), "shim")})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = f.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	return &benchRig{f: f, ports: newPortsFile(b), ctx: ctx}
+}
+
+// device adds a Photon at a release, running in real time.
+func (r *benchRig) device(b *testing.B, key string) *sim.Device {
+	rel := releases[key]
+	bins := append(rel.bins(b), readShared(b, "apps", apps[rel.platform]))
+	d, err := r.f.Add(sim.Options{Platform: plat(b, rel.platform), Modules: bins, DeviceID: newID(), Scale: 1})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = d.Close() })
+	r.ports.follow(r.ctx, d)
+	return d
+}
+
+// flash runs our flasher in the child against the device, to the release.
+func (r *benchRig) flash(b *testing.B, d *sim.Device, to string) benchResult {
+	cmd := r.f.Server().TestCommand(benchChild, "-test.timeout=6m")
+	cmd.Env = append(cmd.Env, envLeg+"="+to, envDevice+"="+d.ID(), envPorts+"="+r.ports.path, envState+"="+b.TempDir())
+	out, err := cmd.CombinedOutput()
+	require.NoError(b, err, "%s", out)
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), benchMarker); ok {
+			var res benchResult
+			require.NoError(b, json.Unmarshal([]byte(rest), &res))
+			require.Empty(b, res.Error)
+			return res
+		}
+	}
+	b.Fatalf("no result from the child:\n%s", out)
+	return benchResult{}
+}
+
+// BenchmarkPhotonUpgrade is acceptance 6: a Photon 1.5.2 -> 2.3.1 upgrade at sim time
+// scale 1, reporting our wall time over the device-bound time the sim charged
+// ("wall/device", goal <= 1.15), and the same job done the way particle-cli did it before
+// 3.16 (switch to DFU, then dfu-util once per file, opening the device afresh each time,
+// :leave on the last) as a ratio of its wall time to ours ("old/ours").
+func BenchmarkPhotonUpgrade(b *testing.B) {
+	dfuUtil, err := exec.LookPath("dfu-util")
+	if err != nil {
+		b.Skip("dfu-util is not installed (make bench installs it)")
+	}
+	rig := newBenchRig(b)
+	var ours, device, old time.Duration
+	for b.Loop() {
+		d := rig.device(b, "photon/1.5.2")
+		before := d.Meter().Charged()
+		res := rig.flash(b, d, "photon/2.3.1")
+		ours += res.Wall
+		device += d.Meter().Charged() - before
+		requireAt(b, d, releases["photon/2.3.1"].target(b))
+
+		od := rig.device(b, "photon/1.5.2")
+		old += oldWay(b, rig, od, dfuUtil)
+		requireAt(b, od, releases["photon/2.3.1"].target(b))
+	}
+	b.ReportMetric(float64(ours)/float64(device), "wall/device")
+	b.ReportMetric(float64(old)/float64(ours), "old/ours")
+	b.ReportMetric(ours.Seconds()/float64(b.N), "wall-s/op")
+	b.ReportMetric(device.Seconds()/float64(b.N), "device-s/op")
+	fmt.Printf("Photon 1.5.2 -> 2.3.1 at sim scale 1: ours %.1f s wall for %.1f s device-bound (ratio %.3f, goal <= 1.15); "+
+		"particle-cli's old dfu-util way %.1f s (%.2f x ours)\n",
+		ours.Seconds()/float64(b.N), device.Seconds()/float64(b.N), float64(ours)/float64(device), old.Seconds()/float64(b.N), float64(old)/float64(ours))
+}
+
+// oldWay does the upgrade as particle-cli < 3.16 `update` did (settings.js updates map,
+// reference §6b): into DFU mode by the 14400-baud serial trigger (the CLI's serial
+// switcher), then dfu-util per file - bootloader into the OTA region, the OTA flag into
+// the DCT, system-part1, system-part2 with :leave - and done when the device runs 2.3.1.
+func oldWay(b *testing.B, rig *benchRig, d *sim.Device, dfuUtil string) time.Duration {
+	dir := testshared.Dir(b, "firmware", "releases")
+	flag := filepath.Join(b.TempDir(), "ota-flag-a5.bin")
+	require.NoError(b, os.WriteFile(flag, []byte{0xA5}, 0o644))
+	start := time.Now()
+	require.NoError(b, serialport.TriggerDFU(d.SerialPath()))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := d.WaitMode(ctx, sim.ModeDFU)
+	require.NoError(b, err)
+	id := fmt.Sprintf("%04x:%04x", d.Platform().DFUVID, d.Platform().DFUPID)
+	for _, w := range []struct{ alt, addr, file string }{
+		{"0", "0x080C0000", filepath.Join(dir, "photon-bootloader@2.3.1+lto.bin")},
+		{"1", "1753", flag},
+		{"0", "0x08020000", filepath.Join(dir, "photon-system-part1@2.3.1.bin")},
+		{"0", "0x08060000:leave", filepath.Join(dir, "photon-system-part2@2.3.1.bin")},
+	} {
+		cmd := exec.CommandContext(ctx, dfuUtil, "-d", id, "-a", w.alt, "-i", "0", "-s", w.addr, "-D", w.file)
+		cmd.Env = append(os.Environ(), rig.f.Env()...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(b, err, "dfu-util -s %s:\n%s", w.addr, out)
+	}
+	_, err = d.WaitFor(ctx, func(st sim.Status) bool { return st.Ready && st.Mode == sim.ModeNormal && st.SystemVersion == "2.3.1" })
+	require.NoError(b, err)
+	return time.Since(start)
+}
+
+// BenchmarkAlreadyCurrent is acceptance 6's last figure: asked to go to the release it
+// already runs, the flasher only reads the device. It reports the total wall time and the
+// bytes of flash that changed ("written-B", goal 0).
+func BenchmarkAlreadyCurrent(b *testing.B) {
+	rig := newBenchRig(b)
+	var wall, device time.Duration
+	changed := 0
+	for b.Loop() {
+		d := rig.device(b, "photon/2.3.1")
+		before := d.InternalFlash()
+		resets := d.Status().Resets
+		charged := d.Meter().Charged()
+		res := rig.flash(b, d, "photon/2.3.1")
+		require.Zero(b, res.Steps, "nothing to do")
+		wall += res.Wall
+		device += d.Meter().Charged() - charged
+		after := d.InternalFlash()
+		for i := range before {
+			if before[i] != after[i] {
+				changed++
+			}
+		}
+		require.Equal(b, resets, d.Status().Resets, "not even restarted")
+		require.True(b, bytes.Equal(before, after))
+	}
+	b.ReportMetric(wall.Seconds()/float64(b.N), "wall-s/op")
+	b.ReportMetric(device.Seconds()/float64(b.N), "device-s/op")
+	b.ReportMetric(float64(changed)/float64(b.N), "written-B")
+	fmt.Printf("Photon already at 2.3.1: %.2f s wall (%.2f s device-bound, reading the module table), %d bytes written\n",
+		wall.Seconds()/float64(b.N), device.Seconds()/float64(b.N), changed/b.N)
+}
