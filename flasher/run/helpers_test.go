@@ -21,23 +21,28 @@ import (
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
-// release is one platform's Device OS release as files in shared/firmware/releases.
+// release is one platform's Device OS release: files in shared/firmware/releases, or
+// (synthetic) modules built by sim.SyntheticSet with the release's module versions and
+// dependencies, for the releases the shared files lack.
 type release struct {
 	platform, version string
 	files             []string
+	synthetic         bool
+	// targetOnly: not a start state (see syntheticReleases).
+	targetOnly bool
 }
 
 // releases are the real release sets the tests move devices between. The Electron's
 // 1.5.2 bootloader is not among the shared files, so its 1.5.2 set is the system parts.
 var releases = map[string]release{
-	"photon/1.5.2":   {"photon", "1.5.2", []string{"photon-bootloader@1.5.2+lto.bin", "photon-system-part1@1.5.2.bin", "photon-system-part2@1.5.2.bin"}},
-	"photon/2.3.1":   {"photon", "2.3.1", []string{"photon-bootloader@2.3.1+lto.bin", "photon-system-part1@2.3.1.bin", "photon-system-part2@2.3.1.bin"}},
-	"electron/1.5.2": {"electron", "1.5.2", []string{"electron-system-part1@1.5.2.bin", "electron-system-part2@1.5.2.bin", "electron-system-part3@1.5.2.bin"}},
-	"electron/2.3.1": {"electron", "2.3.1", []string{"electron-bootloader@2.3.1+lto.bin", "electron-system-part1@2.3.1.bin", "electron-system-part2@2.3.1.bin", "electron-system-part3@2.3.1.bin"}},
-	"argon/2.3.0":    {"argon", "2.3.0", []string{"argon-bootloader@2.3.0.bin", "argon-system-part1@2.3.0.bin", "argon-softdevice@4.1.0.bin"}},
-	"argon/4.1.0":    {"argon", "4.1.0", []string{"argon-bootloader@4.1.0.bin", "argon-system-part1@4.1.0.bin", "argon-softdevice@4.1.0.bin"}},
-	"boron/1.5.2":    {"boron", "1.5.2", []string{"boron-bootloader@1.5.2.bin", "boron-system-part1@1.5.2.bin", "boron-softdevice@4.1.0.bin"}},
-	"boron/4.1.0":    {"boron", "4.1.0", []string{"boron-bootloader@4.1.0.bin", "boron-system-part1@4.1.0.bin", "boron-softdevice@4.1.0.bin"}},
+	"photon/1.5.2":   {platform: "photon", version: "1.5.2", files: []string{"photon-bootloader@1.5.2+lto.bin", "photon-system-part1@1.5.2.bin", "photon-system-part2@1.5.2.bin"}},
+	"photon/2.3.1":   {platform: "photon", version: "2.3.1", files: []string{"photon-bootloader@2.3.1+lto.bin", "photon-system-part1@2.3.1.bin", "photon-system-part2@2.3.1.bin"}},
+	"electron/1.5.2": {platform: "electron", version: "1.5.2", files: []string{"electron-system-part1@1.5.2.bin", "electron-system-part2@1.5.2.bin", "electron-system-part3@1.5.2.bin"}},
+	"electron/2.3.1": {platform: "electron", version: "2.3.1", files: []string{"electron-bootloader@2.3.1+lto.bin", "electron-system-part1@2.3.1.bin", "electron-system-part2@2.3.1.bin", "electron-system-part3@2.3.1.bin"}},
+	"argon/2.3.0":    {platform: "argon", version: "2.3.0", files: []string{"argon-bootloader@2.3.0.bin", "argon-system-part1@2.3.0.bin", "argon-softdevice@4.1.0.bin"}},
+	"argon/4.1.0":    {platform: "argon", version: "4.1.0", files: []string{"argon-bootloader@4.1.0.bin", "argon-system-part1@4.1.0.bin", "argon-softdevice@4.1.0.bin"}},
+	"boron/1.5.2":    {platform: "boron", version: "1.5.2", files: []string{"boron-bootloader@1.5.2.bin", "boron-system-part1@1.5.2.bin", "boron-softdevice@4.1.0.bin"}},
+	"boron/4.1.0":    {platform: "boron", version: "4.1.0", files: []string{"boron-bootloader@4.1.0.bin", "boron-system-part1@4.1.0.bin", "boron-softdevice@4.1.0.bin"}},
 }
 
 // apps are applications that run on every release above.
@@ -55,7 +60,47 @@ func readShared(t testing.TB, dir, name string) []byte {
 	return b
 }
 
+// syntheticReleases widen the property test beyond the shared files: older and newer
+// releases built by the module builder. A Gen3 device on 6.1.2 or later keeps its
+// system-part1 at 0x28000, which a downgrade does not overwrite when the part is as small
+// as the builder's (a planner matter, reported), so 6.2.1 is only a target; and the shared
+// Electron 1.5.2 set has no bootloader, which an Electron on 0.7.0's would need, so 0.7.0
+// is only a target too.
+var syntheticReleases = map[string]release{
+	"photon/0.7.0 (synthetic)":   {platform: "photon", version: "0.7.0", synthetic: true},
+	"photon/3.3.1 (synthetic)":   {platform: "photon", version: "3.3.1", synthetic: true},
+	"electron/0.7.0 (synthetic)": {platform: "electron", version: "0.7.0", synthetic: true, targetOnly: true},
+	"electron/3.3.1 (synthetic)": {platform: "electron", version: "3.3.1", synthetic: true},
+	"argon/1.5.2 (synthetic)":    {platform: "argon", version: "1.5.2", synthetic: true},
+	"argon/3.3.0 (synthetic)":    {platform: "argon", version: "3.3.0", synthetic: true},
+	"argon/5.9.0 (synthetic)":    {platform: "argon", version: "5.9.0", synthetic: true},
+	"boron/2.3.0 (synthetic)":    {platform: "boron", version: "2.3.0", synthetic: true},
+	"boron/5.9.0 (synthetic)":    {platform: "boron", version: "5.9.0", synthetic: true},
+	"boron/6.1.1 (synthetic)":    {platform: "boron", version: "6.1.1", synthetic: true},
+	"boron/6.2.1 (synthetic)":    {platform: "boron", version: "6.2.1", synthetic: true, targetOnly: true},
+}
+
+var synthCache sync.Map // version key -> [][]byte
+
 func (r release) bins(t testing.TB) [][]byte {
+	if r.synthetic {
+		key := r.platform + "/" + r.version
+		if v, ok := synthCache.Load(key); ok {
+			return v.([][]byte)
+		}
+		all, err := sim.SyntheticSet(plat(t, r.platform), r.version)
+		require.NoError(t, err)
+		var out [][]byte
+		for _, b := range all {
+			m, err := module.Parse(b)
+			require.NoError(t, err)
+			if m.Function != platform.FuncUser { // the app comes from apps/, as on real devices
+				out = append(out, b)
+			}
+		}
+		synthCache.Store(key, out)
+		return out
+	}
 	var out [][]byte
 	for _, f := range r.files {
 		out = append(out, readShared(t, "releases", f))
@@ -94,7 +139,7 @@ func newID() string {
 // newSim makes a device holding a release set and its app.
 func newSim(t testing.TB, key string, o sim.Options) *sim.Device {
 	t.Helper()
-	r := releases[key]
+	r := lookupRelease(key)
 	o.Platform = plat(t, r.platform)
 	o.Modules = append(r.bins(t), readShared(t, "apps", apps[r.platform]))
 	if r.platform == "electron" && r.version == "1.5.2" {
@@ -193,3 +238,11 @@ func requireAt(t testing.TB, d *sim.Device, tgt plan.Target) {
 }
 
 var _ = simdoor.New
+
+// lookupRelease finds a release by key among the real and the synthetic ones.
+func lookupRelease(key string) release {
+	if r, ok := releases[key]; ok {
+		return r
+	}
+	return syntheticReleases[key]
+}
