@@ -239,7 +239,9 @@ func TestFlashFailureReportsStateAndRemedy(t *testing.T) {
 	flashTimeouts.Reenumerate = 300 * time.Millisecond
 	// Unplugged in the middle of the first DFU write.
 	inner := simdoor.New(true, d)
-	flashDoors = func(*globals) (frun.Doors, func(), error) { return &flashUnplugDoors{Doors: inner, d: d}, func() {}, nil }
+	flashDoors = func(*globals) (frun.Doors, func(), error) {
+		return &flashUnplugDoors{Doors: inner, d: d}, func() {}, nil
+	}
 	code, out, _ := flashRun(t, "flash", "--to", "2.3.1", "--device", d.ID(), "--yes", "--json", "--offline",
 		"--cache-dir", cacheDir, "--state-dir", t.TempDir())
 	assert.Equal(t, exitNoDevice, code)

@@ -187,6 +187,7 @@ func (j *job) runSteps(ctx context.Context) error {
 			return rerr
 		}
 		j.plan = p
+		j.window, j.windowInst = 0, ""
 		j.journal.Steps = stepIDs(p)
 		j.emitPlan()
 		j.saveJournal()
@@ -233,6 +234,10 @@ func (j *job) runPlan(ctx context.Context) error {
 			return j.cancelled()
 		}
 		j.startStep(s)
+		if s.Kind == plan.KindEnterMode && s.Window == 0 && j.link != nil && s.Done(plan.DeviceState{Mode: j.mode}) {
+			j.finishStep(s, true) // already there
+			continue
+		}
 		for attempt := 0; ; attempt++ {
 			err := j.exec(ctx, s)
 			if err == nil {

@@ -40,6 +40,10 @@ func TestWatchdogBoronUpgrade(t *testing.T) {
 	res, err := r.Flash(testCtx(t, 2*time.Minute), d.ID(), tgt)
 	require.NoError(t, err)
 	assert.Greater(t, res.Plan.Windows, 1)
+	// The watchdog goes on resetting the device; stop it to look at the result.
+	d.SetWatchdog(0)
+	_, err = d.WaitReady(testCtx(t, 10*time.Second))
+	require.NoError(t, err)
 	requireAt(t, d, tgt)
 	t.Logf("%d windows, %d resets, device time %s", res.Plan.Windows, d.Status().Resets, d.Meter().Charged().Round(time.Second))
 }
