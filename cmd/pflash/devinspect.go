@@ -1,6 +1,8 @@
 package main
 
 import (
+	frun "github.com/particle-flasher/particle-flasher/flasher/run"
+
 	"context"
 	"fmt"
 	"io"
@@ -14,42 +16,15 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
 
-// moduleJSON is one module in `inspect --device ID --json`. The keys function, index,
-// version, device_os, location, valid and checks are an interface scripts rely on.
-type moduleJSON struct {
-	Function     string           `json:"function"`
-	Index        uint8            `json:"index"`
-	Name         string           `json:"name,omitempty"`
-	Version      uint16           `json:"version"`
-	DeviceOS     string           `json:"device_os"`
-	Description  string           `json:"description,omitempty"`
-	Location     string           `json:"location"`
-	Present      bool             `json:"present"`
-	Valid        bool             `json:"valid"`
-	Checks       device.Checks    `json:"checks"`
-	Unchecked    []string         `json:"unchecked,omitempty"`
-	Dependencies []dependencyJSON `json:"dependencies"`
-	Problem      string           `json:"problem,omitempty"`
-	Source       string           `json:"source"`
-}
-
-type dependencyJSON struct {
-	Function string `json:"function"`
-	Index    uint8  `json:"index"`
-	Version  uint16 `json:"version"`
-	Met      bool   `json:"met"`
-	Unknown  bool   `json:"unknown,omitempty"`
-}
-
 // inspectJSON is the one object `inspect --device ID --json` prints.
 type inspectJSON struct {
-	DeviceID   string       `json:"device_id"`
-	Platform   string       `json:"platform"`
-	PlatformID *uint16      `json:"platform_id"`
-	Mode       string       `json:"mode"`
-	Doors      []string     `json:"doors"`
-	DeviceOS   string       `json:"device_os"`
-	Modules    []moduleJSON `json:"modules"`
+	DeviceID   string            `json:"device_id"`
+	Platform   string            `json:"platform"`
+	PlatformID *uint16           `json:"platform_id"`
+	Mode       string            `json:"mode"`
+	Doors      []string          `json:"doors"`
+	DeviceOS   string            `json:"device_os"`
+	Modules    []frun.ModuleJSON `json:"modules"`
 }
 
 // matchDevice reports whether target names d: its device ID (any case), its USB serial
@@ -149,20 +124,11 @@ func deviceOS(mods []device.ModuleStatus) string {
 }
 
 func toInspectJSON(d device.Device) inspectJSON {
-	j := inspectJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), DeviceOS: deviceOS(d.Modules), Modules: []moduleJSON{}}
+	j := inspectJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), DeviceOS: deviceOS(d.Modules), Modules: frun.ModulesJSON(d.Modules)}
 	if d.Platform != nil {
 		j.Platform = d.Platform.Name
 		pid := d.Platform.ID
 		j.PlatformID = &pid
-	}
-	for _, m := range d.Modules {
-		mj := moduleJSON{Function: m.Function.String(), Index: m.Index, Name: m.Name, Version: m.Version, DeviceOS: m.DeviceOS,
-			Description: m.Description, Location: m.Location, Present: m.Present, Valid: m.Valid, Checks: m.Checks,
-			Unchecked: m.Unchecked, Dependencies: []dependencyJSON{}, Problem: m.Problem, Source: m.Source}
-		for _, dep := range m.Dependencies {
-			mj.Dependencies = append(mj.Dependencies, dependencyJSON{Function: dep.Function.String(), Index: dep.Index, Version: dep.Version, Met: dep.Met, Unknown: dep.Unknown})
-		}
-		j.Modules = append(j.Modules, mj)
 	}
 	return j
 }
