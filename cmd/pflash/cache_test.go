@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,48 +19,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
-// pflashCache runs pflash in-process. Until root.go registers `cache`, it adds the
-// command itself and reproduces run's error reporting, so these tests do not depend on
-// the order work lands in.
+// pflashCache runs pflash in-process (the cache tests' name for runPflash).
 func pflashCache(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	if cacheRegistered() {
-		code := run(args, &out, &errb)
-		return code, out.String(), errb.String()
-	}
-	g := &globals{stdout: &out, stderr: &errb}
-	root := newRoot(g)
-	root.AddCommand(newCacheCmd(g))
-	root.SetArgs(args)
-	err := root.Execute()
-	code := exitOK
-	if err != nil {
-		code = exitFailed
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		} else if isUsageError(err) {
-			code = exitUsage
-		}
-		if ee == nil || ee.err != errReported {
-			fmt.Fprintf(&errb, "pflash: %v\n", err)
-			if r := remedy.Of(err); r != "" {
-				fmt.Fprintf(&errb, "What to do: %s\n", r)
-			}
-		}
-	}
-	return code, out.String(), errb.String()
-}
-
-func cacheRegistered() bool {
-	root := newRoot(&globals{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}})
-	c, _, err := root.Find([]string{"cache"})
-	return err == nil && c != nil && c.Name() == "cache"
+	return runPflash(t, args...)
 }
 
 func jsonLines(t *testing.T, out string) []map[string]any {
@@ -288,9 +252,9 @@ func TestCacheTwoFetchProcesses(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	if out, err := exec.Command(bin, "cache", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "fetch") {
-		t.Skip("pflash does not register the cache command yet (root.go)")
-	}
+	help, err := exec.Command(bin, "cache", "--help").CombinedOutput()
+	require.NoError(t, err, "%s", help)
+	require.Contains(t, string(help), "fetch", "pflash registers the cache command")
 	dir := t.TempDir()
 	var cmds []*exec.Cmd
 	var outs []*bytes.Buffer
