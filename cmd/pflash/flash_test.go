@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,41 +20,14 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
-	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
-// flashExec runs pflash like run() does, with the flash command added when the root does
-// not have it yet (the lead wires it into newRoot).
-func flashExec(args []string, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr}
-	root := newRoot(g)
-	if c, _, err := root.Find([]string{"flash"}); err != nil || c == root {
-		root.AddCommand(newFlashCmd(g))
-	}
-	root.SetArgs(args)
-	err := root.Execute()
-	if err == nil {
-		return exitOK
-	}
-	code := exitFailed
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	} else if isUsageError(err) {
-		code = exitUsage
-	}
-	if ee == nil || ee.err != errReported {
-		_, _ = io.WriteString(stderr, "pflash: "+err.Error()+"\n")
-		if r := remedy.Of(err); r != "" {
-			_, _ = io.WriteString(stderr, "What to do: "+r+"\n")
-		}
-	}
-	return code
-}
+// flashExec runs pflash in-process (the flash tests' name for run).
+func flashExec(args []string, stdout, stderr io.Writer) int { return run(args, stdout, stderr) }
 
 func flashRun(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()

@@ -80,9 +80,6 @@ func TestListWatchFollowsSimDevice(t *testing.T) {
 		listWatchCancelMu.Unlock()
 		g := &globals{stdout: os.Stdout, stderr: os.Stderr}
 		root := newRoot(g)
-		if c, _, err := root.Find([]string{"list"}); err != nil || c == root {
-			root.AddCommand(newListCmd(g))
-		}
 		root.SetArgs([]string{"list", "--watch", "--json", "--grace", "400ms"})
 		require.NoError(t, root.ExecuteContext(ctx)) // ends on SIGINT, like Ctrl-C
 		return

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,38 +19,13 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
 
-// listExec runs pflash like run() does, making sure the list command is there (the lead
-// wires it into newRoot; until then the test adds it) and routing `inspect --device`
-// to inspectDevice the same way.
+// listExec runs pflash in-process; the tests write `inspect-device ID` for
+// `inspect --device ID`.
 func listExec(args []string, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr}
-	root := newRoot(g)
-	if c, _, err := root.Find([]string{"list"}); err != nil || c == root {
-		root.AddCommand(newListCmd(g))
+	if i := slices.Index(args, "inspect-device"); i >= 0 {
+		args = slices.Concat(args[:i], []string{"inspect", "--device"}, args[i+1:])
 	}
-	if slices.Contains(args, "inspect-device") { // stands in for `inspect --device`
-		dev := &cobra.Command{Use: "inspect-device ID", Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, a []string) error {
-			return inspectDevice(g, a[0])
-		}}
-		root.AddCommand(dev)
-	}
-	root.SetArgs(args)
-	err := root.Execute()
-	if err == nil {
-		return exitOK
-	}
-	code := exitFailed
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	}
-	if ee == nil || ee.err != errReported {
-		_, _ = io.WriteString(stderr, "pflash: "+err.Error()+"\n")
-		if r := remedy.Of(err); r != "" {
-			_, _ = io.WriteString(stderr, "What to do: "+r+"\n")
-		}
-	}
-	return code
+	return run(args, stdout, stderr)
 }
 
 func listRun(t *testing.T, args ...string) (int, string, string) {
@@ -317,9 +291,6 @@ func listExecWatch(t *testing.T, stdout io.Writer, stderr io.Writer) int {
 	listWatchCancelMu.Unlock()
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := newRoot(g)
-	if c, _, err := root.Find([]string{"list"}); err != nil || c == root {
-		root.AddCommand(newListCmd(g))
-	}
 	root.SetArgs([]string{"list", "--watch", "--json"})
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ee *exitError
