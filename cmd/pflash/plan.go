@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
@@ -166,7 +165,7 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 			return nil, planUsage(fmt.Errorf("--to %s is a Device OS version, but the platform is not known", f.to),
 				"Add --platform NAME, or describe the device with --from.")
 		}
-		mods, err := resolveVersion(ctx, g, f.to, p)
+		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, false)
 		if err != nil {
 			return nil, err
 		}
@@ -215,39 +214,6 @@ func platformOf(p *platform.Platform, mods []*module.Module) *platform.Platform 
 var versionRE = regexp.MustCompile(`^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)
 
 func looksLikeVersion(s string) bool { return versionRE.MatchString(strings.TrimSpace(s)) }
-
-// resolveVersion turns a Device OS version into module files through the firmware cache
-// (downloading what it lacks). The release's application (Tinker, Tracker Edge) comes
-// along when it can be had, as the replacement for an app the target cannot run; a plan
-// that needs it and lacks it says so.
-func resolveVersion(ctx context.Context, g *globals, version string, p *platform.Platform) ([]*module.Module, error) {
-	c, err := cache.Open(cache.Options{Dir: g.cacheDir})
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.Fetch(ctx, strings.TrimPrefix(version, "v"), p.Name, cache.FetchOptions{})
-	if err != nil {
-		return nil, err
-	}
-	files := res.Files
-	for _, m := range res.Release.Modules {
-		if !m.IsUser() {
-			continue
-		}
-		if app, err := c.Fetch(ctx, res.Release.Version, p.Name, cache.FetchOptions{Modules: []string{m.Name}}); err == nil {
-			files = append(files, app.Files...)
-		}
-	}
-	var out []*module.Module
-	for _, cf := range files {
-		mods, err := readModules(cf.Entry.Path)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, mods...)
-	}
-	return out, nil
-}
 
 // loadModules reads a module file, every .bin in a directory, or every .bin in a .zip.
 func loadModules(path string) ([]*module.Module, error) {
