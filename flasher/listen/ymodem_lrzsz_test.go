@@ -1,13 +1,14 @@
 package listen
 
 import (
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
+
 	"bytes"
 	"context"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,18 +17,7 @@ import (
 )
 
 // lrzsz finds an lrzsz program or skips: the Makefile's deps-test installs the package.
-func lrzsz(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("lrzsz's %s is not installed (apt-get install lrzsz, or `make deps-test`): %v", name, err)
-	}
-	out, _ := exec.Command(p, "--version").CombinedOutput()
-	if !strings.Contains(string(out), "lrzsz") {
-		t.Skipf("%s is not lrzsz's (%q); install lrzsz", p, strings.TrimSpace(string(out)))
-	}
-	return p
-}
+func lrzsz(t *testing.T, name string) string { return testshared.Lrzsz(t, name) }
 
 func pseudoRandom(n int, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))

@@ -114,10 +114,7 @@ func (r *benchRig) flash(b *testing.B, d *sim.Device, to string) benchResult {
 // 3.16 (switch to DFU, then dfu-util once per file, opening the device afresh each time,
 // :leave on the last) as a ratio of its wall time to ours ("old/ours").
 func BenchmarkPhotonUpgrade(b *testing.B) {
-	dfuUtil, err := exec.LookPath("dfu-util")
-	if err != nil {
-		b.Skip("dfu-util is not installed (make bench installs it)")
-	}
+	dfuUtil := testshared.DfuUtil(b)
 	rig := newBenchRig(b)
 	var ours, device, old time.Duration
 	for b.Loop() {

@@ -1,6 +1,8 @@
 package sim_test
 
 import (
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
+
 	"context"
 	"fmt"
 	"os"
@@ -20,10 +22,7 @@ import (
 // dfuUtil runs the Debian dfu-util binary against the fleet through the libusb shim.
 func dfuUtil(t *testing.T, f *sim.Fleet, args ...string) string {
 	t.Helper()
-	path, err := exec.LookPath("dfu-util")
-	if err != nil {
-		t.Skip("dfu-util is not installed (make test installs it: apt-get install dfu-util)")
-	}
+	path := testshared.DfuUtil(t)
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(c, path, args...)

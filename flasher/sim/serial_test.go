@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/serialdev"
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
 func openTTY(t *testing.T, d *sim.Device) *os.File {
@@ -76,20 +76,14 @@ func TestListeningConsole(t *testing.T) {
 // lrzsz's sb sends a real bootloader over the pty with YMODEM, exactly as particle-cli's
 // `flash --serial` did; it lands in the OTA region and is applied at the reset.
 func TestLrzszYModemUpdate(t *testing.T) {
-	sb, err := exec.LookPath("sb")
-	if err != nil {
-		t.Skip("lrzsz is not installed (apt-get install lrzsz)")
-	}
-	if out, _ := exec.Command(sb, "--version").CombinedOutput(); !strings.Contains(string(out), "lrzsz") {
-		t.Skipf("%s is not lrzsz's sb", sb)
-	}
+	sb := testshared.Lrzsz(t, "sb")
 	d := newDevice(t, sim.Options{Platform: plat(t, "boron"), Modules: boron152(t), Mode: sim.ModeListening})
 	require.Equal(t, sim.ModeListening, d.Mode())
 	file := filepath.Join(testSharedReleases(t), "boron-bootloader@4.1.0.bin")
 	want := release(t, "boron-bootloader@4.1.0.bin")
 
 	tty := openTTY(t, d)
-	_, err = tty.Write([]byte("f"))
+	_, err := tty.Write([]byte("f"))
 	require.NoError(t, err)
 	readUntil(t, tty, serialdev.WaitingLine+"\r\n", 2*time.Second)
 

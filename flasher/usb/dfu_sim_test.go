@@ -92,10 +92,7 @@ func TestDfuClientVersusDfuUtil(t *testing.T) {
 	if usbsim.IsChild() {
 		t.Skip("parent only")
 	}
-	dfuUtil, err := exec.LookPath("dfu-util")
-	if err != nil {
-		t.Skip("dfu-util is not installed (make test installs it: apt-get install dfu-util)")
-	}
+	dfuUtil := testshared.DfuUtil(t)
 	rel := testshared.Dir(t, "firmware", "releases")
 	part := filepath.Join(rel, shimPart)
 	data, err := os.ReadFile(part)

@@ -1,6 +1,8 @@
 package serialdev_test
 
 import (
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
+
 	"bytes"
 	"context"
 	"math/rand/v2"
@@ -19,18 +21,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim/serialdev"
 )
 
-func lrzsz(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("lrzsz's %s is not installed (apt-get install lrzsz, or `make deps-test`): %v", name, err)
-	}
-	out, _ := exec.Command(p, "--version").CombinedOutput()
-	if !strings.Contains(string(out), "lrzsz") {
-		t.Skipf("%s is not lrzsz's (%q); install lrzsz", p, strings.TrimSpace(string(out)))
-	}
-	return p
-}
+func lrzsz(t *testing.T, name string) string { return testshared.Lrzsz(t, name) }
 
 // transcript records what the device sent to the host.
 type transcript struct {

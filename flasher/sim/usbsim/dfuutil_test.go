@@ -1,6 +1,8 @@
 package usbsim_test
 
 import (
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
+
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -21,10 +23,7 @@ import (
 // dfuUtil runs the system dfu-util against srv and returns its output.
 func dfuUtil(t *testing.T, srv *usbsim.Server, args ...string) string {
 	t.Helper()
-	path, err := exec.LookPath("dfu-util")
-	if err != nil {
-		t.Skip("dfu-util is not installed (make test installs it: apt-get install dfu-util)")
-	}
+	path := testshared.DfuUtil(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
@@ -98,10 +97,7 @@ func TestDFUUtilWithoutServerListsNothing(t *testing.T) {
 	srv := newServer(t)
 	env := srv.Env()
 	require.NoError(t, srv.Close()) // the socket is gone: the shim must still work
-	path, err := exec.LookPath("dfu-util")
-	if err != nil {
-		t.Skip("dfu-util is not installed (make test installs it: apt-get install dfu-util)")
-	}
+	path := testshared.DfuUtil(t)
 	cmd := exec.Command(path, "-l")
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
@@ -142,10 +138,7 @@ func TestDFUUtilFetchesFunctionalDescriptor(t *testing.T) {
 func TestReexecChild(t *testing.T) {
 	if usbsim.InChild(t.Name()) {
 		assert.Contains(t, os.Getenv("LD_LIBRARY_PATH"), filepath.Dir(os.Getenv("PFLASH_USBSIM_SHIM_UNDER_TEST")))
-		path, err := exec.LookPath("dfu-util")
-		if err != nil {
-			t.Skip("dfu-util is not installed")
-		}
+		path := testshared.DfuUtil(t)
 		out, err := exec.Command(path, "-l").CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		assert.Contains(t, string(out), `serial="e00fce68cccccccccccccccc"`)
