@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
 
 // cacheFlags are the options every cache subcommand shares.
@@ -66,9 +67,9 @@ func failed(err error) error {
 	return &exitError{code: exitFailed, err: err}
 }
 
-// interruptible cancels the command's context on Ctrl-C, so a download stops cleanly
+// cacheInterruptible cancels the command's context on Ctrl-C, so a download stops cleanly
 // and keeps its partial file for the next run to resume.
-func interruptible(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+func cacheInterruptible(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), os.Interrupt)
 }
 
@@ -96,7 +97,7 @@ func newCacheCatalogCmd(g *globals, cf *cacheFlags) *cobra.Command {
 			}
 			cat := c.Catalog()
 			if refresh {
-				ctx, stop := interruptible(cmd)
+				ctx, stop := cacheInterruptible(cmd)
 				defer stop()
 				if cat, err = c.Refresh(ctx, api); err != nil {
 					return failed(err)
@@ -272,7 +273,7 @@ func newCacheFetchCmd(g *globals, cf *cacheFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := interruptible(cmd)
+			ctx, stop := cacheInterruptible(cmd)
 			defer stop()
 			res, err := c.Fetch(ctx, args[0], plat, cache.FetchOptions{IncludeUser: withUser, Modules: modules})
 			if res != nil {
@@ -349,7 +350,7 @@ func newCacheVerifyCmd(g *globals, cf *cacheFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := interruptible(cmd)
+			ctx, stop := cacheInterruptible(cmd)
 			defer stop()
 			results, err := c.Verify(ctx)
 			if err != nil {
@@ -433,7 +434,7 @@ func newCacheImportCmd(g *globals, cf *cacheFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := interruptible(cmd)
+			ctx, stop := cacheInterruptible(cmd)
 			defer stop()
 			for _, p := range args {
 				res, err := c.Import(ctx, p)
@@ -463,6 +464,9 @@ func newCacheImportCmd(g *globals, cf *cacheFlags) *cobra.Command {
 					}
 				}
 				if err != nil {
+					if remedy.Of(err) == "" {
+						err = remedy.With(err, "Give .bin module files, directories of them or .zip bundles that exist and can be read.")
+					}
 					return failed(err)
 				}
 			}

@@ -90,7 +90,11 @@ func inspectDevice(g *globals, id string) error {
 		return &exitError{code: exitAccess, err: d.Err}
 	}
 	if d.ModulesErr != nil {
-		return &exitError{code: exitFailed, err: fmt.Errorf("read the modules of the %s: %w", d.Name(), d.ModulesErr)}
+		err := fmt.Errorf("read the modules of the %s: %w", d.Name(), d.ModulesErr)
+		if remedy.Of(err) == "" {
+			err = remedy.With(err, "Try again; if it keeps failing, unplug and replug the device, and run with -v to see what happens on the wire.")
+		}
+		return &exitError{code: exitFailed, err: err}
 	}
 	if d.Modules == nil {
 		return &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("the %s is in %s mode, where no door can read its modules", d.Name(), modeName(d.Mode)),

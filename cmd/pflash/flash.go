@@ -8,9 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,7 +71,7 @@ func newFlashCmd(g *globals) *cobra.Command {
 			"\"remedy\": ..., \"modules\": [...as inspect --json...]}.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmdContext(cmd), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := interruptible(cmdContext(cmd), g)
 			defer stop()
 			err := runFlash(ctx, g, f)
 			if err == nil {
@@ -107,6 +105,8 @@ func newFlashCmd(g *globals) *cobra.Command {
 // included, ends with a done event.
 func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 	out := newFlashOutput(g)
+	// Registered first so it runs last: the bars stop after the final done event.
+	defer out.close()
 	defer func() {
 		if err != nil && out.needDone {
 			out.event(frun.Event{Event: frun.EvDone, Time: time.Now(), DeviceID: f.device, Result: frun.ResultFailed,
@@ -350,115 +350,51 @@ func isTerminal(v any) bool {
 
 // ---- output ---------------------------------------------------------------------------
 
-// flashOutput renders the runner's events: JSON lines, or sentences for a person (plain
-// lines when stdout is not a terminal, a progress bar that redraws in place when it is).
+// flashOutput renders the runner's events: JSON lines, or a progressView for a person
+// (plain lines when stdout is not a terminal, bars that redraw in place when it is).
 type flashOutput struct {
 	g        *globals
-	tty      bool
+	view     *progressView // nil in JSON mode
 	needDone bool
-	barShown bool
-	lastPct  int
-	steps    int
 }
 
 func newFlashOutput(g *globals) *flashOutput {
-	return &flashOutput{g: g, tty: isTerminal(g.stdout), needDone: true, lastPct: -1}
+	o := &flashOutput{g: g, needDone: true}
+	if !g.json {
+		o.view = newProgressView(g)
+	}
+	return o
+}
+
+// close stops the bars; anything printed after it goes below them.
+func (o *flashOutput) close() {
+	if o.view != nil {
+		o.view.Close()
+	}
 }
 
 func (o *flashOutput) line(format string, a ...any) {
-	if o.g.json {
-		return
-	}
-	o.clearBar()
-	fmt.Fprintf(o.g.stdout, format+"\n", a...)
-}
-
-func (o *flashOutput) clearBar() {
-	if o.barShown {
-		fmt.Fprint(o.g.stdout, "\r\033[K")
-		o.barShown = false
+	if o.view != nil {
+		o.view.Line(format, a...)
 	}
 }
 
 func (o *flashOutput) showPlan(pr *frun.Prepared) {
-	if o.g.json {
+	if o.view == nil {
 		return
 	}
-	fmt.Fprint(o.g.stdout, pr.Plan.String())
+	o.view.Line("%s", strings.TrimSuffix(pr.Plan.String(), "\n"))
 	if pr.Journal != nil {
 		o.line("An earlier run to %s stopped %s; this run finishes it.", pr.Journal.Target, pr.Journal.Where())
 	}
 }
 
 func (o *flashOutput) event(e frun.Event) {
-	if o.g.json {
+	if o.view == nil {
 		if err := o.g.emit(e); err != nil {
 			slog.Debug("flash: output", "err", err)
 		}
 		return
 	}
-	switch e.Event {
-	case frun.EvPlan:
-		o.steps = e.Steps
-	case frun.EvResume:
-		o.line("%s", e.Message)
-	case frun.EvStep:
-		o.lastPct = -1
-		o.line("[%d/%d] %s", e.StepIndex, e.Steps, e.Title)
-	case frun.EvLED:
-		if e.LED != nil {
-			o.line("      LED: %s. %s", e.LED.Expect, e.LED.Text)
-		}
-	case frun.EvWaiting:
-		s := fmt.Sprintf("      Waiting for %s (up to %s)", e.Waiting, (time.Duration(e.TimeoutSeconds * float64(time.Second))).Round(time.Second))
-		o.line("%s", s)
-		if e.Buttons {
-			o.line("      %s", e.Message)
-			if e.LED != nil {
-				o.line("      LED: %s. %s", e.LED.Expect, e.LED.Text)
-			}
-		}
-	case frun.EvProgress:
-		o.progress(e)
-	case frun.EvRetry:
-		o.line("      %s (%s)", e.Message, e.Error)
-	case frun.EvVerified:
-		o.line("      %s", e.Message)
-	case frun.EvFailed:
-		o.line("Failed: %s", e.Error)
-		if e.State != "" {
-			o.line("State: %s", e.State)
-		}
-		if e.Remedy != "" {
-			o.line("What to do: %s", e.Remedy)
-		}
-	case frun.EvDone:
-		if e.Result == frun.ResultOK {
-			o.line("Done: the device is at the target, verified.")
-		}
-	}
-}
-
-// progress draws the bar: in place on a terminal, every quarter as a line otherwise.
-func (o *flashOutput) progress(e frun.Event) {
-	pct := int(e.StepFraction * 100)
-	if o.tty {
-		const width = 30
-		n := int(e.Fraction * width)
-		bar := strings.Repeat("=", n) + strings.Repeat(" ", width-n)
-		fmt.Fprintf(o.g.stdout, "\r\033[K      [%s] %3d%% of the step, %3d%% overall, about %s left", bar, pct, int(e.Fraction*100),
-			time.Duration(e.ETASeconds*float64(time.Second)).Round(time.Second))
-		o.barShown = true
-		return
-	}
-	q := pct / 25
-	if q <= o.lastPct/25 && o.lastPct >= 0 {
-		return
-	}
-	o.lastPct = pct
-	what := map[string]string{"erase": "erased", "write": "written", "read": "read"}[e.Phase]
-	if what == "" {
-		what = "done"
-	}
-	o.line("      %3d%% (%d of %d bytes %s), %d%% overall", pct, e.Bytes, e.Total, what, int(e.Fraction*100))
+	o.view.Event(e)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,7 +10,12 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
+
+// inspectRemedy is what to do about files that are not valid modules.
+const inspectRemedy = "Check the paths; a file that fails its CRC or has no module header is damaged or not a Particle module: " +
+	"download it again (`pflash cache fetch` verifies what it downloads)."
 
 func newInspectCmd(g *globals) *cobra.Command {
 	var deviceID string
@@ -24,12 +30,14 @@ func newInspectCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if deviceID != "" {
 				if len(args) > 0 {
-					return &exitError{code: exitUsage, err: fmt.Errorf("invalid argument: give either --device or files, not both")}
+					return &exitError{code: exitUsage, err: remedy.With(errors.New("invalid argument: --device and files given together"),
+						"Give either --device ID or module files, not both.")}
 				}
 				return inspectDevice(g, deviceID)
 			}
 			if len(args) == 0 {
-				return &exitError{code: exitUsage, err: fmt.Errorf("requires at least 1 arg: a module file, or --device ID")}
+				return &exitError{code: exitUsage, err: remedy.With(errors.New("requires at least 1 arg: a module file, or --device ID"),
+					"Give the module files to inspect, or --device ID for an attached device (`pflash list` shows them).")}
 			}
 			bad := 0
 			for _, path := range args {
@@ -48,6 +56,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 			if bad > 0 {
 				if !g.json {
 					fmt.Fprintf(g.stderr, "%d of %d file(s) are not valid modules\n", bad, len(args))
+					fmt.Fprintf(g.stderr, "What to do: %s\n", inspectRemedy)
 				}
 				return &exitError{code: exitFailed, err: errReported}
 			}

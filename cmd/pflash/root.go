@@ -89,6 +89,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log what happens on the wire")
 	pf.StringVar(&g.configFile, "config", "", "configuration file (env PFLASH_CONFIG; default ~/.config/particle-flasher/config.toml)")
 	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newCacheCmd(g), newPlanCmd(g), newListCmd(g), newSimCmd(g), newDoctorCmd(g), newFlashCmd(g))
+	root.AddCommand(newRestoreCmd(g))
 	return root
 }
 
@@ -113,9 +114,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pflash: %v\n", err)
 		if r := remedy.Of(err); r != "" {
 			fmt.Fprintf(stderr, "What to do: %s\n", r)
+		} else if code == exitUsage {
+			fmt.Fprintf(stderr, "What to do: %s\n", usageRemedy(root, args))
 		}
 	}
 	return code
+}
+
+// usageRemedy is what to do about a bad command line that cobra rejected (an unknown flag
+// or command, a missing required flag), which comes without a remedy of its own.
+func usageRemedy(root *cobra.Command, args []string) string {
+	path := root.CommandPath()
+	if cmd, _, err := root.Find(args); err == nil && cmd != nil {
+		path = cmd.CommandPath()
+	}
+	return fmt.Sprintf("See `%s --help` for the commands, flags and arguments it takes.", path)
 }
 
 // errReported marks a failure whose details the command has already printed.

@@ -18,6 +18,7 @@ import (
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
@@ -102,7 +103,7 @@ func newSimCmd(g *globals) *cobra.Command {
 }
 
 func usage(format string, a ...any) error {
-	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+	return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf(format, a...), "See `pflash sim --help` for the flags and examples.")}
 }
 
 func runSim(ctx context.Context, g *globals, f *simFlags) error {
@@ -111,7 +112,8 @@ func runSim(ctx context.Context, g *globals, f *simFlags) error {
 	}
 	p, ok := platform.ByName(f.platform)
 	if !ok {
-		return usage("unknown platform %q", f.platform)
+		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown platform %q", f.platform),
+			"Use a platform name such as argon, boron, photon, p2 or msom.")}
 	}
 	mode, err := sim.ParseMode(f.mode)
 	if err != nil || mode == sim.ModeOff {
@@ -239,10 +241,11 @@ func simModules(ctx context.Context, g *globals, p *platform.Platform, f *simFla
 		for _, path := range f.modules {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				return nil, "", &exitError{code: exitFailed, err: err}
+				return nil, "", &exitError{code: exitFailed, err: remedy.With(err, "Check the path of the --modules file.")}
 			}
 			if _, err := module.Parse(b); err != nil {
-				return nil, "", &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", path, err)}
+				return nil, "", &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("%s: %w", path, err),
+					"Give Particle module .bin files (`pflash inspect FILE` says what is wrong with this one).")}
 			}
 			mods = append(mods, b)
 		}
