@@ -247,7 +247,9 @@ func TestCacheTwoFetchProcesses(t *testing.T) {
 		t.Skip("builds pflash")
 	}
 	srv := newAssetServer(t)
+	srv.mu.Lock()
 	srv.delay = 5 * time.Millisecond // make the two downloads overlap
+	srv.mu.Unlock()
 	bin := filepath.Join(t.TempDir(), "pflash")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
