@@ -1,0 +1,58 @@
+package factory_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/particle-flasher/particle-flasher/flasher/factory/factorybench"
+)
+
+// BenchmarkFactoryThroughput is issue 8's acceptance 2: the throughput of a bench
+// flashing 8 Borons in parallel (the real 1.5.2 -> 4.1.0 files, at sim time scale 1 - a
+// real device's pace - through the runner and simdoor in this process) as a ratio to one
+// Boron alone ("x-parallel", goal >= 6), with both throughputs in units per minute. The
+// same measurement is `pflash bench`. It reports, never asserts, times.
+func BenchmarkFactoryThroughput(b *testing.B) {
+	o := factorybench.Options{
+		Platform: boron(b),
+		From:     append(readFiles(b, "releases", boron152...), readFiles(b, "apps", boronApp)...),
+		Target:   target410(b),
+		Devices:  8,
+		Scale:    1,
+		StateDir: b.TempDir(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	var sum factorybench.Result
+	for b.Loop() {
+		r, err := factorybench.Measure(ctx, o)
+		require.NoError(b, err)
+		if sum.Devices == 0 {
+			sum = r
+		} else {
+			sum.AloneSeconds += r.AloneSeconds
+			sum.ParallelSeconds += r.ParallelSeconds
+			sum.AloneDeviceSeconds += r.AloneDeviceSeconds
+			sum.ParallelDeviceSeconds += r.ParallelDeviceSeconds
+		}
+	}
+	n := float64(b.N)
+	r := sum
+	r.AloneUnitsPerMin = 60 * n / r.AloneSeconds
+	r.ParallelUnitsPerMin = float64(r.Devices) * 60 * n / r.ParallelSeconds
+	r.Ratio = r.ParallelUnitsPerMin / r.AloneUnitsPerMin
+	b.ReportMetric(r.Ratio, "x-parallel")
+	b.ReportMetric(r.ParallelUnitsPerMin, "units/min-8")
+	b.ReportMetric(r.AloneUnitsPerMin, "units/min-1")
+	// The share of one unit's wall time that is device-bound work; the rest is the host's
+	// waiting and polling.
+	b.ReportMetric(r.AloneDeviceSeconds/r.AloneSeconds, "device/wall-1")
+	msg := fmt.Sprintf("Factory throughput, Boron %s -> %s at sim scale 1: %s. One unit: %.1f s wall for %.1f s device-bound; %d units: %.1f s wall for %.1f s device-bound in all",
+		r.From, r.To, r, r.AloneSeconds/n, r.AloneDeviceSeconds/n, r.Devices, r.ParallelSeconds/n, r.ParallelDeviceSeconds/n)
+	b.Log(msg)
+	fmt.Println(msg)
+}

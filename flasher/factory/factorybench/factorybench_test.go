@@ -1,0 +1,39 @@
+package factorybench_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/particle-flasher/particle-flasher/flasher/factory/factorybench"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/run"
+)
+
+// TestMeasureSynthetic: a measurement with synthetic Argon modules at time scale 0
+// flashes every device (Round checks each ended normal) and reports consistent figures.
+func TestMeasureSynthetic(t *testing.T) {
+	p, ok := platform.ByName("argon")
+	require.True(t, ok)
+	from, err := factorybench.SyntheticModules(p, "2.3.0", true)
+	require.NoError(t, err)
+	to, err := factorybench.SyntheticModules(p, "4.1.0", false)
+	require.NoError(t, err)
+	tgt, err := factorybench.TargetOf("4.1.0", to)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := factorybench.Measure(ctx, factorybench.Options{Platform: p, From: from, Target: tgt, Devices: 3,
+		Timeouts: run.Timeouts{EstimateFactor: -1}, Poll: 5 * time.Millisecond, StateDir: t.TempDir()})
+	require.NoError(t, err)
+	assert.Equal(t, 3, res.Devices)
+	assert.Equal(t, "2.3.0", res.From)
+	assert.Equal(t, "4.1.0", res.To)
+	assert.Positive(t, res.AloneUnitsPerMin)
+	assert.InDelta(t, res.ParallelUnitsPerMin/res.AloneUnitsPerMin, res.Ratio, 1e-9)
+	assert.Positive(t, res.ParallelDeviceSeconds, "device time is charged at scale 0 too")
+	assert.Contains(t, res.String(), "3 devices in parallel: ")
+}
