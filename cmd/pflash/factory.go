@@ -209,7 +209,7 @@ func (o *factoryOutput) close() {
 func (o *factoryOutput) event(e factory.Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if e.Kind == factory.EvDuplicate {
+	if e.Kind == factory.EvDuplicate || e.Kind == factory.EvUnreadable {
 		fmt.Fprintf(o.g.stderr, "Warning: %s\n", e.Message)
 	}
 	if o.view == nil {
@@ -228,7 +228,7 @@ func (o *factoryOutput) event(e factory.Event) {
 		}
 	case factory.EvStarted:
 		o.line("%s: started", who)
-	case factory.EvDuplicate:
+	case factory.EvDuplicate, factory.EvUnreadable:
 		o.line("Warning: %s", e.Message)
 	case factory.EvFinished:
 		r := e.Record

@@ -195,6 +195,15 @@ func exitCode(err error) int {
 	return exitFailed
 }
 
+// withRemedy adds a remedy to err unless it carries its own (a permission error names the
+// udev rule, which says more than a generic hint).
+func withRemedy(err error, fix string) error {
+	if remedy.Of(err) != "" {
+		return err
+	}
+	return remedy.With(err, fix)
+}
+
 // pickFlashDevice finds the device to flash: the one named, or the only one attached.
 func pickFlashDevice(ctx context.Context, doors frun.Doors, id string) (frun.Attached, error) {
 	deadline := time.Now().Add(5 * time.Second)
@@ -207,6 +216,7 @@ func pickFlashDevice(ctx context.Context, doors frun.Doors, id string) (frun.Att
 			}
 			return frun.Attached{}, &exitError{code: exitFailed, err: err}
 		}
+		devs, problem := frun.Readable(devs)
 		var match []frun.Attached
 		for _, d := range devs {
 			if id == "" || strings.EqualFold(d.ID, strings.TrimSpace(id)) {
@@ -227,6 +237,10 @@ func pickFlashDevice(ctx context.Context, doors frun.Doors, id string) (frun.Att
 				"say which one with --device ID")}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
+			if problem != nil {
+				// The device asked for may be the one that cannot be read.
+				return frun.Attached{}, &exitError{code: exitCode(problem), err: withRemedy(problem, "run `pflash doctor` to see what keeps pflash from the device")}
+			}
 			what := "no Particle device is attached"
 			if id != "" {
 				what = "no attached device has the ID " + id

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,7 @@ import (
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/usb"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
@@ -264,4 +266,25 @@ func TestFlashModulesAreInspectJSON(t *testing.T) {
 	got, err := json.Marshal(frun.ModulesJSON(mods))
 	require.NoError(t, err)
 	assert.JSONEq(t, string(want), string(got))
+}
+
+// flashDeniedDoors list one Particle device the OS will not let pflash open.
+type flashDeniedDoors struct{ frun.Doors }
+
+func (d flashDeniedDoors) List(ctx context.Context) ([]frun.Attached, error) {
+	return []frun.Attached{{Where: "USB 1-4", DFU: true,
+		Problem: &usb.PermissionError{Device: "USB 1-4 (2b04:d00d)", Err: errors.New("LIBUSB_ERROR_ACCESS")}}}, nil
+}
+
+// TestFlashUnreadableDeviceExitsWithAccess: a device pflash may not open is not "no device":
+// the exit code is 4 and the message names the permission problem and its fix.
+func TestFlashUnreadableDeviceExitsWithAccess(t *testing.T) {
+	oldDoors := flashDoors
+	flashDoors = func(*globals) (frun.Doors, func(), error) { return flashDeniedDoors{simdoor.New(true)}, func() {}, nil }
+	t.Cleanup(func() { flashDoors = oldDoors })
+	code, out, errb := flashRun(t, "flash", "--to", "2.3.1", "--yes", "--offline", "--state-dir", t.TempDir())
+	assert.Equal(t, exitAccess, code, "%s\n%s", out, errb)
+	assert.Contains(t, errb, "USB 1-4")
+	assert.Contains(t, errb, "What to do:")
+	assert.Contains(t, strings.ToLower(errb), "udev")
 }

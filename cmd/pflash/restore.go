@@ -219,13 +219,18 @@ func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors 
 	find := func() (frun.Attached, bool, error) {
 		devs, err := doors.List(ctx)
 		if err != nil {
-			return frun.Attached{}, false, &exitError{code: exitCode(err), err: remedy.With(err, "run `pflash doctor` to see what keeps pflash from USB")}
+			return frun.Attached{}, false, &exitError{code: exitCode(err), err: withRemedy(err, "run `pflash doctor` to see what keeps pflash from USB")}
 		}
+		devs, problem := frun.Readable(devs)
 		var match []frun.Attached
 		for _, d := range devs {
 			if (id == "" || strings.EqualFold(d.ID, id)) && (d.DFU || !dfuOnly) {
 				match = append(match, d)
 			}
+		}
+		if len(match) == 0 && problem != nil {
+			// Pressing buttons does not help a device pflash may not open.
+			return frun.Attached{}, false, &exitError{code: exitCode(problem), err: withRemedy(problem, "run `pflash doctor` to see what keeps pflash from the device")}
 		}
 		switch {
 		case len(match) == 1 && match[0].Platform == nil:

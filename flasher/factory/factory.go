@@ -91,6 +91,9 @@ const (
 	EvDetached = "detached"
 	// EvTotals: the totals changed (after every finished unit, and at the end).
 	EvTotals = "totals"
+	// EvUnreadable: a device is on the bus but cannot be read (no permission, busy), so it
+	// is not flashed (Message says why and what to do); sent once per distinct problem.
+	EvUnreadable = "unreadable"
 )
 
 // Event is one thing that happened on the bench; every event carries the totals as they
@@ -259,8 +262,22 @@ func (b *bench) loop(ctx, startCtx context.Context, stopStarting func()) {
 				lastErr = msg
 			}
 		} else {
-			lastErr = ""
-			b.observe(ctx, startCtx, devs)
+			readable, problem := run.Readable(devs)
+			switch {
+			case problem == nil:
+				lastErr = ""
+			case problem.Error() != lastErr:
+				// Said once: the unit stays unreadable until someone fixes the cause, and
+				// the others are flashed meanwhile.
+				lastErr = problem.Error()
+				msg := problem.Error()
+				if r := remedy.Of(problem); r != "" {
+					msg += ". What to do: " + r
+				}
+				b.log.Warn("factory: a device cannot be read", "err", problem)
+				b.emit(Event{Kind: EvUnreadable, Message: msg})
+			}
+			b.observe(ctx, startCtx, readable)
 		}
 		select {
 		case <-startCtx.Done():

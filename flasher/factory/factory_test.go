@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/factory"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
@@ -454,4 +456,35 @@ func TestBenchBlankBoard(t *testing.T) {
 	assert.Equal(t, "none", r.Before)
 	assert.Equal(t, "4.1.0", r.After)
 	assert.Equal(t, "4.1.0", d.SystemVersion())
+}
+
+// unreadableDoors adds to a bus a Particle device that cannot be opened, as libusb shows
+// a unit plugged into a bench without the udev rule.
+type unreadableDoors struct {
+	run.Doors
+}
+
+func (u unreadableDoors) List(ctx context.Context) ([]run.Attached, error) {
+	devs, err := u.Doors.List(ctx)
+	return append(devs, run.Attached{Where: "USB 1-9", DFU: true, Platform: nil,
+		Problem: remedy.With(errors.New("USB 1-9: access denied opening the device"), "install the udev rule (pflash doctor shows it)")}), err
+}
+
+// TestBenchUnreadableUnit: one unit the bench may not open neither hides the others nor
+// goes unexplained: it is reported once, with the remedy, and the rest are flashed.
+func TestBenchUnreadableUnit(t *testing.T) {
+	a := newBoron(t, boron152, sim.Options{})
+	b := newBoron(t, boron152, sim.Options{Mode: sim.ModeDFU})
+	ev := newEvents()
+	o := benchOptions(t, unreadableDoors{simdoor.New(true, a, b)}, ev, 2)
+	tot, err := factory.Run(testCtx(t, time.Minute), o)
+	require.NoError(t, err)
+	assert.Equal(t, 2, tot.OK)
+	tgt := target410(t)
+	requireAt410(t, a, tgt)
+	requireAt410(t, b, tgt)
+	un := ev.kind(factory.EvUnreadable)
+	require.Len(t, un, 1, "said once, not at every poll")
+	assert.Contains(t, un[0].Message, "access denied")
+	assert.Contains(t, un[0].Message, "What to do: install the udev rule")
 }

@@ -3,7 +3,6 @@
 // so nobody is left with a raw "LIBUSB_ERROR_PIPE".
 package remedy
 
-import "errors"
 
 // Error is an error with a remedy a person can act on.
 type Error struct {
@@ -24,11 +23,32 @@ func With(err error, remedy string) error {
 	return &Error{Err: err, Remedy: remedy}
 }
 
-// Of returns the outermost remedy in err's chain, or "" when there is none.
+// Of returns the outermost remedy in err's chain, or "" when there is none. Besides
+// Error, any error in the chain with a Remedy() string method counts (e.g.
+// usb.PermissionError, which knows the udev rule).
 func Of(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Remedy
+	for err != nil {
+		switch e := err.(type) {
+		case *Error:
+			return e.Remedy
+		case interface{ Remedy() string }:
+			if r := e.Remedy(); r != "" {
+				return r
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if r := Of(e); r != "" {
+					return r
+				}
+			}
+			return ""
+		default:
+			return ""
+		}
 	}
 	return ""
 }

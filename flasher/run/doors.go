@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
@@ -33,6 +34,30 @@ type Attached struct {
 	DFU bool
 	// Where says how it is reached ("USB 1-2.3"), for messages.
 	Where string
+	// Problem is set when the door sees a Particle device but cannot read its ID (no
+	// permission, busy): ID is empty then. Such a device is listed rather than dropped so
+	// that one unreadable unit neither hides the others nor goes unexplained.
+	Problem error
+}
+
+// Readable splits a listing into the devices that can be told apart by ID and the
+// problem of the first one that cannot (nil when every device was read).
+func Readable(devs []Attached) ([]Attached, error) {
+	var ok []Attached
+	var problem error
+	for _, d := range devs {
+		if d.Problem != nil || d.ID == "" {
+			if problem == nil {
+				problem = d.Problem
+				if problem == nil {
+					problem = fmt.Errorf("the device at %s did not give its ID", d.Where)
+				}
+			}
+			continue
+		}
+		ok = append(ok, d)
+	}
+	return ok, problem
 }
 
 // Doors finds devices. Implementations must bound the time of every call.

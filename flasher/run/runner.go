@@ -170,6 +170,15 @@ func (r *Runner) pickDevice(ctx context.Context) (string, error) {
 	defer cancel()
 	for {
 		devs, err := r.o.Doors.List(lctx)
+		if err == nil {
+			// An unreadable device counts as one: picking "the only one" past it could
+			// flash the wrong unit.
+			var problem error
+			if _, problem = Readable(devs); problem != nil && len(devs) == 1 {
+				err = problem
+				devs = nil
+			}
+		}
 		if err == nil && len(devs) == 1 && devs[0].ID != "" {
 			return devs[0].ID, nil
 		}

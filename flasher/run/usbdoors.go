@@ -53,10 +53,11 @@ func (u *USBDoors) List(ctx context.Context) ([]Attached, error) {
 	}
 	var out []Attached
 	for _, i := range infos {
+		a := Attached{ID: i.DeviceID, Platform: i.Platform, DFU: i.DFU, Where: "USB " + i.Path}
 		if i.Err != nil && i.DeviceID == "" {
-			return nil, i.Err // a device we may not open: say so rather than ignore it
+			a.Problem = i.Err // a device we may not open: say so rather than ignore it
 		}
-		out = append(out, Attached{ID: i.DeviceID, Platform: i.Platform, DFU: i.DFU, Where: "USB " + i.Path})
+		out = append(out, a)
 	}
 	return out, nil
 }
