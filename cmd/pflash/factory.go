@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,19 +46,7 @@ func newFactoryCmd(g *globals) *cobra.Command {
 			"--count N, until N units finished. With --json, one event per line (attached, started,\n" +
 			"run, finished, duplicate, detached, totals). Exit code 1 when any unit failed.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := interruptible(cmdContext(cmd), g)
-			defer stop()
-			err := runFactory(ctx, g, f)
-			if err == nil {
-				return nil
-			}
-			var ee *exitError
-			if !errors.As(err, &ee) {
-				ee = &exitError{code: exitFailed, err: err}
-			}
-			return ee
-		},
+		RunE: writeCommand(g, func(ctx context.Context) error { return runFactory(ctx, g, f) }),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.to, "to", "", "target: Device OS version, module file, directory of module files, or .zip bundle")
@@ -67,8 +54,7 @@ func newFactoryCmd(g *globals) *cobra.Command {
 	fl.IntVar(&f.jobs, "jobs", 8, "units flashed at once")
 	fl.StringVar(&f.report, "report", "", "CSV report (appended to; a .jsonl twin beside it) (default: factory-DATE.csv in the state directory)")
 	fl.IntVar(&f.count, "count", 0, "stop after this many units finished (0: run until Ctrl-C)")
-	fl.StringVar(&f.stateDir, "state-dir", os.Getenv(frun.EnvStateDir), "where the per-device journals live (env "+frun.EnvStateDir+")")
-	fl.BoolVar(&f.offline, "offline", false, "resolve a Device OS version from the firmware cache only, never the network")
+	stateAndOfflineFlags(fl, &f.stateDir, &f.offline)
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }

@@ -70,19 +70,7 @@ func newFlashCmd(g *globals) *cobra.Command {
 			"verified, failed), ending with {\"event\": \"done\", \"result\": \"ok\"|\"failed\", \"error\": ...,\n" +
 			"\"remedy\": ..., \"modules\": [...as inspect --json...]}.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := interruptible(cmdContext(cmd), g)
-			defer stop()
-			err := runFlash(ctx, g, f)
-			if err == nil {
-				return nil
-			}
-			var ee *exitError
-			if !errors.As(err, &ee) {
-				ee = &exitError{code: exitFailed, err: err}
-			}
-			return ee
-		},
+		RunE: writeCommand(g, func(ctx context.Context) error { return runFlash(ctx, g, f) }),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.to, "to", "", "target: Device OS version, module file, directory of module files, or .zip bundle")
@@ -91,8 +79,7 @@ func newFlashCmd(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.yes, "yes", "y", false, "do not ask before writing")
 	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback (read every written range back) or none")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "period of the board's external watchdog (e.g. 15s): cut the DFU work to fit")
-	fl.StringVar(&f.stateDir, "state-dir", os.Getenv(frun.EnvStateDir), "where the per-device journals live (env "+frun.EnvStateDir+")")
-	fl.BoolVar(&f.offline, "offline", false, "resolve a Device OS version from the firmware cache only, never the network")
+	stateAndOfflineFlags(fl, &f.stateDir, &f.offline)
 	fl.BoolVar(&f.noBootloader, "no-bootloader", false, "leave the bootloader (and prebootloaders) as they are")
 	fl.BoolVar(&f.noSoftDevice, "no-softdevice", false, "leave the SoftDevice as it is")
 	fl.BoolVar(&f.noNCP, "no-ncp", false, "leave the NCP firmware as it is")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -52,19 +51,7 @@ func newRestoreCmd(g *globals) *cobra.Command {
 			"the same events as flash, ending with {\"event\": \"done\", ...}; while waiting for the\n" +
 			"device, a \"waiting\" event with buttons: true, the button sequence and the LED.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := interruptible(cmdContext(cmd), g)
-			defer stop()
-			err := runRestore(ctx, g, f)
-			if err == nil {
-				return nil
-			}
-			var ee *exitError
-			if !errors.As(err, &ee) {
-				ee = &exitError{code: exitFailed, err: err}
-			}
-			return ee
-		},
+		RunE: writeCommand(g, func(ctx context.Context) error { return runRestore(ctx, g, f) }),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.to, "to", "", "target: Device OS version, module file, directory of module files, or .zip bundle")
@@ -74,8 +61,7 @@ func newRestoreCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.wait, "wait", 2*time.Minute, "how long to wait for the device to appear in DFU mode")
 	fl.BoolVarP(&f.yes, "yes", "y", false, "do not ask before writing")
 	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback (read every written range back) or none")
-	fl.StringVar(&f.stateDir, "state-dir", os.Getenv(frun.EnvStateDir), "where the per-device journals live (env "+frun.EnvStateDir+")")
-	fl.BoolVar(&f.offline, "offline", false, "resolve a Device OS version from the firmware cache only, never the network")
+	stateAndOfflineFlags(fl, &f.stateDir, &f.offline)
 	fl.BoolVar(&f.force, "force", false, "rewrite even the modules that are intact and at the target version")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd

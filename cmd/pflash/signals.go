@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	frun "github.com/particle-flasher/particle-flasher/flasher/run"
 )
 
 // abortExit ends the process after a second interrupt; tests replace it to see the code.
@@ -68,4 +74,30 @@ func interruptible(parent context.Context, g *globals) (ctx context.Context, sto
 			cancel()
 		})
 	}
+}
+
+// writeCommand is the RunE of the commands that write to devices (flash, restore,
+// factory): the first Ctrl-C stops them at the next safe point, and a failure without an
+// exit code of its own exits with exitFailed.
+func writeCommand(g *globals, fn func(ctx context.Context) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx, stop := interruptible(cmdContext(cmd), g)
+		defer stop()
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		var ee *exitError
+		if !errors.As(err, &ee) {
+			ee = &exitError{code: exitFailed, err: err}
+		}
+		return ee
+	}
+}
+
+// stateAndOfflineFlags are the flags every writing command shares: where the journals
+// live and whether a version may be downloaded.
+func stateAndOfflineFlags(fl *pflag.FlagSet, stateDir *string, offline *bool) {
+	fl.StringVar(stateDir, "state-dir", os.Getenv(frun.EnvStateDir), "where the per-device journals live (env "+frun.EnvStateDir+")")
+	fl.BoolVar(offline, "offline", false, "resolve a Device OS version from the firmware cache only, never the network")
 }
