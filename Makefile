@@ -9,7 +9,7 @@ SHIM_SRC  := flasher/sim/usbsim/shim/libusb_shim.c
 TEST_TIMEOUT ?= 14m
 FUZZTIME  ?= 60s
 
-.PHONY: all run build test deps deps-test shim vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke clean
+.PHONY: all run build test deps deps-test shim vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
 
 all: build
 
@@ -59,6 +59,14 @@ fuzz:
 gui-smoke: deps-test
 	$(GO) build -o $(BUILD)/particle-flasher ./cmd/particle-flasher
 	PFLASH_SMOKE_EXIT=3s xvfb-run -a ./$(BUILD)/particle-flasher
+
+# The real app under Xvfb in demo mode walks its main screens and saves each as a PNG in
+# docs/screenshots (shown in README.md); it fails if a screen cannot be reached. Mesa's
+# llvmpipe reads an Xvfb window back as zeros; softpipe captures what is on screen.
+screenshots: deps-test
+	$(GO) build -o $(BUILD)/particle-flasher ./cmd/particle-flasher
+	mkdir -p docs/screenshots && rm -f docs/screenshots/*.png
+	GALLIUM_DRIVER=softpipe xvfb-run -a -s "-screen 0 1280x800x24" ./$(BUILD)/particle-flasher --demo --screenshots docs/screenshots
 
 # Benchmarks report ratios (wall time / device-bound time the sim charged), never timed
 # assertions. The smoke run inside make test is the DfuSe write alone.

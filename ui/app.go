@@ -29,7 +29,18 @@ type Options struct {
 	// Actions builds the device panel's flashing section (target, plan, run); nil shows
 	// a placeholder until the runner is wired in.
 	Actions ActionsFunc
+	// Screenshots, when set, walks the main screens as a person would, saves each as a
+	// PNG in this directory and quits (`make screenshots`); Run exits with status 1 when
+	// a screen could not be reached.
+	Screenshots string
+	// DemoScale is the virtual devices' time scale (sim.Options.Scale): 0 is instant, as
+	// tests want; Run uses DefaultDemoScale when it is unset, so a person can watch a run.
+	DemoScale float64
 }
+
+// DefaultDemoScale runs the demo devices at a fifth of a real device's pace: slow enough
+// to watch the steps and the LED guidance go by, fast enough not to bore.
+const DefaultDemoScale = 0.2
 
 // Run opens the main window and blocks until it is closed.
 func Run(opts Options) {
@@ -37,8 +48,12 @@ func Run(opts Options) {
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
 	applyTheme(a, a.Preferences().StringWithFallback(prefTheme, "System"))
 	w := a.NewWindow("Particle Flasher")
-	doors, closeDoors := realDoors(opts)
+	if opts.DemoScale == 0 {
+		opts.DemoScale = DefaultDemoScale
+	}
+	doors, host, closeDoors := realDoors(opts)
 	m := newMainUI(w, opts, &SimDoor{}, doors)
+	m.runs.usbHost = host // the runner reaches real devices through the same libusb host
 	w.SetContent(m.content())
 	w.Resize(fyne.NewSize(1100, 700))
 	if v := os.Getenv(SmokeExitEnv); v != "" {
@@ -55,23 +70,32 @@ func Run(opts Options) {
 			})
 		}()
 	}
+	shots := func(time.Duration) error { return nil }
+	if opts.Screenshots != "" {
+		shots = startScreenshots(m, w, opts.Screenshots, a.Quit)
+	}
 	w.ShowAndRun()
+	shotsErr := shots(5 * time.Second) // the walk quit the app, or the person closed it
 	m.stop()
 	_ = m.sims.Close()
 	closeDoors()
+	if shotsErr != nil {
+		slog.Error("screenshots: some screens could not be taken", "err", shotsErr)
+		os.Exit(1)
+	}
 }
 
 // realDoors opens the hardware doors unless the app runs the demo only. Without libusb
 // the app still opens: the empty state offers the virtual devices.
-func realDoors(opts Options) ([]device.Door, func()) {
+func realDoors(opts Options) ([]device.Door, *usb.Host, func()) {
 	if opts.Demo {
-		return nil, func() {}
+		return nil, nil, func() {}
 	}
 	doors := []device.Door{&device.SerialDoor{}}
 	h, err := usb.NewHost()
 	if err != nil {
 		slog.Warn("USB unavailable; only serial ports are watched", "err", err)
-		return doors, func() {}
+		return doors, nil, func() {}
 	}
-	return append([]device.Door{&device.USBDoor{Host: h}}, doors...), func() { _ = h.Close() }
+	return append([]device.Door{&device.USBDoor{Host: h}}, doors...), h, func() { _ = h.Close() }
 }

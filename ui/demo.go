@@ -148,7 +148,11 @@ func simCtrl(d *sim.Device) *ctrl.Client {
 // meets in the field: a Photon in safe mode because its app needs a newer Device OS, a
 // Boron running an old Device OS (1.5.2) that wants an upgrade, and an Argon fresh from
 // the factory programmer with no system part, stuck in DFU mode.
-func DemoDevices() ([]*sim.Device, error) {
+func DemoDevices() ([]*sim.Device, error) { return DemoDevicesAt(0) }
+
+// DemoDevicesAt builds the demo devices at a time scale (sim.Options.Scale): 0 is
+// instant, 1 a real device's pace.
+func DemoDevicesAt(scale float64) ([]*sim.Device, error) {
 	var out []*sim.Device
 	fail := func(err error) ([]*sim.Device, error) {
 		for _, d := range out {
@@ -170,7 +174,7 @@ func DemoDevices() ([]*sim.Device, error) {
 	if err != nil {
 		return fail(err)
 	}
-	d, err := sim.New(sim.Options{Platform: photon, Modules: append(set, app), NoSerial: true})
+	d, err := sim.New(sim.Options{Platform: photon, Modules: append(set, app), NoSerial: true, Scale: scale})
 	if err != nil {
 		return fail(err)
 	}
@@ -186,14 +190,14 @@ func DemoDevices() ([]*sim.Device, error) {
 	if err != nil {
 		return fail(err)
 	}
-	d, err = sim.New(sim.Options{Platform: boron, Modules: append(set, app), NoSerial: true})
+	d, err = sim.New(sim.Options{Platform: boron, Modules: append(set, app), NoSerial: true, Scale: scale})
 	if err != nil {
 		return fail(err)
 	}
 	out = append(out, d)
 
 	// Argon: bootloader only.
-	d, err = sim.New(sim.Options{Platform: argon, Blank: true, NoSerial: true})
+	d, err = sim.New(sim.Options{Platform: argon, Blank: true, NoSerial: true, Scale: scale})
 	if err != nil {
 		return fail(err)
 	}

@@ -46,9 +46,15 @@ type mainUI struct {
 	wizard   *wizard
 	settings *settingsView
 
+	// watcher follows the devices; runs and the factory bench hold the devices they write
+	// (watcher.Hold) so that it does not read them meanwhile.
+	watcher *device.Watcher
+
 	ctx    context.Context // ends with the window: every worker started for it stops then
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	runs runState // the runner and each device's target section (run.go)
 }
 
 // newMainUI builds the window content and starts the device watcher over the given doors
@@ -57,7 +63,7 @@ func newMainUI(w fyne.Window, opts Options, sims *SimDoor, doors []device.Door) 
 	m := &mainUI{win: w, opts: opts, anim: newAnimator(), sims: sims, devices: map[string]device.Device{}}
 	m.actions = opts.Actions
 	if m.actions == nil {
-		m.actions = func(d device.Device) fyne.CanvasObject { return newTargetSection(m, d) }
+		m.actions = m.targetFor
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.status = widget.NewLabel("")
@@ -86,6 +92,7 @@ func newMainUI(w fyne.Window, opts Options, sims *SimDoor, doors []device.Door) 
 		container.NewTabItem("Devices", container.NewBorder(nil, m.status, nil, nil, split)),
 		container.NewTabItem("Recovery", m.wizard.obj),
 		container.NewTabItem("Settings", m.settings.obj),
+		container.NewTabItem("Factory", newFactoryView(m).obj),
 	)
 	m.shortcuts()
 
@@ -93,7 +100,8 @@ func newMainUI(w fyne.Window, opts Options, sims *SimDoor, doors []device.Door) 
 	m.done = make(chan struct{})
 	go m.anim.run(ctx)
 	all := append([]device.Door{sims}, doors...)
-	events := device.NewWatcher(device.Options{Doors: all}).Run(ctx)
+	m.watcher = device.NewWatcher(device.Options{Doors: all})
+	events := m.watcher.Run(ctx)
 	go func() {
 		defer close(m.done)
 		for e := range events {
@@ -119,6 +127,7 @@ func (m *mainUI) stop() {
 	case <-time.After(2 * time.Second):
 		slog.Warn("device event pump did not stop in time")
 	}
+	m.stopRuns()
 }
 
 // shortcuts: Ctrl+1..3 switch tabs, so the app works without a mouse; the device list
@@ -170,7 +179,7 @@ func (m *mainUI) startDemo() {
 	}
 	m.demoOn = true
 	go func() {
-		devs, err := DemoDevices()
+		devs, err := DemoDevicesAt(m.opts.DemoScale)
 		if err != nil {
 			slog.Error("demo devices", "err", err)
 			onUI(func() { m.status.SetText("Could not start the virtual devices: " + err.Error()) })

@@ -1,10 +1,24 @@
 package ui
 
 import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/widget"
 
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
@@ -12,20 +26,69 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
-// targetSection is the first part of points 3 and 4 of the app: pick a Device OS version
-// from the catalog and preview the plan, without running it. Running (progress, LED
-// guidance, result card) plugs in here once flasher/run's API is settled; Start is
-// therefore absent, not disabled-without-reason.
+// prepareTimeout bounds resolving a target (a download included) and reading the device.
+const prepareTimeout = 10 * time.Minute
+
+// maxModuleFile is larger than any module (the biggest, a P2 system part, is under 3 MB):
+// a bigger file is not a module and is not read into memory.
+const maxModuleFile = 16 << 20
+
+// targetSection is points 3 and 4 of the app for one device: pick a Device OS version from
+// the catalog or local files, optionally an application and which parts to leave alone,
+// see the plan the runner prepared, Start it, follow it (runView) and read the result.
+// It lives as long as the window and is found again by device ID, so a run survives the
+// device's re-enumeration and the person looking at another device.
 type targetSection struct {
 	m        *mainUI
 	d        device.Device
+	id       string
 	releases []*cache.Release
-	picker   *widget.Select
-	preview  *widget.Label
-	obj      fyne.CanvasObject
+	labels   []string
+
+	picker     *widget.Select
+	localBtn   *widget.Button
+	localLabel *widget.Label
+	localClear *widget.Button
+	appBtn     *widget.Button
+	appLabel   *widget.Label
+	appClear   *widget.Button
+	checks     []*partCheck
+
+	status      *widget.Label
+	download    *widget.ProgressBar
+	downloadInf *widget.ProgressBarInfinite
+	preview     *widget.Label
+	resumeNote  *widget.Label
+	start       *widget.Button
+	view        *runView
+	obj         fyne.CanvasObject
+
+	version    string // the catalog version chosen ("" when local files are)
+	localNames []string
+	localMods  []*module.Module
+	appName    string
+	appMod     *module.Module
+
+	gen int // the latest preparation; older ones' results are dropped
+	// prepMu makes preparations of this device take turns, and prepCancel ends the one
+	// a newer choice replaces: two readings of one device at once would trip over each
+	// other, and Start must not race the tail of an abandoned one.
+	prepMu     sync.Mutex
+	prepCancel context.CancelFunc
+	prepared   *run.Prepared
+	running    bool
+	lastTgt    *plan.Target // the target of the last run, which Resume runs again
+}
+
+// partCheck is one "write this part" checkbox, shown only where the platform has the slot.
+type partCheck struct {
+	fn    platform.Function
+	check *widget.Check
 }
 
 // releaseLabel names a release in the picker with its markings in words.
@@ -51,114 +114,619 @@ func releaseLabel(r *cache.Release) string {
 	return r.Version + " (" + strings.Join(tags, ", ") + ")"
 }
 
-// newTargetSection builds the picker for a device; nil when the catalog cannot be read.
-func newTargetSection(m *mainUI, d device.Device) fyne.CanvasObject {
-	t := &targetSection{m: m, d: d, preview: widget.NewLabel("")}
-	t.preview.Wrapping = fyne.TextWrapWord
+// newTargetSection builds the section for a device.
+func newTargetSection(m *mainUI, d device.Device) *targetSection {
+	t := &targetSection{m: m, d: d, id: runKey(d),
+		status: widget.NewLabel(""), preview: widget.NewLabel(""), resumeNote: widget.NewLabel(""),
+		download: widget.NewProgressBar(), downloadInf: widget.NewProgressBarInfinite(),
+		localLabel: widget.NewLabel("No local files chosen."), appLabel: widget.NewLabel("No application: the device keeps its own (or gets the release's if its own cannot run).")}
+	for _, l := range []*widget.Label{t.status, t.preview, t.resumeNote, t.localLabel, t.appLabel} {
+		l.Wrapping = fyne.TextWrapWord
+	}
 	t.preview.TextStyle = fyne.TextStyle{Monospace: true}
+	t.resumeNote.Importance = widget.WarningImportance
+	t.download.Hide()
+	t.downloadInf.Hide()
+	t.downloadInf.Stop()
+	t.view = newRunView(m)
+	t.view.onResume = t.resume
 	title := widget.NewLabelWithStyle("Upgrade, downgrade or rescue", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	if d.Platform == nil {
-		return container.NewVBox(title, widget.NewLabel("The platform is unknown: the device cannot be planned for."))
+		t.obj = container.NewVBox(title, widget.NewLabel("The platform is unknown: the device cannot be planned for."))
+		return t
 	}
-	cat, err := cache.Embedded()
-	if err != nil {
-		return container.NewVBox(title, widget.NewLabel("The firmware catalog cannot be read: "+err.Error()))
+	if d.ID == "" {
+		t.obj = container.NewVBox(title, widget.NewLabel("The device ID is unknown, so the device cannot be flashed: check its USB permissions (Settings > Permissions)."))
+		return t
 	}
-	t.releases = cat.Releases(d.Platform.Name) // newest first
-	var labels []string
+	if cat, err := cache.Embedded(); err != nil {
+		t.status.SetText("The firmware catalog cannot be read: " + err.Error() + "\nWhat to do: " + orWord(remedy.Of(err), "choose local files instead."))
+	} else {
+		t.releases = cat.Releases(d.Platform.Name) // newest first
+	}
 	for _, r := range t.releases {
-		labels = append(labels, releaseLabel(r))
+		t.labels = append(t.labels, releaseLabel(r))
 	}
-	t.picker = widget.NewSelect(labels, func(s string) {
-		for i, l := range labels {
+	t.picker = widget.NewSelect(t.labels, func(s string) {
+		for i, l := range t.labels {
 			if l == s {
-				t.showPlan(t.releases[i])
+				t.chooseVersion(t.releases[i].Version)
 				return
 			}
 		}
 	})
 	t.picker.PlaceHolder = "Choose a Device OS version..."
-	t.obj = container.NewVBox(title, widget.NewLabel("Target Device OS:"), t.picker, t.preview)
-	return t.obj
-}
+	t.localBtn = widget.NewButton("Local files...", t.openLocal)
+	t.localClear = widget.NewButton("Clear", func() { t.setLocal(nil, nil) })
+	t.localClear.Hide()
+	t.appBtn = widget.NewButton("Application...", t.openApp)
+	t.appClear = widget.NewButton("Clear", func() { t.setApp("", nil) })
+	t.appClear.Hide()
+	t.start = widget.NewButton("Start", t.startRun)
+	t.start.Importance = widget.HighImportance
+	t.start.Disable()
 
-// showPlan previews the plan for release r. Module files come from the firmware cache on
-// real hardware, which the app does not download yet; a virtual device is planned with the
-// simulator's synthetic release of that version, so the demo shows a real plan.
-func (t *targetSection) showPlan(r *cache.Release) {
-	if cur, ok := t.m.devices[t.d.Key]; ok {
-		t.d = cur // the device may have changed mode or been read again since
-	}
-	virtual := false
-	for _, doorRef := range t.d.Doors {
-		if doorRef.Path == "virtual" {
-			virtual = true
-		}
-	}
-	if !virtual {
-		t.preview.SetText("Planning " + r.Version + " needs its files in the firmware cache: run `pflash cache fetch " +
-			r.Version + " --platform " + t.d.Platform.Name + "`, then `pflash plan`. The app will fetch them itself with the runner.")
-		return
-	}
-	p, err := planFor(t.d, r.Version)
-	if err != nil {
-		t.preview.SetText("No plan: " + err.Error())
-		return
-	}
-	t.preview.SetText(p.String())
-}
-
-// planFor plans a virtual device to a synthetic release of version.
-func planFor(d device.Device, version string) (*plan.Plan, error) {
-	bins, err := sim.SyntheticSet(d.Platform, version)
-	if err != nil {
-		return nil, err
-	}
-	var tgt plan.Target
-	tgt.Name = version
-	for _, b := range bins {
-		m, err := module.Parse(b)
-		if err != nil {
-			return nil, err
-		}
-		tgt.Modules = append(tgt.Modules, m)
-	}
-	return plan.Make(stateOf(d), tgt)
-}
-
-// stateOf is what the planner needs to know of a device, from the watcher's reading.
-// flasher/run has the same conversion unexported (installedFromStatus); this copy goes
-// once it is exported.
-func stateOf(d device.Device) plan.DeviceState {
-	mode, ok := plan.ParseMode(string(d.Mode))
-	if !ok {
-		mode = plan.ModeUnknown
-	}
-	st := plan.DeviceState{Platform: d.Platform, Mode: mode}
-	for _, m := range d.Modules {
-		if !m.Present || m.Location != "main" {
+	parts := container.NewHBox()
+	for _, pc := range []struct {
+		fn   platform.Function
+		name string
+	}{{platform.FuncBootloader, "Bootloader"}, {platform.FuncRadio, "SoftDevice"}, {platform.FuncNCP, "NCP"}} {
+		if !hasSlot(d.Platform, pc.fn) {
 			continue
 		}
-		in := plan.Installed{Function: m.Function, Index: m.Index, Version: m.Version, Size: m.Size, Start: m.Address,
-			Valid: m.Checks.Integrity || containsStr(m.Unchecked, "integrity")}
-		if in.Start == 0 {
-			if s, ok := d.Platform.SlotFor(m.Function, m.Index, m.Version); ok && s.Storage != platform.StorageNCP {
-				in.Start = s.StartFor(m.Size)
-			}
-		}
-		for _, dep := range m.Dependencies {
-			in.Deps = append(in.Deps, module.Dependency{Function: dep.Function, Index: dep.Index, Version: dep.Version})
-		}
-		st.Modules = append(st.Modules, in)
+		c := widget.NewCheck(pc.name, func(bool) { t.replan() })
+		c.SetChecked(true)
+		t.checks = append(t.checks, &partCheck{fn: pc.fn, check: c})
+		parts.Add(c)
 	}
-	return st
+	var partsRow fyne.CanvasObject = container.NewVBox()
+	if len(t.checks) > 0 {
+		partsRow = container.NewVBox(widget.NewLabel("Write these parts when the target brings them:"), parts)
+	}
+	t.obj = container.NewVBox(title,
+		widget.NewLabel("Target Device OS:"), t.picker,
+		container.NewBorder(nil, nil, t.localBtn, t.localClear, t.localLabel),
+		container.NewBorder(nil, nil, t.appBtn, t.appClear, t.appLabel),
+		partsRow,
+		t.status, t.download, t.downloadInf,
+		t.preview, t.resumeNote, t.start,
+		t.view.obj)
+	return t
 }
 
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+// hasSlot: the platform has a slot of this function (so the checkbox means something).
+func hasSlot(p *platform.Platform, fn platform.Function) bool {
+	for _, s := range p.Slots {
+		if s.Function == fn {
 			return true
 		}
 	}
 	return false
+}
+
+// virtual: the device is one of the window's simulated devices.
+func (t *targetSection) virtual() bool {
+	for _, dr := range t.d.Doors {
+		if dr.Path == "virtual" {
+			return true
+		}
+	}
+	return false
+}
+
+// chooseVersion picks a catalog version; local files no longer apply.
+func (t *targetSection) chooseVersion(v string) {
+	t.version = v
+	t.localNames, t.localMods = nil, nil
+	t.localLabel.SetText("No local files chosen.")
+	t.localClear.Hide()
+	t.replan()
+}
+
+// setLocal uses local module files as the target instead of a catalog version.
+func (t *targetSection) setLocal(names []string, mods []*module.Module) {
+	t.localNames, t.localMods = names, mods
+	if len(names) == 0 {
+		t.localLabel.SetText("No local files chosen.")
+		t.localClear.Hide()
+	} else {
+		t.localLabel.SetText(fmt.Sprintf("Local files: %s (%d modules)", strings.Join(names, ", "), len(mods)))
+		t.localClear.Show()
+		t.version = ""
+		if t.picker != nil {
+			t.picker.ClearSelected()
+		}
+	}
+	t.replan()
+}
+
+func (t *targetSection) setApp(name string, m *module.Module) {
+	t.appName, t.appMod = name, m
+	if m == nil {
+		t.appLabel.SetText("No application: the device keeps its own (or gets the release's if its own cannot run).")
+		t.appClear.Hide()
+	} else {
+		t.appLabel.SetText("Application: " + name)
+		t.appClear.Show()
+	}
+	t.replan()
+}
+
+// openLocal adds a .bin module or a .zip bundle to the local target: one file per choice,
+// since a release is often several .bin files.
+func (t *targetSection) openLocal() {
+	t.openModules(func(name string, mods []*module.Module) {
+		t.setLocal(append(append([]string(nil), t.localNames...), name), append(append([]*module.Module(nil), t.localMods...), mods...))
+	})
+}
+
+func (t *targetSection) openApp() {
+	t.openModules(func(name string, mods []*module.Module) {
+		if len(mods) != 1 || mods[0].Function != platform.FuncUser {
+			t.showError(remedy.With(fmt.Errorf("%s is not one application", name), "Choose the application's .bin file (a user part)."))
+			return
+		}
+		t.setApp(name, mods[0])
+	})
+}
+
+// openModules shows the file dialog and loads what was chosen.
+func (t *targetSection) openModules(use func(name string, mods []*module.Module)) {
+	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil {
+			t.showError(remedy.With(err, "Choose the file again."))
+			return
+		}
+		if r == nil {
+			return // cancelled
+		}
+		defer r.Close()
+		name := r.URI().Name()
+		data, err := io.ReadAll(io.LimitReader(r, maxModuleFile+1))
+		if err != nil {
+			t.showError(remedy.With(fmt.Errorf("%s: %w", name, err), "Check the file's permissions."))
+			return
+		}
+		mods, err := loadModuleFile(name, data)
+		if err != nil {
+			t.showError(err)
+			return
+		}
+		use(name, mods)
+	}, t.m.win)
+	d.SetFilter(storage.NewExtensionFileFilter([]string{".bin", ".zip"}))
+	d.Show()
+}
+
+// loadModuleFile parses a chosen file as `pflash flash --to FILE` does: a .zip bundle's
+// .bin members in name order, otherwise one module file (a combined file gives its
+// parts). It is file handling only: the modules are parsed by flasher/module.
+func loadModuleFile(name string, data []byte) ([]*module.Module, error) {
+	if len(data) > maxModuleFile {
+		return nil, remedy.With(fmt.Errorf("%s is far larger than any module", name), "Choose a module .bin file or a .zip bundle of them.")
+	}
+	if !strings.EqualFold(filepath.Ext(name), ".zip") {
+		return parseModuleData(name, data)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, remedy.With(fmt.Errorf("%s: %w", name, err), "Choose a .zip bundle of module files; download it again if it is damaged.")
+	}
+	files := append([]*zip.File(nil), zr.File...)
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	var out []*module.Module
+	for _, zf := range files {
+		base := filepath.Base(zf.Name)
+		if zf.FileInfo().IsDir() || strings.HasPrefix(zf.Name, "__MACOSX/") || strings.HasPrefix(base, "._") ||
+			!strings.EqualFold(filepath.Ext(base), ".bin") {
+			continue
+		}
+		if zf.UncompressedSize64 > maxModuleFile {
+			return nil, remedy.With(fmt.Errorf("%s: %s is too large to be a module", name, zf.Name), "Choose a bundle of module files.")
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return nil, remedy.With(fmt.Errorf("%s: %s: %w", name, zf.Name, err), "The bundle is damaged: download it again.")
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, maxModuleFile+1))
+		rc.Close()
+		if err != nil {
+			return nil, remedy.With(fmt.Errorf("%s: %s: %w", name, zf.Name, err), "The bundle is damaged: download it again.")
+		}
+		mods, err := parseModuleData(name+":"+zf.Name, b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mods...)
+	}
+	if len(out) == 0 {
+		return nil, remedy.With(fmt.Errorf("%s holds no .bin module files", name), "Choose a bundle of module files.")
+	}
+	return out, nil
+}
+
+func parseModuleData(name string, data []byte) ([]*module.Module, error) {
+	m, err := module.Parse(data)
+	if err == nil && m.Combined() {
+		var parts []*module.Module
+		if parts, err = module.SplitCombined(data); err == nil {
+			return parts, nil
+		}
+	}
+	if err != nil {
+		return nil, remedy.With(fmt.Errorf("%s: %w", name, err), "Choose Particle module files (.bin); `pflash inspect FILE` shows what a file holds.")
+	}
+	return []*module.Module{m}, nil
+}
+
+func (t *targetSection) showError(err error) {
+	t.status.SetText(errorWords(err))
+	t.status.Importance = widget.DangerImportance
+	t.status.Refresh()
+}
+
+// errorWords is an error for people: what went wrong and what to do.
+func errorWords(err error) string {
+	s := err.Error()
+	if r := remedy.Of(err); r != "" {
+		s += "\nWhat to do: " + r
+	}
+	return s
+}
+
+// targetSpec is what the person chose, copied for a worker.
+type targetSpec struct {
+	version   string
+	localMods []*module.Module
+	localName string
+	app       *module.Module
+	opts      plan.Options
+	virtual   bool
+	platform  *platform.Platform
+}
+
+func (t *targetSection) spec() (targetSpec, bool) {
+	s := targetSpec{version: t.version, localMods: t.localMods, localName: strings.Join(t.localNames, ", "), app: t.appMod,
+		virtual: t.virtual(), platform: t.d.Platform}
+	for _, pc := range t.checks {
+		off := !pc.check.Checked
+		switch pc.fn {
+		case platform.FuncBootloader:
+			s.opts.NoBootloader = off
+		case platform.FuncRadio:
+			s.opts.NoSoftDevice = off
+		case platform.FuncNCP:
+			s.opts.NoNCP = off
+		}
+	}
+	return s, s.version != "" || len(s.localMods) > 0 || s.app != nil
+}
+
+// replan prepares the plan for what is chosen now, unless a run is going on.
+func (t *targetSection) replan() {
+	if t.running {
+		return
+	}
+	s, ok := t.spec()
+	t.gen++
+	t.prepared = nil
+	t.start.Disable()
+	t.resumeNote.SetText("")
+	if !ok {
+		t.preview.SetText("")
+		t.status.SetText("")
+		return
+	}
+	gen := t.gen
+	t.setStatus("Reading the device and planning...")
+	t.preview.SetText("")
+	runner := t.m.runnerFor()
+	ctx, cancel := t.newPrep()
+	go func() {
+		defer cancel()
+		t.prepMu.Lock()
+		defer t.prepMu.Unlock()
+		tgt, err := t.resolve(ctx, s, gen)
+		var pr *run.Prepared
+		if err == nil {
+			pr, err = t.prepare(ctx, runner, tgt)
+		}
+		onUI(func() {
+			if gen != t.gen || t.running {
+				return // the person chose something else meanwhile
+			}
+			t.showPrepared(pr, err)
+		})
+	}()
+}
+
+// prepare reads the device and plans, holding the device so that the watcher does not
+// read it at the same time.
+func (t *targetSection) prepare(ctx context.Context, runner *run.Runner, tgt plan.Target) (*run.Prepared, error) {
+	release, err := t.m.hold(ctx, t.id)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the device to be free: %w", err)
+	}
+	defer release()
+	return runner.Prepare(ctx, t.id, tgt)
+}
+
+// newPrep starts a preparation's context, ending the one it replaces.
+func (t *targetSection) newPrep() (context.Context, context.CancelFunc) {
+	if t.prepCancel != nil {
+		t.prepCancel()
+	}
+	ctx, cancel := context.WithTimeout(t.m.ctx, prepareTimeout)
+	t.prepCancel = cancel
+	return ctx, cancel
+}
+
+// resolve turns the choice into module files: a virtual device gets the simulator's
+// synthetic release of the version (the demo has no internet to rely on); a real one the
+// release from the firmware cache, downloaded if missing.
+func (t *targetSection) resolve(ctx context.Context, s targetSpec, gen int) (plan.Target, error) {
+	tgt := plan.Target{Options: s.opts, App: s.app}
+	switch {
+	case len(s.localMods) > 0:
+		if len(s.localMods) == 1 && s.localMods[0].Function == platform.FuncUser && s.app == nil {
+			tgt.App = s.localMods[0]
+		} else {
+			tgt.Modules = s.localMods
+		}
+		// Unnamed: the plan names the target by the Device OS its files make up.
+	case s.version != "" && s.virtual:
+		bins, err := sim.SyntheticSet(s.platform, s.version)
+		if err != nil {
+			return tgt, err
+		}
+		for _, b := range bins {
+			m, err := module.Parse(b)
+			if err != nil {
+				return tgt, err
+			}
+			tgt.Modules = append(tgt.Modules, m)
+		}
+		tgt.Name = s.version
+	case s.version != "":
+		mods, err := t.fetch(ctx, s.version, s.platform, gen)
+		if err != nil {
+			return tgt, err
+		}
+		tgt.Modules, tgt.Name = mods, s.version
+	}
+	return tgt, nil
+}
+
+// fetch gets a release from the firmware cache with a download bar, plus the release's
+// application when it can be had, as `pflash flash` does: it replaces an app the target
+// cannot run.
+func (t *targetSection) fetch(ctx context.Context, version string, p *platform.Platform, gen int) ([]*module.Module, error) {
+	onUI(func() {
+		if gen == t.gen {
+			t.setStatus("Getting Device OS " + version + " for the " + p.DisplayName + " from the firmware cache...")
+			t.download.SetValue(0)
+			t.download.Show()
+		}
+	})
+	defer onUI(func() { t.download.Hide() })
+	defer onUI(func() { t.downloadInf.Stop(); t.downloadInf.Hide() })
+	c, err := cache.Open(cache.Options{Progress: func(pg cache.Progress) {
+		file := pg.File
+		if pg.AllTotal <= 0 {
+			// Sizes unknown (a partial catalog entry): say which file moves, without a bar
+			// that would lie.
+			onUI(func() {
+				if gen == t.gen {
+					t.download.Hide()
+					t.downloadInf.Show()
+					t.downloadInf.Start()
+					t.setStatus("Downloading " + file + "...")
+				}
+			})
+			return
+		}
+		f := float64(pg.AllDone) / float64(pg.AllTotal)
+		onUI(func() {
+			if gen == t.gen {
+				t.download.SetValue(clamp01(f))
+				t.setStatus("Downloading " + file + "...")
+			}
+		})
+	}})
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Fetch(ctx, version, p.Name, cache.FetchOptions{})
+	if err != nil {
+		return nil, err
+	}
+	files := res.Files
+	for _, m := range res.Release.Modules {
+		if !m.IsUser() {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		app, err := c.Fetch(actx, res.Release.Version, p.Name, cache.FetchOptions{Modules: []string{m.Name}})
+		cancel()
+		if err != nil {
+			slog.Info("release application not available; planning without it", "version", version, "err", err)
+			continue
+		}
+		files = append(files, app.Files...)
+	}
+	var out []*module.Module
+	for _, cf := range files {
+		data, err := os.ReadFile(cf.Entry.Path)
+		if err != nil {
+			return nil, remedy.With(err, "The firmware cache is damaged: run `pflash cache verify`.")
+		}
+		mods, err := parseModuleData(cf.Entry.Path, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mods...)
+	}
+	return out, nil
+}
+
+func (t *targetSection) setStatus(s string) {
+	t.status.Importance = widget.MediumImportance
+	t.status.SetText(s)
+}
+
+// showPrepared shows the plan the runner prepared; Start executes exactly this one.
+func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
+	if err != nil {
+		t.preview.SetText("")
+		if remedy.Of(err) == "" {
+			// Every error shown says what to do; these are the usual causes here.
+			err = remedy.With(err, "Check that the device is still plugged in and shown in the list; for a Device OS version, check the internet connection "+
+				"(or seed the firmware cache with `pflash cache import`) or choose Local files.")
+		}
+		t.showError(fmt.Errorf("no plan: %w", err))
+		return
+	}
+	t.prepared = pr
+	t.setStatus("")
+	var b strings.Builder
+	b.WriteString(pr.Plan.String())
+	warn := []string{"Keep the USB cable in and the device powered until the result shows."}
+	if hasNCPStep(pr.Plan) {
+		warn = append(warn, "Updating the network coprocessor takes several minutes: the LED may stay magenta meanwhile.")
+	}
+	for _, w := range warn {
+		b.WriteString("  ! " + w + "\n")
+	}
+	t.preview.SetText(b.String())
+	switch {
+	case pr.Journal != nil:
+		t.resumeNote.SetText(fmt.Sprintf("An earlier run to %s stopped %s; Start finishes it.", pr.Journal.Target, pr.Journal.Where()))
+	case pr.Other != nil:
+		t.resumeNote.SetText(fmt.Sprintf("An earlier run to %s did not finish (it stopped %s); Start goes to %s instead.", pr.Other.Target, pr.Other.Where(), pr.Plan.To))
+	}
+	t.start.Show()
+	if len(pr.Plan.Steps) == 0 {
+		t.setStatus("Nothing to do: the device already has " + pr.Plan.To + ".")
+		return
+	}
+	t.start.Enable()
+}
+
+func hasNCPStep(p *plan.Plan) bool {
+	for _, s := range p.Steps {
+		if s.Module != nil && s.Module.Function == platform.FuncNCP {
+			return true
+		}
+	}
+	return false
+}
+
+// startRun executes the prepared plan. The run's context ends with Cancel, the window,
+// or a generous multiple of the plan's estimate.
+func (t *targetSection) startRun() {
+	pr := t.prepared
+	if pr == nil || t.running {
+		return
+	}
+	if t.m.held(pr.ID) {
+		// The factory bench (or another window's run) is writing it: two writers would
+		// interleave their DFU requests.
+		t.showError(remedy.With(errors.New("this device is being flashed by the factory bench"),
+			"Wait until its card in the Factory tab shows a result, or switch the bench off."))
+		return
+	}
+	t.prepared = nil
+	t.running = true
+	tgt := pr.Target
+	t.lastTgt = &tgt
+	t.setInputs(false)
+	t.start.Disable()
+	t.start.Hide()
+	ctx, cancel := context.WithTimeout(t.m.ctx, 10*pr.Plan.EstimatedDuration+30*time.Minute)
+	name := orWord(pr.Plan.To, pr.Target.Name)
+	t.view.begin(runRecord{DeviceID: pr.ID, Platform: platformName(t.d.Platform), Target: name, Before: pr.Plan.From,
+		Started: time.Now()}, cancel)
+	t.reveal()
+	runner := t.m.runnerFor()
+	go func() {
+		defer cancel()
+		var res *run.Result
+		release, err := t.m.hold(ctx, pr.ID)
+		if err == nil {
+			res, err = runner.Execute(ctx, pr)
+			release()
+		}
+		onUI(func() { t.finished(res, err) })
+	}()
+}
+
+func (t *targetSection) finished(res *run.Result, err error) {
+	t.running = false
+	t.view.finish(res, err)
+	t.setInputs(true)
+	t.start.Hide() // a new choice prepares a new plan, and shows Start again
+	t.resumeNote.SetText("")
+	t.reveal()
+}
+
+// reveal scrolls the device panel down to the run view, which sits below the device's
+// facts and modules, when this device is the one shown: a person who pressed Start wants
+// to see the progress, not the module table.
+func (t *targetSection) reveal() {
+	p := t.m.panel
+	if p == nil || p.shownKey == "" {
+		return
+	}
+	if d, ok := t.m.devices[p.shownKey]; ok && runKey(d) == t.id {
+		p.body.ScrollToBottom()
+	}
+}
+
+// resume prepares the last run's target again (the runner reads the device afresh and
+// finds its journal) and runs it at once: the person already agreed to this target.
+func (t *targetSection) resume() {
+	if t.lastTgt == nil || t.running {
+		return
+	}
+	tgt := *t.lastTgt
+	t.gen++
+	gen := t.gen
+	t.view.resumeBtn.Disable()
+	t.setStatus("Reading the device again to finish the run...")
+	runner := t.m.runnerFor()
+	ctx, cancel := t.newPrep()
+	go func() {
+		defer cancel()
+		t.prepMu.Lock()
+		defer t.prepMu.Unlock()
+		pr, err := t.prepare(ctx, runner, tgt)
+		onUI(func() {
+			t.view.resumeBtn.Enable()
+			if gen != t.gen || t.running {
+				return
+			}
+			t.showPrepared(pr, err)
+			if err == nil && len(pr.Plan.Steps) > 0 {
+				t.startRun()
+			}
+		})
+	}()
+}
+
+// setInputs enables or disables the choices, which must not change under a run.
+func (t *targetSection) setInputs(on bool) {
+	var ws []fyne.Disableable
+	if t.picker != nil {
+		ws = append(ws, t.picker, t.localBtn, t.localClear, t.appBtn, t.appClear)
+	}
+	for _, pc := range t.checks {
+		ws = append(ws, pc.check)
+	}
+	for _, w := range ws {
+		if on {
+			w.Enable()
+		} else {
+			w.Disable()
+		}
+	}
 }

@@ -74,6 +74,13 @@ func (r *rig) text(o fyne.CanvasObject) string {
 	return b.String()
 }
 
+// walkedText is text for use on the UI thread (inside eventually).
+func walkedText(o fyne.CanvasObject) string {
+	var b strings.Builder
+	walkText(o, &b)
+	return b.String()
+}
+
 func walkText(o fyne.CanvasObject, b *strings.Builder) {
 	if o == nil || !o.Visible() {
 		return
@@ -383,6 +390,8 @@ func TestPlanPreviewForSafeModePhoton(t *testing.T) {
 	}
 	require.NotEmpty(t, want, "2.3.1 in %v", opts)
 	onUIWait(func() { picker.SetSelected(want) })
+	// The runner reads the device and plans off the UI thread; the preview then shows.
+	r.eventually("the plan preview", func() bool { return strings.Contains(walkedText(r.m.panel.obj), "Steps:") })
 	txt := r.text(r.m.panel.obj)
 	assert.Contains(t, txt, "system-part1")
 	assert.NotContains(t, txt, "No plan:")

@@ -149,8 +149,8 @@ func (z *wizard) wait() {
 // chosen board (any board when none is chosen yet) ends the wizard: it is handed to the
 // device panel.
 func (z *wizard) seen(d device.Device) {
-	if !z.waiting || d.Mode != device.ModeDFU {
-		return
+	if !z.waiting || d.Mode != device.ModeDFU || z.m.held(d.ID) {
+		return // a device a run or the bench put in DFU mode is not the one being rescued
 	}
 	if z.chosen != nil && d.Platform != nil && d.Platform.ID != z.chosen.ID {
 		return

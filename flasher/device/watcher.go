@@ -104,6 +104,10 @@ type Watcher struct {
 	sights  map[string]*sightState
 	expect  map[string]time.Time
 	doorErr map[string]string
+	// holds counts the writers holding each device ID (Hold); reading counts the module
+	// readings in flight per ID, so that Hold can wait for them.
+	holds   map[string]int
+	reading map[string]int
 	pending []Event
 	tasks   int
 	polled  bool
@@ -166,7 +170,7 @@ func NewWatcher(o Options) *Watcher {
 		o.Logger = slog.Default()
 	}
 	return &Watcher{o: o, devs: map[string]*devState{}, sights: map[string]*sightState{}, expect: map[string]time.Time{},
-		doorErr: map[string]string{}, results: make(chan func()), out: make(chan Event, o.Buffer)}
+		doorErr: map[string]string{}, holds: map[string]int{}, reading: map[string]int{}, results: make(chan func()), out: make(chan Event, o.Buffer)}
 }
 
 // Run polls until ctx is done and returns the event channel. The channel is closed once
@@ -203,6 +207,71 @@ func (w *Watcher) Expect(id string, d time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.expect[strings.ToLower(id)] = time.Now().Add(d)
+}
+
+// Refresh asks for the modules of the device with this ID to be read again at the next
+// poll: a writer that vetoed the readings while it worked (Options.ReadModules) calls it
+// when it is done, since the device's last reading predates what it wrote.
+func (w *Watcher) Refresh(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.refreshLocked(id)
+}
+
+// Hold keeps the watcher's hands off the device with this ID: no module reading starts
+// for it until release is called, and Hold returns once a reading already in flight has
+// ended (or ctx ends: then it returns ctx's error and holds nothing). A writer (the app's
+// runner, a factory bench) holds the devices it works on, because a reading competes with
+// the write for the device's DFU interface and can leave the DfuSe state machine in a
+// state the writer does not expect. release asks for a fresh reading; it may be called
+// more than once.
+func (w *Watcher) Hold(ctx context.Context, id string) (release func(), err error) {
+	id = strings.ToLower(id)
+	w.mu.Lock()
+	w.holds[id]++
+	w.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.holds[id]--; w.holds[id] <= 0 {
+				delete(w.holds, id)
+				w.refreshLocked(id)
+			}
+		})
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		n := w.reading[id]
+		w.mu.Unlock()
+		if n == 0 {
+			return release, nil
+		}
+		select {
+		case <-ctx.Done():
+			release()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Held reports whether a writer holds the device with this ID (Hold).
+func (w *Watcher) Held(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.holds[strings.ToLower(id)] > 0
+}
+
+func (w *Watcher) refreshLocked(id string) {
+	for _, dev := range w.devs {
+		if strings.EqualFold(dev.d.ID, id) && !dev.gone && !dev.fresh {
+			dev.needRead = true
+		}
+	}
 }
 
 func (w *Watcher) loop(ctx context.Context) {
@@ -728,6 +797,10 @@ func (w *Watcher) readModules(dev *devState, spawn func(func(context.Context) fu
 	if w.o.ReadModules != nil && !w.o.ReadModules(snap) {
 		return
 	}
+	readID := strings.ToLower(snap.ID)
+	if readID != "" && w.holds[readID] > 0 {
+		return
+	}
 	mode := dev.baseMode()
 	type try struct {
 		door Door
@@ -763,6 +836,7 @@ func (w *Watcher) readModules(dev *devState, spawn func(func(context.Context) fu
 	gen := dev.readGen
 	key := dev.d.Key
 	p := dev.d.Platform
+	w.reading[readID]++
 	spawn(func(ctx context.Context) func() {
 		rctx, cancel := context.WithTimeout(ctx, w.o.ModulesTimeout)
 		defer cancel()
@@ -774,6 +848,11 @@ func (w *Watcher) readModules(dev *devState, spawn func(func(context.Context) fu
 				break
 			}
 		}
+		w.mu.Lock()
+		if w.reading[readID]--; w.reading[readID] <= 0 {
+			delete(w.reading, readID)
+		}
+		w.mu.Unlock()
 		at := time.Now()
 		return func() {
 			w.mu.Lock()

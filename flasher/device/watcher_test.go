@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -500,4 +502,93 @@ func TestScanWaitsForReadings(t *testing.T) {
 		assert.NotNil(t, d.Modules, d.Key)
 	}
 	assert.Equal(t, 3, usb.reads)
+}
+
+// TestVetoedReadingRefreshedAfterwards: while a writer vetoes readings, a mode change
+// reads nothing (the DFU interface is the writer's); Refresh afterwards reads what the
+// device now has.
+func TestVetoedReadingRefreshedAfterwards(t *testing.T) {
+	usb := newDoor(device.DoorUSB)
+	usb.mods["d1"] = goodMods("dfu")
+	usb.set(usbNormal("n1", id1))
+	var busy atomic.Bool
+	busy.Store(true)
+	r := start(t, device.Options{Doors: []device.Door{usb}, ReadModules: func(device.Device) bool { return !busy.Load() }})
+	r.expect(device.Appeared)
+	usb.set(usbDFU("d1", id1))
+	r.expect(device.ChangedMode)
+	r.quiet(200 * time.Millisecond) // no ModulesRead while busy
+
+	busy.Store(false)
+	r.w.Refresh(strings.ToUpper(id1))
+	e := r.expect(device.ModulesRead)
+	require.NotEmpty(t, e.Device.Modules)
+	assert.Equal(t, "dfu", e.Device.Modules[0].Source)
+}
+
+// TestHoldWaitsForReadingAndBlocksNew: Hold returns only once the reading in flight has
+// ended (a writer must not share the DFU interface with it), no reading starts while the
+// device is held, and release reads the device afresh.
+func TestHoldWaitsForReadingAndBlocksNew(t *testing.T) {
+	usb := newDoor(device.DoorUSB)
+	usb.mods["d1"] = goodMods("dfu")
+	usb.mods["d2"] = goodMods("dfu")
+	block := make(chan struct{})
+	usb.block = block
+	usb.set(usbDFU("d1", id1))
+	r := start(t, device.Options{Doors: []device.Door{usb}})
+	r.expect(device.Appeared)
+	require.Eventually(t, func() bool { usb.mu.Lock(); defer usb.mu.Unlock(); return usb.reads == 1 }, 2*time.Second, time.Millisecond)
+
+	held := make(chan func(), 1)
+	go func() {
+		release, err := r.w.Hold(context.Background(), id1)
+		assert.NoError(t, err)
+		held <- release
+	}()
+	select {
+	case <-held:
+		t.Fatal("Hold returned while a reading was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	assert.True(t, r.w.Held(id1))
+	usb.mu.Lock()
+	usb.block = nil
+	usb.mu.Unlock()
+	close(block)
+	var release func()
+	select {
+	case release = <-held:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Hold did not return after the reading ended")
+	}
+	r.expect(device.ModulesRead)
+
+	// Held: a reset (as the writer's) reads nothing.
+	usb.set()
+	r.expect(device.Missing)
+	usb.set(usbDFU("d2", id1))
+	r.expect(device.Returned)
+	r.quiet(200 * time.Millisecond)
+	usb.mu.Lock()
+	reads := usb.reads
+	usb.mu.Unlock()
+	assert.Equal(t, 1, reads, "no reading while held")
+
+	release()
+	release() // twice is harmless
+	assert.False(t, r.w.Held(id1))
+	r.expect(device.ModulesRead)
+
+	// A hold whose context ends first holds nothing.
+	usb.mu.Lock()
+	usb.block = make(chan struct{})
+	usb.mu.Unlock()
+	r.w.Refresh(id1)
+	require.Eventually(t, func() bool { usb.mu.Lock(); defer usb.mu.Unlock(); return usb.reads == 3 }, 2*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := r.w.Hold(ctx, id1)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.False(t, r.w.Held(id1))
 }

@@ -141,6 +141,10 @@ type Options struct {
 	Until func(Totals) bool
 	// Logger receives debug details (default slog.Default()).
 	Logger *slog.Logger
+	// Hold, when set, is called before a unit's run and its release after it: the desktop
+	// app keeps its device watcher from reading a unit while it is written (the watcher's
+	// Hold). An error fails the unit's run.
+	Hold func(ctx context.Context, id string) (release func(), err error)
 }
 
 // unit states.
@@ -441,7 +445,7 @@ func (b *bench) flash(ctx, startCtx context.Context, u *unit, plug int, p *platf
 	start := time.Now()
 	b.emit(Event{Kind: EvStarted, DeviceID: id, Platform: platName(p)})
 	rec := Record{DeviceID: id, Platform: platName(p), Before: "unknown", After: "unknown", Plug: plug}
-	err := b.runUnit(ctx, id, p, &rec)
+	err := b.holdAndRun(ctx, id, p, &rec)
 	rec.Time = time.Now().UTC()
 	rec.DurationSeconds = time.Since(start).Seconds()
 	if err != nil {
@@ -521,6 +525,20 @@ func (b *bench) runUnit(ctx context.Context, id string, p *platform.Platform, re
 func (b *bench) emitRunFailed(id string, err error) {
 	b.emit(Event{Kind: EvRun, DeviceID: id, Run: &run.Event{Event: run.EvDone, Time: time.Now(), DeviceID: id,
 		Result: run.ResultFailed, Error: err.Error(), Remedy: remedy.Of(err)}})
+}
+
+// holdAndRun runs the unit while holding it (Options.Hold).
+func (b *bench) holdAndRun(ctx context.Context, id string, p *platform.Platform, rec *Record) error {
+	if b.o.Hold != nil {
+		hctx, cancel := context.WithTimeout(ctx, b.o.Timeouts.Find+time.Minute)
+		release, err := b.o.Hold(hctx, id)
+		cancel()
+		if err != nil {
+			return remedy.With(fmt.Errorf("waiting for the device to be free: %w", err), "unplug the unit, plug it back in and let the bench try again")
+		}
+		defer release()
+	}
+	return b.runUnit(ctx, id, p, rec)
 }
 
 // target resolves (once per platform) the target.

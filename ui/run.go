@@ -1,0 +1,547 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/led"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/usb"
+)
+
+// runState is what mainUI keeps for flashing: one runner for every device (it runs
+// several at once), the doors it reaches them through, and each device's target section
+// by device ID, so a run keeps its view when the device re-enumerates or another device
+// is selected. Touched only on the UI thread.
+type runState struct {
+	runner   *run.Runner
+	sims     *simdoor.Doors
+	simAdded map[*sim.Device]bool
+	usbHost  *usb.Host
+	tempDir  string // journals of a demo-only window, removed at stop
+	targets  map[string]*targetSection
+
+	// Timeouts, StateDir and FastSims tune the runner before its first use; tests set
+	// them (short timeouts, a temp journal dir, the sims' host delays shortened).
+	Timeouts run.Timeouts
+	StateDir string
+	FastSims bool
+}
+
+// targetFor is the device panel's actions section: the device's target section, built
+// once per device ID.
+func (m *mainUI) targetFor(d device.Device) fyne.CanvasObject {
+	key := runKey(d)
+	if m.runs.targets == nil {
+		m.runs.targets = map[string]*targetSection{}
+	}
+	t, ok := m.runs.targets[key]
+	// A section built while the platform was unknown only said so: build it again once
+	// the device is known.
+	if !ok || (t.picker == nil && !t.running && d.Platform != nil && d.ID != "") {
+		t = newTargetSection(m, d)
+		m.runs.targets[key] = t
+	}
+	t.d = d
+	return t.obj
+}
+
+// runKey is the device ID as the runner spells it (lower case); the watcher's key when
+// the ID is not known.
+func runKey(d device.Device) string {
+	if d.ID != "" {
+		return strings.ToLower(d.ID)
+	}
+	return d.Key
+}
+
+// runnerFor returns the window's runner, creating it on first use, with every virtual
+// device plugged in so far reachable.
+// hold keeps the device watcher's module readings off the device with this ID while a run
+// or the factory bench reads or writes it: a reading over DFU in the middle of a write
+// leaves the DfuSe state machine where the writer does not expect it (ERASE "left the
+// device in dfuUPLOAD_IDLE"). The release makes the watcher read the device afresh.
+func (m *mainUI) hold(ctx context.Context, id string) (release func(), err error) {
+	if m.watcher == nil || id == "" {
+		return func() {}, nil
+	}
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return m.watcher.Hold(hctx, id)
+}
+
+// held reports whether a run or the bench is working on the device with this ID.
+func (m *mainUI) held(id string) bool {
+	return m.watcher != nil && id != "" && m.watcher.Held(id)
+}
+
+func (m *mainUI) runnerFor() *run.Runner {
+	rs := &m.runs
+	if rs.sims == nil {
+		rs.sims = simdoor.New(rs.FastSims)
+		rs.simAdded = map[*sim.Device]bool{}
+	}
+	// The demo and tests plug sims in at any time: keep the runner's door in step.
+	for _, d := range m.sims.Devices() {
+		if !rs.simAdded[d] {
+			rs.sims.Add(d)
+			rs.simAdded[d] = true
+		}
+	}
+	if rs.runner != nil {
+		return rs.runner
+	}
+	dir := rs.StateDir
+	if dir == "" && !m.opts.Demo {
+		var err error
+		if dir, err = run.DefaultStateDir(); err != nil {
+			slog.Warn("no state directory for run journals; using a temporary one", "err", err)
+			dir = ""
+		}
+	}
+	if dir == "" {
+		// A demo window keeps its journals apart from real devices' and drops them at exit.
+		tmp, err := os.MkdirTemp("", "particle-flasher-journals-")
+		if err != nil {
+			slog.Warn("no temporary directory for run journals", "err", err)
+		}
+		rs.tempDir, dir = tmp, tmp
+	}
+	doors := multiDoors{rs.sims}
+	if rs.usbHost != nil {
+		doors = append(doors, &run.USBDoors{Host: rs.usbHost})
+	}
+	var store *run.Store
+	if dir != "" {
+		store = &run.Store{Dir: dir}
+	}
+	rs.runner = run.New(run.Options{Doors: doors, Journal: store, Timeouts: rs.Timeouts,
+		// The runner calls this synchronously and in order, from its own goroutines: each
+		// event goes to the window through onUI, so the window sees them in that order.
+		Events: func(e run.Event) { onUI(func() { m.runEvent(e) }) }})
+	return rs.runner
+}
+
+// runEvent hands a runner event to the section of the device it is about.
+func (m *mainUI) runEvent(e run.Event) {
+	if t, ok := m.runs.targets[strings.ToLower(e.DeviceID)]; ok {
+		t.view.apply(e)
+		return
+	}
+	slog.Debug("run event for a device without a view", "device", e.DeviceID, "event", e.Event)
+}
+
+// stopRuns removes a demo window's journals; the runs themselves end with m.ctx.
+func (m *mainUI) stopRuns() {
+	if m.runs.tempDir != "" {
+		_ = os.RemoveAll(m.runs.tempDir)
+	}
+}
+
+// multiDoors lets one runner reach virtual and real devices: a device is looked for
+// behind each door in turn.
+type multiDoors []run.Doors
+
+// List returns the devices behind every door; it fails only when no door answers.
+func (md multiDoors) List(ctx context.Context) ([]run.Attached, error) {
+	var out []run.Attached
+	var errs []error
+	for _, d := range md {
+		l, err := d.List(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, l...)
+	}
+	if len(out) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// Find opens the device behind the first door that has it. A door's own failure (no
+// permission) wins over another door's "not attached", since it says why.
+func (md multiDoors) Find(ctx context.Context, id string) (run.Link, error) {
+	var firstErr error
+	for _, d := range md {
+		l, err := d.Find(ctx, id)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, run.ErrNotAttached) && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return nil, run.ErrNotAttached
+}
+
+// runView shows one run: the step, two progress bars with the time left, the LED
+// guidance with what to do if the LED does something else, what the runner waits for,
+// Cancel, and at the end the result card. It only renders the runner's events.
+type runView struct {
+	m *mainUI
+
+	stepTitle *widget.Label
+	stepBar   *widget.ProgressBar
+	allBar    *widget.ProgressBar
+	eta       *widget.Label
+	led       *ledView
+	guidance  *widget.Label
+	ifNot     *widget.Label
+	waiting   *widget.Label
+	notice    *widget.Label
+	cancelBtn *widget.Button
+	live      *fyne.Container
+
+	resTitle    *widget.Label
+	resOS       *widget.Label
+	resVerified *widget.Label
+	resElapsed  *widget.Label
+	resError    *widget.Label
+	saveBtn     *widget.Button
+	resumeBtn   *widget.Button
+	card        *fyne.Container
+
+	obj *fyne.Container
+
+	rec    runRecord
+	cancel context.CancelFunc
+	// onResume prepares and runs the same target again (set by the target section).
+	onResume func()
+}
+
+// maxIfNot is how many "if the LED does something else" lines are shown: the likely
+// ones come first, and a long list would push the progress off the screen.
+const maxIfNot = 3
+
+func newRunView(m *mainUI) *runView {
+	v := &runView{m: m,
+		stepTitle:   widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		stepBar:     widget.NewProgressBar(),
+		allBar:      widget.NewProgressBar(),
+		eta:         widget.NewLabel(""),
+		led:         newLEDView(m.anim),
+		guidance:    widget.NewLabel(""),
+		ifNot:       widget.NewLabel(""),
+		waiting:     widget.NewLabel(""),
+		notice:      widget.NewLabel(""),
+		resTitle:    widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		resOS:       widget.NewLabel(""),
+		resVerified: widget.NewLabel(""),
+		resElapsed:  widget.NewLabel(""),
+		resError:    widget.NewLabel(""),
+	}
+	for _, l := range []*widget.Label{v.guidance, v.ifNot, v.waiting, v.notice, v.resVerified, v.resError, v.stepTitle} {
+		l.Wrapping = fyne.TextWrapWord
+	}
+	v.resError.Importance = widget.DangerImportance
+	v.cancelBtn = widget.NewButton("Cancel", v.cancelRun)
+	v.saveBtn = widget.NewButton("Save report", v.saveReport)
+	v.resumeBtn = widget.NewButton("Resume", func() {
+		if v.onResume != nil {
+			v.onResume()
+		}
+	})
+	v.resumeBtn.Importance = widget.HighImportance
+	v.live = container.NewVBox(v.stepTitle,
+		widget.NewLabel("This step:"), v.stepBar,
+		widget.NewLabel("Overall:"), v.allBar, v.eta,
+		v.led.obj, v.guidance, v.ifNot, v.waiting, v.notice, v.cancelBtn)
+	v.card = container.NewVBox(widget.NewSeparator(), v.resTitle, v.resOS, v.resVerified, v.resElapsed, v.resError,
+		container.NewHBox(v.saveBtn, v.resumeBtn))
+	v.live.Hide()
+	v.card.Hide()
+	v.obj = container.NewVBox(v.live, v.card)
+	return v
+}
+
+// begin shows the live part for a run that is about to start.
+func (v *runView) begin(rec runRecord, cancel context.CancelFunc) {
+	v.rec = rec
+	v.cancel = cancel
+	v.stepTitle.SetText("Starting...")
+	v.stepBar.SetValue(0)
+	v.allBar.SetValue(0)
+	v.eta.SetText("")
+	v.led.set(led.State{})
+	v.guidance.SetText("")
+	setShown(v.ifNot, "")
+	setShown(v.waiting, "")
+	setShown(v.notice, "Keep the USB cable in and the device powered until the result shows.")
+	v.cancelBtn.SetText("Cancel")
+	v.cancelBtn.Enable()
+	v.card.Hide()
+	v.live.Show()
+	v.obj.Refresh()
+}
+
+// cancelRun ends the run's context: the runner stops at its next safe point (never
+// between an erase and its write) and reports the state it left the device in.
+func (v *runView) cancelRun() {
+	if v.cancel == nil {
+		return
+	}
+	v.cancel()
+	v.cancelBtn.Disable()
+	v.cancelBtn.SetText("Stopping...")
+	setShown(v.waiting, "Stopping at the next safe point: the step in progress finishes first.")
+}
+
+// apply renders one runner event. Events arrive on the UI thread in the runner's order.
+func (v *runView) apply(e run.Event) {
+	v.rec.Events = append(v.rec.Events, e)
+	switch e.Event {
+	case run.EvPlan:
+		v.rec.Steps = e.Steps
+		if v.rec.Before == "" {
+			v.rec.Before = e.From
+		}
+		v.allBar.SetValue(e.Fraction)
+		v.eta.SetText(etaWords(e.EstimateSeconds))
+	case run.EvResume:
+		setShown(v.notice, e.Message)
+	case run.EvStep:
+		v.stepTitle.SetText(fmt.Sprintf("Step %d of %d: %s", e.StepIndex, e.Steps, e.Title))
+		v.stepBar.SetValue(0)
+		setShown(v.waiting, "")
+		if e.Fraction > 0 {
+			v.allBar.SetValue(e.Fraction)
+		}
+	case run.EvProgress:
+		v.stepBar.SetValue(clamp01(e.StepFraction))
+		v.allBar.SetValue(clamp01(e.Fraction))
+		v.eta.SetText(etaWords(e.ETASeconds))
+	case run.EvLED:
+		v.showLED(e.LED)
+	case run.EvWaiting:
+		s := fmt.Sprintf("Waiting for %s (up to %s).", e.Waiting, secondsWords(e.TimeoutSeconds))
+		if e.Buttons && e.Message != "" {
+			s += "\n" + e.Message
+		}
+		setShown(v.waiting, s)
+		if e.LED != nil {
+			v.showLED(e.LED)
+		}
+	case run.EvStepDone:
+		v.stepBar.SetValue(1)
+		if e.Fraction > 0 {
+			v.allBar.SetValue(clamp01(e.Fraction))
+		}
+		setShown(v.waiting, "")
+	case run.EvRetry:
+		setShown(v.notice, "Trying again: "+e.Message+" ("+e.Error+")")
+	case run.EvVerified:
+		v.rec.Verified = true
+		v.rec.VerifiedMsg = e.Message
+	case run.EvFailed:
+		v.rec.State = e.State
+	case run.EvDone:
+		v.rec.Result, v.rec.Error, v.rec.Remedy = e.Result, e.Error, e.Remedy
+		if e.State != "" {
+			v.rec.State = e.State
+		}
+		v.rec.Modules = e.Modules
+		if e.Result == run.ResultOK {
+			v.allBar.SetValue(1)
+			v.eta.SetText("")
+		}
+		v.cancelBtn.Disable()
+	}
+}
+
+// showLED shows the LED the device should show now, in colour and in words, with what to
+// do if it shows something else.
+func (v *runView) showLED(g *run.LEDGuidance) {
+	if g == nil {
+		return
+	}
+	st, ok := led.Parse(g.Expect)
+	if !ok {
+		st = led.State{}
+	}
+	v.led.set(st)
+	v.guidance.SetText(g.Text)
+	var lines []string
+	for i, r := range g.IfNot {
+		if i == maxIfNot {
+			lines = append(lines, fmt.Sprintf("(%d more cases: see the saved report or the Recovery tab.)", len(g.IfNot)-maxIfNot))
+			break
+		}
+		lines = append(lines, "If it shows "+r.Seen+": "+r.Do)
+	}
+	setShown(v.ifNot, strings.Join(lines, "\n"))
+}
+
+// finish shows the result card once Execute returned (after its done event).
+func (v *runView) finish(res *run.Result, err error) {
+	v.cancel = nil
+	v.rec.Finished = time.Now()
+	if res != nil && res.Reading != nil {
+		v.rec.After = deviceOS(device.Device{Modules: res.Reading.Modules})
+	}
+	if v.rec.After == "" {
+		v.rec.After = osOfModules(v.rec.Modules)
+	}
+	if err != nil {
+		if v.rec.Result == "" {
+			v.rec.Result = run.ResultFailed
+		}
+		if v.rec.Error == "" {
+			v.rec.Error, v.rec.Remedy = err.Error(), remedy.Of(err)
+		}
+	}
+	v.live.Hide()
+	before, after := orWord(v.rec.Before, "unknown"), orWord(v.rec.After, "none")
+	v.resOS.SetText("Device OS " + before + " → " + after)
+	v.resElapsed.SetText("Took " + v.rec.Finished.Sub(v.rec.Started).Round(100*time.Millisecond).String())
+	if v.rec.Result == run.ResultOK {
+		v.resTitle.SetText("Done: the device runs Device OS " + after + ", verified.")
+		v.resTitle.Importance = widget.SuccessImportance
+		msg := "Verified: the device reports exactly the planned modules."
+		if v.rec.VerifiedMsg != "" {
+			msg = "Verified: " + v.rec.VerifiedMsg
+		}
+		if mods := modulesWords(v.rec.Modules); mods != "" {
+			msg += "\nModules: " + mods
+		}
+		setShown(v.resVerified, msg)
+		setShown(v.resError, "")
+		v.resumeBtn.Hide()
+	} else {
+		if errors.Is(err, run.ErrCancelled) {
+			v.resTitle.SetText("Cancelled: the run stopped at a safe point before reaching " + orWord(v.rec.Target, "the target") + ".")
+		} else {
+			v.resTitle.SetText("Failed: the device did not reach " + orWord(v.rec.Target, "the target") + ".")
+		}
+		v.resTitle.Importance = widget.DangerImportance
+		setShown(v.resVerified, "Not verified.")
+		s := "Error: " + v.rec.Error
+		if v.rec.State != "" {
+			s += "\nThe device is left: " + v.rec.State
+		}
+		if v.rec.Remedy != "" {
+			s += "\nWhat to do: " + v.rec.Remedy
+		}
+		s += "\nResume prepares the same target again and finishes what is missing."
+		setShown(v.resError, s)
+		v.resumeBtn.Show()
+	}
+	v.resTitle.Refresh()
+	v.card.Show()
+	v.obj.Refresh()
+}
+
+// saveReport asks where to write the run's JSON report.
+func (v *runView) saveReport() {
+	data, err := buildReport(v.rec)
+	if err != nil {
+		dialog.ShowError(remedy.With(err, "Try again; if it keeps failing, copy the result card instead."), v.m.win)
+		return
+	}
+	d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
+		if err != nil {
+			dialog.ShowError(remedy.With(err, "Choose another folder."), v.m.win)
+			return
+		}
+		if w == nil {
+			return // cancelled
+		}
+		_, werr := w.Write(data)
+		if cerr := w.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			dialog.ShowError(remedy.With(werr, "Choose another folder, or check the disk has room."), v.m.win)
+		}
+	}, v.m.win)
+	d.SetFileName(reportFileName(v.rec))
+	d.Show()
+}
+
+// setShown sets a label's text and hides it while empty, so blank lines do not push the
+// progress down.
+func setShown(l *widget.Label, s string) {
+	l.SetText(s)
+	if s == "" {
+		l.Hide()
+	} else {
+		l.Show()
+	}
+}
+
+func clamp01(f float64) float64 {
+	switch {
+	case f < 0:
+		return 0
+	case f > 1:
+		return 1
+	}
+	return f
+}
+
+func etaWords(sec float64) string {
+	if sec <= 0 {
+		return ""
+	}
+	return "About " + secondsWords(sec) + " left."
+}
+
+func secondsWords(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	if d < time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func orWord(s, w string) string {
+	if s == "" {
+		return w
+	}
+	return s
+}
+
+// osOfModules is the Device OS a module list says the device runs (its system part's).
+func osOfModules(mods []run.ModuleJSON) string {
+	for _, m := range mods {
+		if m.Function == platform.FuncSystem.String() && m.Location == "main" && m.Present && m.DeviceOS != "" {
+			return m.DeviceOS
+		}
+	}
+	return ""
+}
+
+// modulesWords lists the main modules in one line ("system-part1 2302, user-part 6").
+func modulesWords(mods []run.ModuleJSON) string {
+	var out []string
+	for _, m := range mods {
+		if m.Location != "main" || !m.Present {
+			continue
+		}
+		name := m.Name
+		if name == "" {
+			name = fmt.Sprintf("%s %d", m.Function, m.Index)
+		}
+		out = append(out, fmt.Sprintf("%s %d", name, m.Version))
+	}
+	return strings.Join(out, ", ")
+}

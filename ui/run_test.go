@@ -1,0 +1,456 @@
+//go:build ci
+
+package ui
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"log"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/sim"
+)
+
+// newRunRig is the demo window with its virtual devices at a time scale, and a runner
+// with short timeouts and journals in a temp dir.
+func newRunRig(t *testing.T, scale float64) *rig {
+	t.Helper()
+	test.NewTempApp(t)
+	w := test.NewWindow(nil)
+	var m *mainUI
+	state := t.TempDir()
+	onUIWait(func() {
+		m = newMainUI(w, Options{Demo: true, DemoScale: scale}, &SimDoor{}, nil)
+		m.runs.Timeouts = run.Timeouts{Find: 5 * time.Second, EnterMode: 5 * time.Second, Buttons: 2 * time.Second,
+			Reenumerate: 5 * time.Second, Apply: 10 * time.Second, Step: 20 * time.Second, Settle: 3 * time.Second, EstimateFactor: -1}
+		m.runs.StateDir = state
+		m.runs.FastSims = true
+		w.SetContent(m.content())
+		w.Resize(fyne.NewSize(1100, 900))
+	})
+	t.Cleanup(func() {
+		m.stop()
+		_ = m.sims.Close()
+		w.Close()
+	})
+	r := &rig{t: t, w: w, m: m}
+	r.waitDemo()
+	return r
+}
+
+// section selects the device of a platform and returns its target section.
+func (r *rig) section(name string) *targetSection {
+	r.t.Helper()
+	d := r.selectPlatform(name)
+	var t *targetSection
+	onUIWait(func() { t = r.m.runs.targets[runKey(d)] })
+	require.NotNil(r.t, t, name)
+	return t
+}
+
+func (r *rig) simOf(name string) *sim.Device {
+	for _, d := range r.m.sims.Devices() {
+		if d.Platform().Name == name {
+			return d
+		}
+	}
+	r.t.Fatalf("no sim %s", name)
+	return nil
+}
+
+// pick chooses a version in the section's picker as a person would (its option text
+// starts with the version) and waits for the prepared plan and an enabled Start.
+func (r *rig) pick(s *targetSection, version string) {
+	r.t.Helper()
+	var opt string
+	onUIWait(func() {
+		for _, o := range s.picker.Options {
+			if o == version || strings.HasPrefix(o, version+" (") {
+				opt = o
+			}
+		}
+	})
+	require.NotEmpty(r.t, opt, "version %s in the picker", version)
+	onUIWait(func() { s.picker.SetSelected(opt) })
+	r.eventually("Start enabled for "+version, func() bool { return !s.start.Disabled() && s.start.Visible() })
+}
+
+func (r *rig) tap(b *widget.Button) { onUIWait(func() { test.Tap(b) }) }
+
+// waitCard waits for the result card.
+func (r *rig) waitCard(s *targetSection) string {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		shown := false
+		onUIWait(func() { shown = s.view.card.Visible() })
+		if shown {
+			return r.text(s.view.card)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.t.Fatalf("no result card; section shows:\n%s", r.text(s.obj))
+	return ""
+}
+
+// TestRunSafeModePhotonTo231 is acceptance 1a: the safe-mode Photon is upgraded from the
+// window, the progress and LED guidance move, and the card says verified.
+func TestRunSafeModePhotonTo231(t *testing.T) {
+	r := newRunRig(t, 0.05)
+	s := r.section("photon")
+	assert.Contains(t, r.text(r.m.panel.obj), "Safe mode: your app needs Device OS 2.3.1 but system-part2 is 1.5.2.")
+	r.pick(s, "2.3.1")
+	plan := r.text(s.obj)
+	assert.Contains(t, plan, "Device OS 1.5.2 -> 2.3.1 (upgrade)")
+	assert.Contains(t, plan, "Enter DFU mode")
+	assert.Contains(t, plan, "LED: blinking yellow")
+	assert.Contains(t, plan, "Keep the USB cable in")
+	r.tap(s.start)
+
+	// Watch the run as a person would: the bars and the guidance change.
+	var bars []float64
+	var guidance, titles, waits []string
+	var eta string
+	var leds []string
+	seen := map[string]bool{}
+	midShot, shotTaken := false, false
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		done := false
+		onUIWait(func() {
+			v := s.view
+			if n := len(bars); n == 0 || bars[n-1] != v.allBar.Value {
+				bars = append(bars, v.allBar.Value)
+			}
+			if g := v.guidance.Text; g != "" && !seen["g"+g] {
+				seen["g"+g] = true
+				guidance = append(guidance, g)
+			}
+			if st := v.stepTitle.Text; st != "" && !seen["t"+st] {
+				seen["t"+st] = true
+				titles = append(titles, st)
+			}
+			if w := v.waiting.Text; w != "" && v.waiting.Visible() && !seen["w"+w] {
+				seen["w"+w] = true
+				waits = append(waits, w)
+			}
+			if l := v.led.words.Text; !seen["l"+l] {
+				seen["l"+l] = true
+				leds = append(leds, l)
+			}
+			if e := v.eta.Text; e != "" {
+				eta = e
+			}
+			done = v.card.Visible()
+			midShot = midShot || strings.HasPrefix(v.stepTitle.Text, "Step 4 of")
+		})
+		if done {
+			break
+		}
+		if midShot && !shotTaken {
+			shotTaken = true
+			r.shot("run-photon-step4")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("guidance seen: %q", guidance)
+	t.Logf("steps seen: %q", titles)
+	assert.GreaterOrEqual(t, len(bars), 3, "overall progress moved: %v", bars)
+	assert.GreaterOrEqual(t, len(guidance), 2, "LED guidance changed")
+	assert.Contains(t, strings.Join(guidance, "\n"), "blink yellow")
+	assert.Contains(t, strings.Join(titles, "\n"), "Step 1 of ")
+	// The big LED shows the state each event names, in colour and in words.
+	assert.Contains(t, leds, "LED: blinking yellow")
+	assert.Contains(t, leds, "LED: breathing cyan")
+	t.Logf("waiting lines seen: %q", waits)
+	assert.Contains(t, strings.Join(waits, "\n"), "Waiting for ")
+	assert.Contains(t, strings.Join(waits, "\n"), "(up to ")
+	assert.Regexp(t, `^About .+ left\.$`, eta)
+
+	card := r.waitCard(s)
+	assert.Contains(t, card, "verified")
+	assert.Contains(t, card, "Device OS 1.5.2 → 2.3.1")
+	assert.Contains(t, card, "Verified:")
+	assert.NotContains(t, card, "Failed")
+	onUIWait(func() { assert.False(t, s.view.resumeBtn.Visible(), "no Resume after success") })
+
+	d := r.simOf("photon")
+	assert.Equal(t, sim.ModeNormal, d.Mode())
+	assert.Equal(t, "2.3.1", d.SystemVersion())
+
+	// The report holds the run, every event included.
+	var rec runRecord
+	onUIWait(func() { rec = s.view.rec })
+	b, err := buildReport(rec)
+	require.NoError(t, err)
+	var rep map[string]any
+	require.NoError(t, json.Unmarshal(b, &rep))
+	assert.Equal(t, "1.5.2", rep["device_os_before"])
+	assert.Equal(t, "2.3.1", rep["device_os_after"])
+	assert.Equal(t, true, rep["verified"])
+	assert.Equal(t, "ok", rep["result"])
+	evs, _ := rep["events"].([]any)
+	require.NotEmpty(t, evs)
+	assert.Equal(t, "done", evs[len(evs)-1].(map[string]any)["event"])
+	assert.Contains(t, reportFileName(rec), "pflash-Photon-")
+	r.shot("run-photon-done")
+}
+
+// TestCancelThenResume is acceptance 1b: Cancel after the first step stops the run at a
+// safe point, the card shows the device's state and Resume; Resume finishes the job.
+func TestCancelThenResume(t *testing.T) {
+	r := newRunRig(t, 0.1)
+	s := r.section("boron")
+	r.pick(s, "4.1.0")
+	r.tap(s.start)
+	r.eventually("the first step done", func() bool {
+		for _, e := range s.view.rec.Events {
+			if e.Event == run.EvStepDone {
+				return true
+			}
+		}
+		return false
+	})
+	r.tap(s.view.cancelBtn)
+	card := r.waitCard(s)
+	assert.Contains(t, card, "Cancelled: the run stopped at a safe point")
+	assert.Contains(t, card, "Not verified")
+	assert.Contains(t, card, "The device is left:")
+	assert.Contains(t, card, "What to do:")
+	var resume *widget.Button
+	onUIWait(func() { resume = findButton(s.view.card, "Resume") })
+	require.NotNil(t, resume)
+	onUIWait(func() { assert.True(t, resume.Visible()) })
+	d := r.simOf("boron")
+	assert.NotEqual(t, "4.1.0", d.SystemVersion(), "cancelled before the end")
+
+	r.tap(resume)
+	r.eventually("the resumed run's result", func() bool {
+		return s.view.card.Visible() && strings.Contains(s.view.resTitle.Text, "verified")
+	})
+	// The resumed run said it finished an earlier one.
+	resumed := false
+	onUIWait(func() {
+		for _, e := range s.view.rec.Events {
+			resumed = resumed || e.Event == run.EvResume
+		}
+	})
+	assert.True(t, resumed, "the runner found the journal")
+	assert.Equal(t, sim.ModeNormal, d.Mode())
+	assert.Equal(t, "4.1.0", d.SystemVersion())
+}
+
+// TestEarlierRunNotedInPreview: after a cancelled run, choosing the same target again
+// says where the earlier run stopped, and Start finishes it.
+func TestEarlierRunNotedInPreview(t *testing.T) {
+	r := newRunRig(t, 0.1)
+	s := r.section("boron")
+	r.pick(s, "4.1.0")
+	r.tap(s.start)
+	r.eventually("the first step done", func() bool {
+		for _, e := range s.view.rec.Events {
+			if e.Event == run.EvStepDone {
+				return true
+			}
+		}
+		return false
+	})
+	r.tap(s.view.cancelBtn)
+	r.waitCard(s)
+	// Another version, then the same one again: a new preview of the same target.
+	r.pick(s, "2.3.1")
+	onUIWait(func() {
+		assert.Contains(t, s.resumeNote.Text, "An earlier run to 4.1.0 did not finish", "another target is warned about")
+		assert.Contains(t, s.resumeNote.Text, "Start goes to 2.3.1 instead.")
+	})
+	r.pick(s, "4.1.0")
+	var note string
+	onUIWait(func() { note = s.resumeNote.Text })
+	assert.Contains(t, note, "An earlier run to 4.1.0 stopped ")
+	assert.Contains(t, note, "Start finishes it.")
+	r.tap(s.start)
+	r.eventually("the finished run", func() bool {
+		return s.view.card.Visible() && strings.Contains(s.view.resTitle.Text, "verified")
+	})
+	assert.Equal(t, "4.1.0", r.simOf("boron").SystemVersion())
+}
+
+// TestRescueBlankArgon is acceptance 1c: the Argon in DFU mode with no system part is
+// brought to a version and starts normally.
+func TestRescueBlankArgon(t *testing.T) {
+	r := newRunRig(t, 0)
+	s := r.section("argon")
+	r.pick(s, "4.1.0")
+	assert.Contains(t, r.text(s.obj), "(rescue)")
+	r.tap(s.start)
+	card := r.waitCard(s)
+	assert.Contains(t, card, "verified", card)
+	assert.Contains(t, card, "→ 4.1.0")
+	d := r.simOf("argon")
+	assert.Equal(t, sim.ModeNormal, d.Mode())
+	assert.Equal(t, "4.1.0", d.SystemVersion())
+}
+
+// TestFourRunsInOrderOnUIThread is acceptance 3: four devices flashed at once from the
+// window; each device's events are rendered in the runner's order, and Fyne never reports
+// a widget touched off its thread.
+func TestFourRunsInOrderOnUIThread(t *testing.T) {
+	var logBuf syncBuffer
+	log.SetOutput(&logBuf)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	r := newRunRig(t, 0.02)
+	// A fourth device: another Boron at 1.5.2.
+	boron, _ := platform.ByName("boron")
+	set, err := sim.SyntheticSet(boron, "1.5.2")
+	require.NoError(t, err)
+	extra, err := sim.New(sim.Options{Platform: boron, Modules: set, NoSerial: true, Scale: 0.02})
+	require.NoError(t, err)
+	r.m.sims.Add(extra)
+	r.eventually("four devices", func() bool {
+		if len(r.m.order) != 4 {
+			return false
+		}
+		for _, k := range r.m.order {
+			if r.m.devices[k].Modules == nil {
+				return false
+			}
+		}
+		return true
+	})
+	targets := map[string]string{}
+	var sections []*targetSection
+	var keys []string
+	onUIWait(func() { keys = append(keys, r.m.order...) })
+	for _, k := range keys {
+		var name string
+		onUIWait(func() {
+			name = r.m.devices[k].Platform.Name
+			r.m.selectKey(k)
+		})
+		var s *targetSection
+		onUIWait(func() { s = r.m.runs.targets[runKey(r.m.devices[k])] })
+		require.NotNil(t, s)
+		v := map[string]string{"photon": "2.3.1", "boron": "4.1.0", "argon": "4.1.0"}[name]
+		r.pick(s, v)
+		r.tap(s.start)
+		targets[s.id] = v
+		sections = append(sections, s)
+	}
+	for _, s := range sections {
+		card := r.waitCard(s)
+		assert.Contains(t, card, "verified", "%s: %s", s.id, card)
+	}
+	for _, s := range sections {
+		var evs []run.Event
+		onUIWait(func() { evs = append(evs, s.view.rec.Events...) })
+		var kinds []string
+		lastStep := 0
+		open := 0
+		for i, e := range evs {
+			kinds = append(kinds, e.Event)
+			assert.Equal(t, s.id, e.DeviceID)
+			if i > 0 {
+				assert.False(t, e.Time.Before(evs[i-1].Time), "%s: event %d (%s) rendered before an earlier one", s.id, i, e.Event)
+			}
+			switch e.Event {
+			case run.EvStep:
+				assert.GreaterOrEqual(t, e.StepIndex, lastStep, "%s: step indexes go forward", s.id)
+				lastStep, open = e.StepIndex, e.StepIndex
+			case run.EvStepDone:
+				assert.Equal(t, open, e.StepIndex, "%s: step-done for the step in progress", s.id)
+			case run.EvProgress, run.EvLED, run.EvWaiting:
+				if e.StepIndex != 0 {
+					assert.Equal(t, lastStep, e.StepIndex, "%s: %s belongs to the step in progress", s.id, e.Event)
+				}
+			}
+		}
+		require.NotEmpty(t, kinds)
+		assert.Equal(t, run.EvPlan, kinds[0], "%s: plan first: %v", s.id, kinds)
+		assert.Equal(t, run.EvDone, kinds[len(kinds)-1], "%s: done last", s.id)
+		assert.Contains(t, kinds, run.EvStep)
+		assert.Contains(t, kinds, run.EvStepDone)
+		assert.Contains(t, kinds, run.EvVerified)
+	}
+	for _, d := range r.m.sims.Devices() {
+		assert.Equal(t, sim.ModeNormal, d.Mode(), d.Platform().Name)
+		assert.Equal(t, targets[strings.ToLower(d.ID())], d.SystemVersion(), d.Platform().Name)
+	}
+	time.Sleep(100 * time.Millisecond) // a few animation frames
+	assert.NotContains(t, logBuf.String(), "Error in Fyne call thread")
+}
+
+// TestPartCheckboxesFollowPlatform: the Photon offers Bootloader, the Boron Bootloader and
+// SoftDevice, the Argon also NCP; unticking one plans without it (here refused, with what
+// to do, since the new system part needs the new bootloader).
+func TestPartCheckboxesFollowPlatform(t *testing.T) {
+	r := newRunRig(t, 0)
+	names := func(s *targetSection) []string {
+		var out []string
+		onUIWait(func() {
+			for _, c := range s.checks {
+				out = append(out, c.check.Text)
+			}
+		})
+		return out
+	}
+	p := r.section("photon")
+	assert.Equal(t, []string{"Bootloader"}, names(p))
+	b := r.section("boron")
+	assert.Equal(t, []string{"Bootloader", "SoftDevice"}, names(b))
+	a := r.section("argon")
+	assert.Equal(t, []string{"Bootloader", "SoftDevice", "NCP"}, names(a))
+
+	b = r.section("boron")
+	r.pick(b, "4.1.0")
+	assert.Contains(t, r.text(b.obj), "Send bootloader 1200")
+	onUIWait(func() { test.Tap(b.checks[0].check) })
+	var status, preview string
+	r.eventually("a new plan or a refusal", func() bool {
+		status, preview = b.status.Text, b.preview.Text
+		return strings.Contains(preview, "Steps:") || strings.HasPrefix(status, "no plan")
+	})
+	// Without the new bootloader the new system part cannot run: the planner refuses and
+	// says what to do, and there is nothing to start.
+	assert.Contains(t, status, "needs bootloader")
+	assert.Contains(t, status, "What to do:")
+	onUIWait(func() { assert.True(t, b.start.Disabled()) })
+	onUIWait(func() { test.Tap(b.checks[0].check) })
+	r.eventually("the full plan again", func() bool { return !b.start.Disabled() && strings.Contains(b.preview.Text, "Send bootloader") })
+}
+
+// TestLoadModuleFile: a .bin and a .zip bundle load as the CLI loads them.
+func TestLoadModuleFile(t *testing.T) {
+	p, _ := platform.ByName("boron")
+	set, err := sim.SyntheticSet(p, "4.1.0")
+	require.NoError(t, err)
+	mods, err := loadModuleFile("system-part1.bin", set[1])
+	require.NoError(t, err)
+	require.Len(t, mods, 1)
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for i, b := range set {
+		f, err := zw.Create("bundle/" + string(rune('a'+i)) + ".bin")
+		require.NoError(t, err)
+		_, _ = f.Write(b)
+	}
+	_, _ = zw.Create("README.txt")
+	require.NoError(t, zw.Close())
+	mods, err = loadModuleFile("release.zip", zb.Bytes())
+	require.NoError(t, err)
+	assert.Len(t, mods, len(set))
+	_, err = loadModuleFile("notes.bin", []byte("hello"))
+	require.Error(t, err)
+	assert.Contains(t, errorWords(err), "What to do:")
+}
