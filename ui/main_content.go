@@ -130,10 +130,10 @@ func (m *mainUI) stop() {
 	m.stopRuns()
 }
 
-// shortcuts: Ctrl+1..3 switch tabs, so the app works without a mouse; the device list
+// shortcuts: Ctrl+1..4 switch tabs, so the app works without a mouse; the device list
 // itself takes the arrow keys once focused (Tab moves focus).
 func (m *mainUI) shortcuts() {
-	for i := range 3 {
+	for i := range len(m.tabs.Items) {
 		key := fyne.KeyName(rune('1' + i))
 		m.win.Canvas().AddShortcut(&desktopShortcut{key: key}, func(fyne.Shortcut) {
 			m.tabs.SelectIndex(i)

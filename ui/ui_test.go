@@ -405,9 +405,9 @@ func TestKeyboardSwitchesTabs(t *testing.T) {
 	r := newRig(t, false)
 	h, ok := r.w.Canvas().(interface{ TypedShortcut(fyne.Shortcut) })
 	require.True(t, ok)
-	for i, k := range []fyne.KeyName{"2", "3", "1"} {
+	for i, k := range []fyne.KeyName{"2", "3", "4", "1"} {
 		onUIWait(func() { h.TypedShortcut(&desktopShortcut{key: k}) })
-		onUIWait(func() { assert.Equal(t, []int{1, 2, 0}[i], r.m.tabs.SelectedIndex(), "Ctrl+%s", k) })
+		onUIWait(func() { assert.Equal(t, []int{1, 2, 3, 0}[i], r.m.tabs.SelectedIndex(), "Ctrl+%s", k) })
 	}
 }
 
