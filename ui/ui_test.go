@@ -454,3 +454,15 @@ func TestUnplugReplugKeepsRow(t *testing.T) {
 	r.eventually("the Argon back", func() bool { d, ok := r.m.devices[key]; return ok && !d.Missing })
 	onUIWait(func() { assert.Len(t, r.m.order, 3) })
 }
+
+// TestEmptyStateMarkup pins the empty state's layout as markup (a golden in
+// testdata/empty_state.xml): what a person sees before any device is plugged in.
+func TestEmptyStateMarkup(t *testing.T) {
+	r := newRig(t, false)
+	onUIWait(func() {
+		c := test.NewWindow(r.m.emptyState())
+		defer c.Close()
+		c.Resize(fyne.NewSize(360, 240))
+		test.AssertRendersToMarkup(t, "empty_state.xml", c.Canvas())
+	})
+}
