@@ -336,7 +336,21 @@ func (s *shooter) run(ctx context.Context) error {
 		})
 		s.scrollPanelTo(top)
 	})
-	return nil
+	// The guidance LED blinks or breathes: caught while lit, as in the recovery shot, so
+	// the picture shows its colour rather than the dark half of a blink.
+	err := s.until(ctx, "the guidance LED lit", func() bool {
+		lit := false
+		walkObjects(s.m.panel.obj, func(o fyne.CanvasObject) bool {
+			if c, ok := o.(*canvas.Circle); ok && c.Size().Width >= 32 && c.FillColor != nil {
+				r, g, b, _ := c.FillColor.RGBA()
+				lit = r+g+b > 3*0x6000
+			}
+			return !lit
+		})
+		return lit
+	})
+	s.nextSettle = 80 * time.Millisecond
+	return err
 }
 
 // result waits for the run to end: its Cancel button goes and the result says the
