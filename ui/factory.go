@@ -20,6 +20,7 @@ import (
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 	"github.com/particle-flasher/particle-flasher/flasher/factory"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
+	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
@@ -202,7 +203,7 @@ func (f *factoryView) openApp() {
 			dialog.ShowError(remedy.With(rerr, "Choose another file."), f.m.win)
 			return
 		}
-		mods, perr := loadModuleFile(name, data)
+		mods, perr := modfile.Parse(name, data)
 		if perr == nil && (len(mods) != 1 || mods[0].Function != platform.FuncUser) {
 			perr = remedy.With(fmt.Errorf("%s is not one application", name), "Choose the application's .bin file (a user part).")
 		}
@@ -218,7 +219,7 @@ func (f *factoryView) openApp() {
 // readAll reads and closes a file the person chose.
 func readAll(r fyne.URIReadCloser) ([]byte, error) {
 	defer r.Close()
-	return io.ReadAll(r)
+	return io.ReadAll(io.LimitReader(r, modfile.MaxFile+1))
 }
 
 func (f *factoryView) setApp(name string, m *module.Module) {
@@ -421,13 +422,9 @@ func factoryTarget(ctx context.Context, p *platform.Platform, version string, ap
 		return tgt, err
 	}
 	for _, cf := range res.Files {
-		data, err := os.ReadFile(cf.Entry.Path)
+		mods, err := modfile.Load(cf.Entry.Path)
 		if err != nil {
 			return tgt, remedy.With(err, "The firmware cache is damaged: run `pflash cache verify`.")
-		}
-		mods, err := parseModuleData(cf.Entry.Path, data)
-		if err != nil {
-			return tgt, err
 		}
 		tgt.Modules = append(tgt.Modules, mods...)
 	}

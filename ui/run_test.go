@@ -3,8 +3,6 @@
 package ui
 
 import (
-	"archive/zip"
-	"bytes"
 	"encoding/json"
 	"log"
 	"os"
@@ -428,29 +426,4 @@ func TestPartCheckboxesFollowPlatform(t *testing.T) {
 	onUIWait(func() { assert.True(t, b.start.Disabled()) })
 	onUIWait(func() { test.Tap(b.checks[0].check) })
 	r.eventually("the full plan again", func() bool { return !b.start.Disabled() && strings.Contains(b.preview.Text, "Send bootloader") })
-}
-
-// TestLoadModuleFile: a .bin and a .zip bundle load as the CLI loads them.
-func TestLoadModuleFile(t *testing.T) {
-	p, _ := platform.ByName("boron")
-	set, err := sim.SyntheticSet(p, "4.1.0")
-	require.NoError(t, err)
-	mods, err := loadModuleFile("system-part1.bin", set[1])
-	require.NoError(t, err)
-	require.Len(t, mods, 1)
-	var zb bytes.Buffer
-	zw := zip.NewWriter(&zb)
-	for i, b := range set {
-		f, err := zw.Create("bundle/" + string(rune('a'+i)) + ".bin")
-		require.NoError(t, err)
-		_, _ = f.Write(b)
-	}
-	_, _ = zw.Create("README.txt")
-	require.NoError(t, zw.Close())
-	mods, err = loadModuleFile("release.zip", zb.Bytes())
-	require.NoError(t, err)
-	assert.Len(t, mods, len(set))
-	_, err = loadModuleFile("notes.bin", []byte("hello"))
-	require.Error(t, err)
-	assert.Contains(t, errorWords(err), "What to do:")
 }

@@ -1,16 +1,11 @@
 package ui
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +18,7 @@ import (
 
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
@@ -33,10 +29,6 @@ import (
 
 // prepareTimeout bounds resolving a target (a download included) and reading the device.
 const prepareTimeout = 10 * time.Minute
-
-// maxModuleFile is larger than any module (the biggest, a P2 system part, is under 3 MB):
-// a bigger file is not a module and is not read into memory.
-const maxModuleFile = 16 << 20
 
 // targetSection is points 3 and 4 of the app for one device: pick a Device OS version from
 // the catalog or local files, optionally an application and which parts to leave alone,
@@ -282,12 +274,12 @@ func (t *targetSection) openModules(use func(name string, mods []*module.Module)
 		}
 		defer r.Close()
 		name := r.URI().Name()
-		data, err := io.ReadAll(io.LimitReader(r, maxModuleFile+1))
+		data, err := io.ReadAll(io.LimitReader(r, modfile.MaxFile+1))
 		if err != nil {
 			t.showError(remedy.With(fmt.Errorf("%s: %w", name, err), "Check the file's permissions."))
 			return
 		}
-		mods, err := loadModuleFile(name, data)
+		mods, err := modfile.Parse(name, data)
 		if err != nil {
 			t.showError(err)
 			return
@@ -296,67 +288,6 @@ func (t *targetSection) openModules(use func(name string, mods []*module.Module)
 	}, t.m.win)
 	d.SetFilter(storage.NewExtensionFileFilter([]string{".bin", ".zip"}))
 	d.Show()
-}
-
-// loadModuleFile parses a chosen file as `pflash flash --to FILE` does: a .zip bundle's
-// .bin members in name order, otherwise one module file (a combined file gives its
-// parts). It is file handling only: the modules are parsed by flasher/module.
-func loadModuleFile(name string, data []byte) ([]*module.Module, error) {
-	if len(data) > maxModuleFile {
-		return nil, remedy.With(fmt.Errorf("%s is far larger than any module", name), "Choose a module .bin file or a .zip bundle of them.")
-	}
-	if !strings.EqualFold(filepath.Ext(name), ".zip") {
-		return parseModuleData(name, data)
-	}
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return nil, remedy.With(fmt.Errorf("%s: %w", name, err), "Choose a .zip bundle of module files; download it again if it is damaged.")
-	}
-	files := append([]*zip.File(nil), zr.File...)
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	var out []*module.Module
-	for _, zf := range files {
-		base := filepath.Base(zf.Name)
-		if zf.FileInfo().IsDir() || strings.HasPrefix(zf.Name, "__MACOSX/") || strings.HasPrefix(base, "._") ||
-			!strings.EqualFold(filepath.Ext(base), ".bin") {
-			continue
-		}
-		if zf.UncompressedSize64 > maxModuleFile {
-			return nil, remedy.With(fmt.Errorf("%s: %s is too large to be a module", name, zf.Name), "Choose a bundle of module files.")
-		}
-		rc, err := zf.Open()
-		if err != nil {
-			return nil, remedy.With(fmt.Errorf("%s: %s: %w", name, zf.Name, err), "The bundle is damaged: download it again.")
-		}
-		b, err := io.ReadAll(io.LimitReader(rc, maxModuleFile+1))
-		rc.Close()
-		if err != nil {
-			return nil, remedy.With(fmt.Errorf("%s: %s: %w", name, zf.Name, err), "The bundle is damaged: download it again.")
-		}
-		mods, err := parseModuleData(name+":"+zf.Name, b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, mods...)
-	}
-	if len(out) == 0 {
-		return nil, remedy.With(fmt.Errorf("%s holds no .bin module files", name), "Choose a bundle of module files.")
-	}
-	return out, nil
-}
-
-func parseModuleData(name string, data []byte) ([]*module.Module, error) {
-	m, err := module.Parse(data)
-	if err == nil && m.Combined() {
-		var parts []*module.Module
-		if parts, err = module.SplitCombined(data); err == nil {
-			return parts, nil
-		}
-	}
-	if err != nil {
-		return nil, remedy.With(fmt.Errorf("%s: %w", name, err), "Choose Particle module files (.bin); `pflash inspect FILE` shows what a file holds.")
-	}
-	return []*module.Module{m}, nil
 }
 
 func (t *targetSection) showError(err error) {
@@ -556,13 +487,9 @@ func (t *targetSection) fetch(ctx context.Context, version string, p *platform.P
 	}
 	var out []*module.Module
 	for _, cf := range files {
-		data, err := os.ReadFile(cf.Entry.Path)
+		mods, err := modfile.Load(cf.Entry.Path)
 		if err != nil {
 			return nil, remedy.With(err, "The firmware cache is damaged: run `pflash cache verify`.")
-		}
-		mods, err := parseModuleData(cf.Entry.Path, data)
-		if err != nil {
-			return nil, err
 		}
 		out = append(out, mods...)
 	}

@@ -1,29 +1,22 @@
 package main
 
 import (
-	"archive/zip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
-
-// maxModuleFile bounds what is read from a file or zip entry: the largest Particle module
-// is a few MB, so anything far larger is the wrong file.
-const maxModuleFile = 64 << 20
 
 type planFlags struct {
 	to, app, device, platform, mode, verify string
@@ -216,106 +209,16 @@ var versionRE = regexp.MustCompile(`^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)
 func looksLikeVersion(s string) bool { return versionRE.MatchString(strings.TrimSpace(s)) }
 
 // loadModules reads a module file, every .bin in a directory, or every .bin in a .zip.
+// A file that is not a module fails the command (exit 1); a path or bundle that holds no
+// modules is a wrong argument (exit 2).
 func loadModules(path string) ([]*module.Module, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, planUsage(err, "Check the path.")
+	mods, err := modfile.Load(path)
+	if err == nil {
+		return mods, nil
 	}
-	switch {
-	case st.IsDir():
-		entries, err := os.ReadDir(path)
-		if err != nil {
-			return nil, planUsage(err, "Check the directory's permissions.")
-		}
-		var out []*module.Module
-		for _, e := range entries {
-			if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".bin") {
-				continue
-			}
-			mods, err := readModules(filepath.Join(path, e.Name()))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, mods...)
-		}
-		if len(out) == 0 {
-			return nil, planUsage(fmt.Errorf("%s holds no .bin module files", path), "Point at the directory with the module files.")
-		}
-		return out, nil
-	case strings.EqualFold(filepath.Ext(path), ".zip"):
-		return zipModules(path)
+	code := exitUsage
+	if errors.Is(err, modfile.ErrNotModule) {
+		code = exitFailed
 	}
-	return readModules(path)
-}
-
-// readModules reads one file's modules.
-func readModules(path string) ([]*module.Module, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, planUsage(err, "Check the path.")
-	}
-	if st.Size() > maxModuleFile {
-		return nil, planUsage(fmt.Errorf("%s is %d bytes, far larger than any module", path, st.Size()), "Give the module's .bin file.")
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, planUsage(err, "Check the file's permissions.")
-	}
-	return parseModules(path, data)
-}
-
-// parseModules parses a file into its modules: one, or several for a combined file.
-func parseModules(name string, data []byte) ([]*module.Module, error) {
-	m, err := module.Parse(data)
-	if err == nil && m.Combined() {
-		var parts []*module.Module
-		if parts, err = module.SplitCombined(data); err == nil {
-			return parts, nil
-		}
-	}
-	if err != nil {
-		return nil, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("%s: %w", name, err),
-			"Give Particle module files (.bin); `pflash inspect FILE` shows what a file holds.")}
-	}
-	return []*module.Module{m}, nil
-}
-
-// zipModules reads the .bin members of a bundle, in name order.
-func zipModules(path string) ([]*module.Module, error) {
-	zr, err := zip.OpenReader(path)
-	if err != nil {
-		return nil, planUsage(fmt.Errorf("%s: %w", path, err), "Give a .zip bundle of module files.")
-	}
-	defer zr.Close()
-	files := append([]*zip.File(nil), zr.File...)
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	var out []*module.Module
-	for _, zf := range files {
-		base := filepath.Base(zf.Name)
-		if zf.FileInfo().IsDir() || strings.HasPrefix(zf.Name, "__MACOSX/") || strings.HasPrefix(base, "._") ||
-			!strings.EqualFold(filepath.Ext(base), ".bin") {
-			continue
-		}
-		if zf.UncompressedSize64 > maxModuleFile {
-			return nil, planUsage(fmt.Errorf("%s: %s is too large to be a module", path, zf.Name), "Give a bundle of module files.")
-		}
-		rc, err := zf.Open()
-		if err != nil {
-			return nil, planUsage(fmt.Errorf("%s: %s: %w", path, zf.Name, err), "The bundle is damaged: download it again.")
-		}
-		data, err := io.ReadAll(io.LimitReader(rc, maxModuleFile+1))
-		rc.Close()
-		if err != nil {
-			return nil, planUsage(fmt.Errorf("%s: %s: %w", path, zf.Name, err), "The bundle is damaged: download it again.")
-		}
-		mods, err := parseModules(path+":"+zf.Name, data)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, mods...)
-	}
-	if len(out) == 0 {
-		return nil, planUsage(fmt.Errorf("%s holds no .bin module files", path), "Give a bundle of module files.")
-	}
-	return out, nil
+	return nil, &exitError{code: code, err: err}
 }

@@ -3,7 +3,6 @@
 // so nobody is left with a raw "LIBUSB_ERROR_PIPE".
 package remedy
 
-
 // Error is an error with a remedy a person can act on.
 type Error struct {
 	Err    error

@@ -1,0 +1,88 @@
+package modfile_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/particle-flasher/particle-flasher/flasher/modfile"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/sim"
+)
+
+func boronSet(t *testing.T) [][]byte {
+	p, ok := platform.ByName("boron")
+	require.True(t, ok)
+	set, err := sim.SyntheticSet(p, "4.1.0")
+	require.NoError(t, err)
+	return set
+}
+
+func zipOf(t *testing.T, files map[string][]byte) []byte {
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for name, b := range files {
+		f, err := zw.Create(name)
+		require.NoError(t, err)
+		_, err = f.Write(b)
+		require.NoError(t, err)
+	}
+	require.NoError(t, zw.Close())
+	return zb.Bytes()
+}
+
+// TestLoadShapes: one file, a directory and a .zip bundle give the same modules in name
+// order; what is not a module is refused with ErrNotModule and a remedy; macOS resource
+// forks and non-.bin members of a bundle are ignored.
+func TestLoadShapes(t *testing.T) {
+	set := boronSet(t)
+	dir := t.TempDir()
+	members := map[string][]byte{"README.txt": []byte("notes"), "__MACOSX/._a.bin": []byte("fork")}
+	for i, b := range set {
+		name := fmt.Sprintf("%c.bin", 'a'+i)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
+		members["bundle/"+name] = b
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644))
+
+	one, err := modfile.Load(filepath.Join(dir, "a.bin"))
+	require.NoError(t, err)
+	require.Len(t, one, 1)
+
+	fromDir, err := modfile.Load(dir)
+	require.NoError(t, err)
+	require.Len(t, fromDir, len(set))
+	zipPath := filepath.Join(t.TempDir(), "release.zip")
+	require.NoError(t, os.WriteFile(zipPath, zipOf(t, members), 0o644))
+	fromZip, err := modfile.Load(zipPath)
+	require.NoError(t, err)
+	require.Len(t, fromZip, len(set))
+	for i := range set {
+		assert.Equal(t, fromDir[i].Function, fromZip[i].Function)
+		assert.Equal(t, fromDir[i].Version, fromZip[i].Version)
+	}
+
+	_, err = modfile.Parse("notes.bin", []byte("hello"))
+	require.ErrorIs(t, err, modfile.ErrNotModule)
+	assert.NotEmpty(t, remedy.Of(err))
+
+	_, err = modfile.Parse("empty.zip", zipOf(t, map[string][]byte{"README.txt": []byte("x")}))
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, modfile.ErrNotModule, "a bundle without modules is a wrong argument, not a bad module")
+	assert.Contains(t, err.Error(), "no .bin module files")
+
+	_, err = modfile.Load(filepath.Join(dir, "missing.bin"))
+	require.Error(t, err)
+	assert.NotEmpty(t, remedy.Of(err))
+
+	_, err = modfile.Parse("huge.bin", make([]byte, modfile.MaxFile+1))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "far larger than any module")
+}
