@@ -16,12 +16,13 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	frun "github.com/particle-flasher/particle-flasher/flasher/run"
 )
 
 type planFlags struct {
 	to, app, device, platform, mode, verify string
 	from                                    []string
-	protected, force                        bool
+	protected, force, offline               bool
 	noBootloader, noSoftDevice, noNCP       bool
 	watchdog                                time.Duration
 }
@@ -36,8 +37,10 @@ func newPlanCmd(g *globals) *cobra.Command {
 			"LED to expect at every step and what to do if it shows something else. Nothing is written.\n\n" +
 			"--to takes a module file, a directory of module files, a .zip bundle (Device Restore or\n" +
 			"release), or a Device OS version (resolved through the firmware cache; needs the platform).\n" +
-			"The device is described by --from FILES|DIR (the modules it has; --mode says what it runs),\n" +
-			"or not at all, in which case every part of the target is planned.\n\n" +
+			"The device is the attached one (--device ID, or the only one when --to is a version and\n" +
+			"nothing else describes it), read as `pflash flash` reads it; or it is described by\n" +
+			"--from FILES|DIR (the modules it has; --mode says what it runs); or not at all, in which\n" +
+			"case every part of the target is planned.\n\n" +
 			"A user part inside the target (the release's Tinker) is used only when the device's own\n" +
 			"application cannot run on the target; --app FILE installs an application.",
 		Args:          cobra.NoArgs,
@@ -82,7 +85,8 @@ func newPlanCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.to, "to", "", "target: module file, directory of module files, .zip bundle, or Device OS version")
 	fl.StringSliceVar(&f.from, "from", nil, "describe the device by the module files (or directories, .zip) it holds")
 	fl.StringVar(&f.app, "app", "", "application (user part .bin) to install")
-	fl.StringVar(&f.device, "device", "", "plan for the attached device with this ID")
+	fl.StringVar(&f.device, "device", "", "plan for the attached device with this ID (default with --to VERSION and no --from/--platform: the only attached device)")
+	fl.BoolVar(&f.offline, "offline", false, "resolve a Device OS version from the firmware cache only, never the network")
 	fl.StringVar(&f.platform, "platform", "", "platform (name or ID) when no file says it, e.g. for --to VERSION")
 	fl.StringVar(&f.mode, "mode", "", "what the device runs: normal, dfu, safe, listening (default normal with --from, else unknown)")
 	fl.BoolVar(&f.protected, "protected", false, "the device has Device Protection (Device OS 6.x)")
@@ -102,12 +106,14 @@ func planUsage(err error, rem string) error {
 
 // runPlan resolves the flags into a device state and a target and plans.
 func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
-	if f.device != "" {
-		return nil, planUsage(errors.New("--device is not available yet"), "Describe the device with --from FILES|DIR (the modules it has) for now.")
-	}
 	verify, ok := plan.ParseVerifyMode(f.verify)
 	if !ok {
 		return nil, planUsage(fmt.Errorf("unknown --verify %q", f.verify), "Use modules, readback or none.")
+	}
+	// A version with nothing said about the device plans for the attached one, as
+	// `pflash flash` would: the plan shown is the plan flash runs.
+	if f.device != "" || (looksLikeVersion(f.to) && len(f.from) == 0 && f.platform == "") {
+		return planAttached(ctx, g, f, verify)
 	}
 
 	var from []*module.Module
@@ -158,7 +164,7 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 			return nil, planUsage(fmt.Errorf("--to %s is a Device OS version, but the platform is not known", f.to),
 				"Add --platform NAME, or describe the device with --from.")
 		}
-		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, false)
+		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, f.offline)
 		if err != nil {
 			return nil, err
 		}
@@ -189,6 +195,35 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 	st := plan.StateFromModules(p, mode, from)
 	st.Protected = f.protected
 	return plan.Make(st, tgt)
+}
+
+// planAttached reads the attached device (the one named by --device, or the only one) and
+// plans, exactly as `pflash flash` does before it asks; nothing is written.
+func planAttached(ctx context.Context, g *globals, f planFlags, verify plan.VerifyMode) (*plan.Plan, error) {
+	if len(f.from) > 0 || f.mode != "" || f.protected {
+		return nil, planUsage(errors.New("--device reads the device: --from, --mode and --protected describe one that is not attached"),
+			"Give either --device ID or --from FILES.")
+	}
+	doors, closeDoors, err := flashDoors(g)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDoors()
+	dev, err := pickFlashDevice(ctx, doors, f.device)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := flashTarget(ctx, g, flashFlags{to: f.to, app: f.app, offline: f.offline}, dev.Platform)
+	if err != nil {
+		return nil, err
+	}
+	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
+		Watchdog: f.watchdog, Verify: verify, Force: f.force}
+	pr, err := frun.New(frun.Options{Doors: doors, Timeouts: flashTimeouts}).Prepare(ctx, dev.ID, tgt)
+	if err != nil {
+		return nil, &exitError{code: exitCode(err), err: err}
+	}
+	return pr.Plan, nil
 }
 
 // platformOf keeps a known platform, or takes the first module's.
