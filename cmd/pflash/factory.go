@@ -89,12 +89,9 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 		toName = "the target"
 	}
 
-	stateDir := f.stateDir
-	if stateDir == "" {
-		var err error
-		if stateDir, err = frun.DefaultStateDir(); err != nil {
-			return err
-		}
+	stateDir, err := journalDir(f.stateDir)
+	if err != nil {
+		return err
 	}
 	reportPath := f.report
 	if reportPath == "" {

@@ -94,24 +94,14 @@ func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 	out := newFlashOutput(g)
 	// Registered first so it runs last: the bars stop after the final done event.
 	defer out.close()
-	defer func() {
-		if err != nil && out.needDone {
-			out.event(frun.Event{Event: frun.EvDone, Time: time.Now(), DeviceID: f.device, Result: frun.ResultFailed,
-				Error: errText(err), Remedy: remedy.Of(err)})
-			if g.json {
-				err = &exitError{code: exitCode(err), err: errReported}
-			}
-		}
-	}()
-	verify, ok := plan.ParseVerifyMode(f.verify)
-	if !ok {
-		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown --verify %q", f.verify), "Use modules, readback or none.")}
+	defer out.failDone(&err, f.device)
+	verify, err := verifyMode(f.verify)
+	if err != nil {
+		return err
 	}
-	stateDir := f.stateDir
-	if stateDir == "" {
-		if stateDir, err = frun.DefaultStateDir(); err != nil {
-			return err
-		}
+	stateDir, err := journalDir(f.stateDir)
+	if err != nil {
+		return err
 	}
 	doors, closeDoors, err := flashDoors(g)
 	if err != nil {
@@ -365,6 +355,42 @@ func newFlashOutput(g *globals) *flashOutput {
 		o.view = newProgressView(g)
 	}
 	return o
+}
+
+// failDone ends a command that failed before the runner could report it: a done event
+// with the error and the remedy, so that a JSON stream always ends with one (the runner
+// sends its own once it has started).
+func (o *flashOutput) failDone(errp *error, device string) {
+	err := *errp
+	if err == nil || !o.needDone {
+		return
+	}
+	o.event(frun.Event{Event: frun.EvDone, Time: time.Now(), DeviceID: device, Result: frun.ResultFailed,
+		Error: errText(err), Remedy: remedy.Of(err)})
+	if o.g.json {
+		*errp = &exitError{code: exitCode(err), err: errReported}
+	}
+}
+
+// verifyMode parses --verify.
+func verifyMode(s string) (plan.VerifyMode, error) {
+	v, ok := plan.ParseVerifyMode(s)
+	if !ok {
+		return v, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown --verify %q", s), "Use modules, readback or none.")}
+	}
+	return v, nil
+}
+
+// journalDir is --state-dir, or the per-user default.
+func journalDir(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	dir, err := frun.DefaultStateDir()
+	if err != nil {
+		return "", remedy.With(err, "Give --state-dir DIR.")
+	}
+	return dir, nil
 }
 
 // close stops the bars; anything printed after it goes below them.

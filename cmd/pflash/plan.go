@@ -106,9 +106,9 @@ func planUsage(err error, rem string) error {
 
 // runPlan resolves the flags into a device state and a target and plans.
 func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
-	verify, ok := plan.ParseVerifyMode(f.verify)
-	if !ok {
-		return nil, planUsage(fmt.Errorf("unknown --verify %q", f.verify), "Use modules, readback or none.")
+	verify, err := verifyMode(f.verify)
+	if err != nil {
+		return nil, err
 	}
 	// A version with nothing said about the device plans for the attached one, as
 	// `pflash flash` would: the plan shown is the plan flash runs.

@@ -71,21 +71,14 @@ func newRestoreCmd(g *globals) *cobra.Command {
 func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 	out := newFlashOutput(g)
 	defer out.close()
-	defer func() {
-		if err != nil && out.needDone {
-			out.event(frun.Event{Event: frun.EvDone, Time: time.Now(), DeviceID: f.device, Result: frun.ResultFailed,
-				Error: errText(err), Remedy: remedy.Of(err)})
-			if g.json {
-				err = &exitError{code: exitCode(err), err: errReported}
-			}
-		}
-	}()
-	verify, ok := plan.ParseVerifyMode(f.verify)
-	if !ok {
-		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown --verify %q", f.verify), "Use modules, readback or none.")}
+	defer out.failDone(&err, f.device)
+	verify, err := verifyMode(f.verify)
+	if err != nil {
+		return err
 	}
 	var plat *platform.Platform
 	if f.platform != "" {
+		var ok bool
 		if plat, ok = platform.ByName(f.platform); !ok {
 			return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown --platform %q", f.platform),
 				"Give a platform name such as argon, boron, photon, p2 or msom (`pflash cache catalog` lists them).")}
@@ -95,11 +88,9 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("--wait %s: must be positive", f.wait),
 			"Give how long to wait for the device, e.g. --wait 2m.")}
 	}
-	stateDir := f.stateDir
-	if stateDir == "" {
-		if stateDir, err = frun.DefaultStateDir(); err != nil {
-			return remedy.With(err, "Give --state-dir DIR.")
-		}
+	stateDir, err := journalDir(f.stateDir)
+	if err != nil {
+		return err
 	}
 	store := &frun.Store{Dir: stateDir}
 	doors, closeDoors, err := flashDoors(g)
