@@ -204,3 +204,21 @@ func DemoDevicesAt(scale float64) ([]*sim.Device, error) {
 	out = append(out, d)
 	return out, nil
 }
+
+// syntheticRelease is Device OS version for a platform as the simulator builds it: what a
+// virtual device is flashed with, since the demo must work without the firmware cache.
+func syntheticRelease(p *platform.Platform, version string) ([]*module.Module, error) {
+	bins, err := sim.SyntheticSet(p, version)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*module.Module, 0, len(bins))
+	for _, b := range bins {
+		m, err := module.Parse(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

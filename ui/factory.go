@@ -395,23 +395,13 @@ func syncSims(ctx context.Context, from *SimDoor, to *simdoor.Doors, have []*sim
 // factoryTarget resolves the version for a platform: the simulator's synthetic release
 // for virtual devices, the firmware cache (downloading what it lacks) for real ones.
 func factoryTarget(ctx context.Context, p *platform.Platform, version string, app *module.Module, virtual bool) (plan.Target, error) {
-	tgt := plan.Target{Name: version, App: app}
+	tgt := plan.Target{Name: version, App: app, Options: plan.Options{Verify: verifyPref()}}
 	if virtual {
-		bins, err := sim.SyntheticSet(p, version)
-		if err != nil {
-			return tgt, err
-		}
-		for _, b := range bins {
-			m, err := module.Parse(b)
-			if err != nil {
-				return tgt, err
-			}
-			tgt.Modules = append(tgt.Modules, m)
-		}
-		return tgt, nil
+		var err error
+		tgt.Modules, err = syntheticRelease(p, version)
+		return tgt, err
 	}
-	prefs := fyne.CurrentApp().Preferences()
-	c, err := cache.Open(cache.Options{Offline: prefs.Bool(prefOffline), Mirrors: strings.Fields(prefs.String(prefMirrors))})
+	c, err := cache.Open(cacheOptions())
 	if err != nil {
 		return tgt, err
 	}

@@ -427,3 +427,17 @@ func TestPartCheckboxesFollowPlatform(t *testing.T) {
 	onUIWait(func() { test.Tap(b.checks[0].check) })
 	r.eventually("the full plan again", func() bool { return !b.start.Disabled() && strings.Contains(b.preview.Text, "Send bootloader") })
 }
+
+// TestVerifySettingReachesThePlan: the verification chosen in Settings is the one the
+// plan (and so the run) uses.
+func TestVerifySettingReachesThePlan(t *testing.T) {
+	r := newRunRig(t, 0.05)
+	s := r.section("photon")
+	r.pick(s, "2.3.1")
+	assert.NotContains(t, r.text(s.obj), "read back and compared", "the default checks the modules only")
+
+	onUIWait(func() { fyne.CurrentApp().Preferences().SetString(prefVerify, verifyChoices[1].label) })
+	r.pick(s, "2.3.0")
+	r.pick(s, "2.3.1")
+	assert.Contains(t, r.text(s.obj), "Every range written over DFU is also read back and compared.")
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -15,10 +16,11 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/assets"
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
 )
 
 // Preference keys. The app keeps its settings in Fyne's preferences so they survive a
-// restart; the runner reads them when it is wired in.
+// restart; runs and the factory bench read them when they start (cacheOptions, verifyPref).
 const (
 	prefOffline = "offline"
 	prefMirrors = "mirrors"
@@ -59,8 +61,12 @@ func newSettingsView(w fyne.Window) *settingsView {
 	mirrors.SetPlaceHolder("One mirror URL per line (default: GitHub releases)")
 	mirrors.SetText(prefs.String(prefMirrors))
 	mirrors.OnChanged = func(v string) { prefs.SetString(prefMirrors, v) }
-	verify := widget.NewSelect([]string{"Read back every module", "Check CRC only", "Do not verify"}, func(v string) { prefs.SetString(prefVerify, v) })
-	verify.SetSelected(prefs.StringWithFallback(prefVerify, "Read back every module"))
+	var labels []string
+	for _, c := range verifyChoices {
+		labels = append(labels, c.label)
+	}
+	verify := widget.NewSelect(labels, func(v string) { prefs.SetString(prefVerify, v) })
+	verify.SetSelected(verifyChoiceFor(prefs.String(prefVerify)).label)
 	themeSel := widget.NewSelect([]string{"System", "Light", "Dark"}, func(v string) {
 		prefs.SetString(prefTheme, v)
 		applyTheme(a, v)
@@ -161,4 +167,39 @@ func applyTheme(a fyne.App, v string) {
 	default:
 		a.Settings().SetTheme(theme.DefaultTheme())
 	}
+}
+
+// verifyChoices are the verification modes in words, the default first (the CLI's
+// default too: the module table is re-read and every module's CRC, platform and
+// dependencies checked).
+var verifyChoices = []struct {
+	label string
+	mode  plan.VerifyMode
+}{
+	{"Check every module (CRC, versions, dependencies)", plan.VerifyModules},
+	{"Also read back every written byte (slower)", plan.VerifyReadback},
+	{"Do not verify", plan.VerifyNone},
+}
+
+func verifyChoiceFor(label string) struct {
+	label string
+	mode  plan.VerifyMode
+} {
+	for _, c := range verifyChoices {
+		if c.label == label {
+			return c
+		}
+	}
+	return verifyChoices[0]
+}
+
+// verifyPref is the verification the settings ask for.
+func verifyPref() plan.VerifyMode {
+	return verifyChoiceFor(fyne.CurrentApp().Preferences().String(prefVerify)).mode
+}
+
+// cacheOptions are the firmware cache's options from the settings (offline, mirrors).
+func cacheOptions() cache.Options {
+	prefs := fyne.CurrentApp().Preferences()
+	return cache.Options{Offline: prefs.Bool(prefOffline), Mirrors: strings.Fields(prefs.String(prefMirrors))}
 }

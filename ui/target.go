@@ -24,7 +24,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
 // prepareTimeout bounds resolving a target (a download included) and reading the device.
@@ -397,6 +396,7 @@ func (t *targetSection) newPrep() (context.Context, context.CancelFunc) {
 // release from the firmware cache, downloaded if missing.
 func (t *targetSection) resolve(ctx context.Context, s targetSpec, gen int) (plan.Target, error) {
 	tgt := plan.Target{Options: s.opts, App: s.app}
+	tgt.Options.Verify = verifyPref()
 	switch {
 	case len(s.localMods) > 0:
 		if len(s.localMods) == 1 && s.localMods[0].Function == platform.FuncUser && s.app == nil {
@@ -406,18 +406,11 @@ func (t *targetSection) resolve(ctx context.Context, s targetSpec, gen int) (pla
 		}
 		// Unnamed: the plan names the target by the Device OS its files make up.
 	case s.version != "" && s.virtual:
-		bins, err := sim.SyntheticSet(s.platform, s.version)
+		mods, err := syntheticRelease(s.platform, s.version)
 		if err != nil {
 			return tgt, err
 		}
-		for _, b := range bins {
-			m, err := module.Parse(b)
-			if err != nil {
-				return tgt, err
-			}
-			tgt.Modules = append(tgt.Modules, m)
-		}
-		tgt.Name = s.version
+		tgt.Modules, tgt.Name = mods, s.version
 	case s.version != "":
 		mods, err := t.fetch(ctx, s.version, s.platform, gen)
 		if err != nil {
@@ -441,7 +434,8 @@ func (t *targetSection) fetch(ctx context.Context, version string, p *platform.P
 	})
 	defer onUI(func() { t.download.Hide() })
 	defer onUI(func() { t.downloadInf.Stop(); t.downloadInf.Hide() })
-	c, err := cache.Open(cache.Options{Progress: func(pg cache.Progress) {
+	co := cacheOptions()
+	co.Progress = func(pg cache.Progress) {
 		file := pg.File
 		if pg.AllTotal <= 0 {
 			// Sizes unknown (a partial catalog entry): say which file moves, without a bar
@@ -463,7 +457,8 @@ func (t *targetSection) fetch(ctx context.Context, version string, p *platform.P
 				t.setStatus("Downloading " + file + "...")
 			}
 		})
-	}})
+	}
+	c, err := cache.Open(co)
 	if err != nil {
 		return nil, err
 	}
