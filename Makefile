@@ -9,7 +9,7 @@ SHIM_SRC  := flasher/sim/usbsim/shim/libusb_shim.c
 TEST_TIMEOUT ?= 14m
 FUZZTIME  ?= 60s
 
-.PHONY: all run build test deps deps-test shim vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
+.PHONY: all run build package test deps deps-test shim vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
 
 all: build
 
@@ -22,6 +22,15 @@ deps-test:
 build: deps
 	$(GO) build -o $(BUILD)/particle-flasher ./cmd/particle-flasher
 	$(GO) build -o $(BUILD)/pflash ./cmd/pflash
+
+# A desktop package (Linux: .tar.xz with the icon and a .desktop entry) made by Fyne's
+# packager from cmd/particle-flasher/FyneApp.toml, into build/.
+FYNE_TOOL ?= fyne.io/tools/cmd/fyne@v1.7.4
+package: deps
+	@command -v fyne >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/fyne" ] || $(GO) install $(FYNE_TOOL)
+	cd cmd/particle-flasher && PATH="$$PATH:$$($(GO) env GOPATH)/bin" fyne package --os linux
+	mkdir -p $(BUILD) && mv "cmd/particle-flasher/Particle Flasher.tar.xz" $(BUILD)/particle-flasher-linux.tar.xz
+	@echo "$(BUILD)/particle-flasher-linux.tar.xz"
 
 # Opens the desktop app; with no device attached it offers the demo device.
 run: build

@@ -15,7 +15,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
-// AppID is the Fyne application ID; it must match FyneApp.toml.
+// AppID is the Fyne application ID; it must match cmd/particle-flasher/FyneApp.toml.
 const AppID = "io.github.particle-flasher"
 
 // SmokeExitEnv makes the app quit by itself after the given duration (e.g. "3s"), so
