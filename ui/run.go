@@ -41,6 +41,10 @@ type runState struct {
 	Timeouts run.Timeouts
 	StateDir string
 	FastSims bool
+	// SimsFromCache makes virtual devices take Device OS from the firmware cache, as
+	// hardware does, instead of the simulator's synthetic releases: tests of the download
+	// path use it with a local mirror.
+	SimsFromCache bool
 }
 
 // targetFor is the device panel's actions section: the device's target section, built

@@ -3,10 +3,17 @@
 package ui
 
 import (
+	"bytes"
 	"encoding/json"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,9 +23,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
 // newRunRig is the demo window with its virtual devices at a time scale, and a runner
@@ -440,4 +449,89 @@ func TestVerifySettingReachesThePlan(t *testing.T) {
 	r.pick(s, "2.3.0")
 	r.pick(s, "2.3.1")
 	assert.Contains(t, r.text(s.obj), "Every range written over DFU is also read back and compared.")
+}
+
+// TestDownloadShowsProgressAndFlashes: a device that is not covered by the simulator's
+// releases (here a virtual one told to use the firmware cache, as hardware does) gets
+// the real Device OS 2.3.1 files from a mirror, with the download bar moving and the
+// status naming the file; they are verified into the cache and flashed.
+func TestDownloadShowsProgressAndFlashes(t *testing.T) {
+	rel := testshared.Dir(t, "firmware", "releases")
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		data, err := os.ReadFile(filepath.Join(rel, path.Base(req.URL.Path)))
+		if err != nil {
+			http.NotFound(w, req)
+			return
+		}
+		requests.Add(1)
+		// In pieces, so that the bar has something to show between 0 and 100%.
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		for i := 0; i < len(data); i += 32 << 10 {
+			_, _ = w.Write(data[i:min(i+32<<10, len(data))])
+			w.(http.Flusher).Flush()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cacheDir := t.TempDir()
+	t.Setenv("PFLASH_CACHE_DIR", cacheDir)
+
+	r := newRunRig(t, 0.05)
+	onUIWait(func() {
+		r.m.runs.SimsFromCache = true
+		fyne.CurrentApp().Preferences().SetString(prefMirrors, srv.URL)
+	})
+	s := r.section("photon")
+	var opt string
+	onUIWait(func() {
+		for _, o := range s.picker.Options {
+			if strings.HasPrefix(o, "2.3.1") {
+				opt = o
+			}
+		}
+		s.picker.SetSelected(opt)
+	})
+	var bar []float64
+	var statuses []string
+	deadline := time.Now().Add(60 * time.Second)
+	ready := false
+	for !ready && time.Now().Before(deadline) {
+		onUIWait(func() {
+			if s.download.Visible() && (len(bar) == 0 || bar[len(bar)-1] != s.download.Value) {
+				bar = append(bar, s.download.Value)
+			}
+			if st := s.status.Text; st != "" && (len(statuses) == 0 || statuses[len(statuses)-1] != st) {
+				statuses = append(statuses, st)
+			}
+			ready = s.start.Visible() && !s.start.Disabled()
+		})
+		time.Sleep(2 * time.Millisecond)
+	}
+	require.True(t, ready, "no plan; statuses: %q", statuses)
+	t.Logf("download bar: %v", bar)
+	between := false
+	for _, v := range bar {
+		between = between || (v > 0 && v < 1)
+	}
+	assert.True(t, between, "the bar moved between 0 and 100%%: %v", bar)
+	assert.Contains(t, strings.Join(statuses, "\n"), "Downloading photon-system-part1@2.3.1.bin")
+	assert.GreaterOrEqual(t, int(requests.Load()), 3, "bootloader, system-part1, system-part2")
+
+	r.tap(s.start)
+	card := r.waitCard(s)
+	assert.Contains(t, card, "verified")
+	d := r.simOf("photon")
+	assert.Equal(t, "2.3.1", d.SystemVersion())
+	assert.Equal(t, sim.ModeNormal, d.Mode())
+	// The real 2.3.1 system part, byte for byte from the mirror, is what the device runs.
+	want, err := os.ReadFile(filepath.Join(rel, "photon-system-part1@2.3.1.bin"))
+	require.NoError(t, err)
+	wm, err := module.Parse(want)
+	require.NoError(t, err)
+	var found bool
+	for _, m := range d.Modules() {
+		found = found || (m.Present && m.Valid() && m.Size == uint32(len(want)) && bytes.Equal(m.SHA256, wm.SHA256))
+	}
+	assert.True(t, found, "photon-system-part1@2.3.1.bin is in the device's flash")
 }

@@ -317,7 +317,7 @@ type targetSpec struct {
 
 func (t *targetSection) spec() (targetSpec, bool) {
 	s := targetSpec{version: t.version, localMods: t.localMods, localName: strings.Join(t.localNames, ", "), app: t.appMod,
-		virtual: t.virtual(), platform: t.d.Platform}
+		virtual: t.virtual() && !t.m.runs.SimsFromCache, platform: t.d.Platform}
 	for _, pc := range t.checks {
 		off := !pc.check.Checked
 		switch pc.fn {
