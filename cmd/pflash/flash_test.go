@@ -224,7 +224,7 @@ func TestFlashFailureReportsStateAndRemedy(t *testing.T) {
 	assert.Equal(t, "done", last.Event)
 	assert.Equal(t, "failed", last.Result)
 	assert.Contains(t, last.Error, "did not come back")
-	assert.Contains(t, last.Remedy, "run the same command again")
+	assert.Contains(t, last.Remedy, "the same pflash command")
 	assert.NotEmpty(t, last.State)
 }
 

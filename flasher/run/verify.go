@@ -82,7 +82,7 @@ func (j *job) verify(ctx context.Context, s *plan.Step) error {
 		}
 		if time.Now().After(deadline) {
 			return remedy.With(fmt.Errorf("run: %w: %s", ErrVerify, strings.Join(problems, "; ")),
-				"Run the same command again: the device is read again and what does not match is written again. "+
+				"Try the same target again (the same pflash command, or Resume in the app): the device is read again and what does not match is written again. "+
 					"If the same difference comes back, run `pflash inspect --device "+j.id+"` and report it.")
 		}
 		j.dropLink()
@@ -293,7 +293,7 @@ func (j *job) readback(ctx context.Context, s *plan.Step) error {
 	}
 	if len(bad) > 0 {
 		return remedy.With(fmt.Errorf("run: %w: read back, the flash differs from what was written: %s", ErrVerify, strings.Join(bad, "; ")),
-			"Run the same command again with --verify=readback. If the same range differs again the flash may be worn or the device faulty.")
+			"Try again with read-back verification (pflash --verify=readback; in the app, Settings > Verify). If the same range differs again the flash may be worn or the device faulty.")
 	}
 	if _, err := j.read(ctx); err != nil {
 		return err
@@ -392,6 +392,6 @@ func (j *job) describeState() string {
 			b.WriteString(" Until the rest is written the device may start in safe mode or stay in DFU mode; its bootloader was not touched, so DFU mode stays reachable.")
 		}
 	}
-	b.WriteString(" Running the same command again reads the device and finishes the job.")
+	b.WriteString(" Trying the same target again (the same pflash command, or Resume in the app) reads the device and finishes the job.")
 	return b.String()
 }
