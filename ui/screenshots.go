@@ -261,26 +261,9 @@ func (s *shooter) diagnosis(ctx context.Context) error {
 // plan picks 2.3.1 for the safe-mode Photon, as the diagnosis suggests, and scrolls the
 // panel to the plan.
 func (s *shooter) plan(ctx context.Context) error {
-	var picker *widget.Select
-	if err := s.until(ctx, "the Device OS version picker", func() bool {
-		picker = shotSelect(s.m.panel.obj, "")
-		return picker != nil
-	}); err != nil {
+	picker, err := s.pickVersion(ctx, "the Device OS version picker", func() fyne.CanvasObject { return s.m.panel.obj }, "2.3.1")
+	if err != nil {
 		return err
-	}
-	var choice string
-	s.ui(func() {
-		for _, o := range picker.Options {
-			if o == "2.3.1" || strings.HasPrefix(o, "2.3.1 (") {
-				choice = o
-			}
-		}
-		if choice != "" {
-			picker.SetSelected(choice)
-		}
-	})
-	if choice == "" {
-		return errors.New("2.3.1 is not offered for the Photon")
 	}
 	if err := s.untilText(ctx, s.panelObj, "-> 2.3.1"); err != nil {
 		return err
@@ -389,25 +372,20 @@ func (s *shooter) recovery(ctx context.Context) error {
 	return err
 }
 
-// factory opens the Factory tab, picks a version, switches the bench on and waits until
-// every demo device has a result.
-func (s *shooter) factory(ctx context.Context) error {
-	if err := s.tab(ctx, "Factory"); err != nil {
-		return err
-	}
-	root := s.tabContent("Factory")
+// pickVersion waits for the first version picker under root and picks version in it, as
+// a person would from the list (its label may carry markings: "2.3.1 (latest LTS)").
+func (s *shooter) pickVersion(ctx context.Context, what string, root func() fyne.CanvasObject, version string) (*widget.Select, error) {
 	var picker *widget.Select
-	if err := s.until(ctx, "the factory's version picker", func() bool {
+	if err := s.until(ctx, what, func() bool {
 		picker = shotSelect(root(), "")
 		return picker != nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	var choice string
 	s.ui(func() {
 		for _, o := range picker.Options {
-			// 2.3.1 runs on all three demo platforms (the Photon stops at 2.x).
-			if o == "2.3.1" || strings.HasPrefix(o, "2.3.1 (") {
+			if o == version || strings.HasPrefix(o, version+" (") {
 				choice = o
 			}
 		}
@@ -416,7 +394,21 @@ func (s *shooter) factory(ctx context.Context) error {
 		}
 	})
 	if choice == "" {
-		return errors.New("2.3.1 is not offered")
+		return nil, fmt.Errorf("%s is not offered in %s", version, what)
+	}
+	return picker, nil
+}
+
+// factory opens the Factory tab, picks a version, switches the bench on and waits until
+// every demo device has a result.
+func (s *shooter) factory(ctx context.Context) error {
+	if err := s.tab(ctx, "Factory"); err != nil {
+		return err
+	}
+	root := s.tabContent("Factory")
+	// 2.3.1 runs on all three demo platforms (the Photon stops at 2.x).
+	if _, err := s.pickVersion(ctx, "the factory's version picker", root, "2.3.1"); err != nil {
+		return err
 	}
 	var sw *widget.Check
 	if err := s.until(ctx, `the "Flash every device" switch`, func() bool {

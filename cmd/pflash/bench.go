@@ -121,8 +121,9 @@ func benchModules(ctx context.Context, g *globals, f benchFlags, p *platform.Pla
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if fm, err := fetchRelease(cctx, g, from, p, true); err == nil {
-		if tm, err := fetchRelease(cctx, g, to, p, true); err == nil {
+	cached := &cacheFlags{offline: true}
+	if fm, err := fetchRelease(cctx, g, from, p, cached); err == nil {
+		if tm, err := fetchRelease(cctx, g, to, p, cached); err == nil {
 			for _, m := range fm {
 				fromFiles = append(fromFiles, m.Data)
 			}

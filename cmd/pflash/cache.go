@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
@@ -37,15 +38,20 @@ func newCacheCmd(g *globals) *cobra.Command {
 			"Mirrors serve <base>/v<version>/<asset>, like GitHub releases; a directory works too\n" +
 			"(also flat: <dir>/<asset>). Remote mirrors must use https unless --allow-http.",
 	}
-	pf := cmd.PersistentFlags()
-	pf.BoolVar(&cf.offline, "offline", false, "never touch the network: use only cached files and say which are missing")
-	pf.StringArrayVar(&cf.mirrors, "mirror", nil, "base URL or directory to download from, tried in order (repeatable; default: GitHub releases)")
-	pf.BoolVar(&cf.allowHTTP, "allow-http", false, "allow plain http:// mirrors on other hosts (a trusted LAN mirror; files are still verified)")
+	cf.register(cmd.PersistentFlags())
 	cmd.AddCommand(
 		newCacheCatalogCmd(g, cf), newCacheListCmd(g, cf), newCacheFetchCmd(g, cf), newCacheVerifyCmd(g, cf),
 		newCachePruneCmd(g, cf), newCacheImportCmd(g, cf), newCacheExportCmd(g, cf),
 	)
 	return cmd
+}
+
+// register adds the download flags: every command that may fetch Device OS has them (and
+// the configuration file's offline, mirrors and allow_http fill them).
+func (cf *cacheFlags) register(fl *pflag.FlagSet) {
+	fl.BoolVar(&cf.offline, "offline", false, "never touch the network: use only cached files and say which are missing")
+	fl.StringArrayVar(&cf.mirrors, "mirror", nil, "base URL or directory to download Device OS from, tried in order (repeatable; default: GitHub releases)")
+	fl.BoolVar(&cf.allowHTTP, "allow-http", false, "allow plain http:// mirrors on other hosts (a trusted LAN mirror; files are still verified)")
 }
 
 // openCache opens the cache the flags describe; progress, if set, gets download reports.

@@ -57,3 +57,25 @@ func TestConfigErrorsAreUsageErrorsWithARemedy(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, "What to do:")
 }
+
+// TestConfigMirrorsReachFlashCommands: the configuration file's mirrors are where the
+// writing commands (here `plan`, which resolves a version exactly as flash, restore and
+// factory do) download Device OS from; offline = true keeps them off the network.
+func TestConfigMirrorsReachFlashCommands(t *testing.T) {
+	srv := newAssetServer(t)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	require.NoError(t, os.WriteFile(cfg, []byte("mirrors = [\""+srv.base()+"\"]\n"), 0o644))
+	args := []string{"plan", "--to", "2.3.1", "--platform", "photon", "--json", "--config", cfg, "--cache-dir", t.TempDir()}
+	code, out, errb := runPflash(t, args...)
+	require.Equal(t, 0, code, "%s\n%s", out, errb)
+	assert.Positive(t, srv.requests(), "the configured mirror served the release")
+	assert.Contains(t, out, `"to":"2.3.1"`)
+
+	offline := filepath.Join(t.TempDir(), "offline.toml")
+	require.NoError(t, os.WriteFile(offline, []byte("offline = true\nmirrors = [\""+srv.base()+"\"]\n"), 0o644))
+	before := srv.requests()
+	code, _, errb = runPflash(t, "plan", "--to", "2.3.1", "--platform", "photon", "--config", offline, "--cache-dir", t.TempDir())
+	assert.Equal(t, exitFailed, code)
+	assert.Equal(t, before, srv.requests(), "offline: no request")
+	assert.Contains(t, errb, "What to do:")
+}

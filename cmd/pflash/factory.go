@@ -25,7 +25,7 @@ var factoryPoll, factoryGrace time.Duration
 type factoryFlags struct {
 	to, app, report, stateDir string
 	jobs, count               int
-	offline                   bool
+	dl                        cacheFlags
 }
 
 func newFactoryCmd(g *globals) *cobra.Command {
@@ -54,7 +54,7 @@ func newFactoryCmd(g *globals) *cobra.Command {
 	fl.IntVar(&f.jobs, "jobs", 8, "units flashed at once")
 	fl.StringVar(&f.report, "report", "", "CSV report (appended to; a .jsonl twin beside it) (default: factory-DATE.csv in the state directory)")
 	fl.IntVar(&f.count, "count", 0, "stop after this many units finished (0: run until Ctrl-C)")
-	stateAndOfflineFlags(fl, &f.stateDir, &f.offline)
+	writeFlags(fl, &f.stateDir, &f.dl)
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
@@ -70,7 +70,7 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 	// A target that cannot work is said at once, not once per unit plugged in: files are
 	// loaded now (they are the same for every platform), a version is resolved per
 	// platform when the first unit of that platform arrives.
-	tf := flashFlags{to: f.to, app: f.app, offline: f.offline}
+	tf := flashFlags{to: f.to, app: f.app, dl: f.dl}
 	_, statErr := os.Stat(f.to)
 	if statErr == nil {
 		if _, err := flashTarget(ctx, g, tf, nil); err != nil {

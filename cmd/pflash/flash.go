@@ -44,7 +44,8 @@ var flashStdin io.Reader = os.Stdin
 
 type flashFlags struct {
 	to, app, device, verify, stateDir string
-	yes, offline, force               bool
+	yes, force                        bool
+	dl                                cacheFlags
 	noBootloader, noSoftDevice, noNCP bool
 	watchdog                          time.Duration
 }
@@ -79,7 +80,7 @@ func newFlashCmd(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.yes, "yes", "y", false, "do not ask before writing")
 	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback (read every written range back) or none")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "period of the board's external watchdog (e.g. 15s): cut the DFU work to fit")
-	stateAndOfflineFlags(fl, &f.stateDir, &f.offline)
+	writeFlags(fl, &f.stateDir, &f.dl)
 	fl.BoolVar(&f.noBootloader, "no-bootloader", false, "leave the bootloader (and prebootloaders) as they are")
 	fl.BoolVar(&f.noSoftDevice, "no-softdevice", false, "leave the SoftDevice as it is")
 	fl.BoolVar(&f.noNCP, "no-ncp", false, "leave the NCP firmware as it is")
@@ -126,11 +127,19 @@ func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 	if err != nil {
 		return &exitError{code: exitCode(err), err: err}
 	}
+	_, err = executeConfirmed(ctx, g, out, r, pr, f.yes, "Nothing to do: the device already has %s.")
+	return err
+}
+
+// executeConfirmed shows the plan, asks before writing (unless yes) and runs it. The
+// runner reports the outcome itself (failed and done events), so a failure comes back as
+// errReported with its exit code. nothing is the line for an empty plan (%s: the target).
+func executeConfirmed(ctx context.Context, g *globals, out *flashOutput, r *frun.Runner, pr *frun.Prepared, yes bool, nothing string) (*frun.Result, error) {
 	out.showPlan(pr)
 	if len(pr.Plan.Steps) == 0 {
-		out.line("Nothing to do: the device already has %s.", pr.Plan.To)
+		out.line(nothing, pr.Plan.To)
 	}
-	if !f.yes && len(pr.Plan.Steps) > 0 {
+	if !yes && len(pr.Plan.Steps) > 0 {
 		if g.json {
 			// What would have been done, for the script that forgot --yes.
 			e := frun.PlanEvent(pr.Plan, pr.Reading.Mode)
@@ -138,15 +147,15 @@ func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 			out.event(e)
 		}
 		if err := confirm(g, pr); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	out.needDone = false // the runner ends with its own done event
-	if _, err := r.Execute(ctx, pr); err != nil {
-		// The runner has reported it (failed and done events).
-		return &exitError{code: exitCode(err), err: errReported}
+	res, err := r.Execute(ctx, pr)
+	if err != nil {
+		return nil, &exitError{code: exitCode(err), err: errReported}
 	}
-	return nil
+	return res, nil
 }
 
 func errText(err error) string {
@@ -247,7 +256,7 @@ func flashTarget(ctx context.Context, g *globals, f flashFlags, p *platform.Plat
 		}
 		// Unnamed: the plan names the target by the Device OS its files make up.
 	} else if looksLikeVersion(f.to) {
-		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, f.offline)
+		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, &f.dl)
 		if err != nil {
 			return tgt, err
 		}
@@ -273,10 +282,10 @@ func flashTarget(ctx context.Context, g *globals, f flashFlags, p *platform.Plat
 // fetchRelease resolves a Device OS version for a platform through the firmware cache
 // (downloading what it lacks unless offline), with the release's application when the
 // cache can have it: the replacement for an app the target cannot run.
-func fetchRelease(ctx context.Context, g *globals, version string, p *platform.Platform, offline bool) ([]*module.Module, error) {
-	c, err := cache.Open(cache.Options{Dir: g.cacheDir, Offline: offline, Logger: slog.Default()})
+func fetchRelease(ctx context.Context, g *globals, version string, p *platform.Platform, dl *cacheFlags) ([]*module.Module, error) {
+	c, err := dl.open(g, nil)
 	if err != nil {
-		return nil, &exitError{code: exitFailed, err: err}
+		return nil, err
 	}
 	res, err := c.Fetch(ctx, version, p.Name, cache.FetchOptions{})
 	if err != nil {
@@ -295,7 +304,7 @@ func fetchRelease(ctx context.Context, g *globals, version string, p *platform.P
 		}
 		want := cache.FetchOptions{Modules: []string{m.Name}}
 		app, err := cached.Fetch(ctx, res.Release.Version, p.Name, want)
-		if err != nil && !offline {
+		if err != nil && !dl.offline {
 			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			app, err = c.Fetch(actx, res.Release.Version, p.Name, want)
 			cancel()

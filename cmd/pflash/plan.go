@@ -22,7 +22,8 @@ import (
 type planFlags struct {
 	to, app, device, platform, mode, verify string
 	from                                    []string
-	protected, force, offline               bool
+	protected, force                        bool
+	dl                                      cacheFlags
 	noBootloader, noSoftDevice, noNCP       bool
 	watchdog                                time.Duration
 }
@@ -86,7 +87,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 	fl.StringSliceVar(&f.from, "from", nil, "describe the device by the module files (or directories, .zip) it holds")
 	fl.StringVar(&f.app, "app", "", "application (user part .bin) to install")
 	fl.StringVar(&f.device, "device", "", "plan for the attached device with this ID (default with --to VERSION and no --from/--platform: the only attached device)")
-	fl.BoolVar(&f.offline, "offline", false, "resolve a Device OS version from the firmware cache only, never the network")
+	f.dl.register(fl)
 	fl.StringVar(&f.platform, "platform", "", "platform (name or ID) when no file says it, e.g. for --to VERSION")
 	fl.StringVar(&f.mode, "mode", "", "what the device runs: normal, dfu, safe, listening (default normal with --from, else unknown)")
 	fl.BoolVar(&f.protected, "protected", false, "the device has Device Protection (Device OS 6.x)")
@@ -164,7 +165,7 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 			return nil, planUsage(fmt.Errorf("--to %s is a Device OS version, but the platform is not known", f.to),
 				"Add --platform NAME, or describe the device with --from.")
 		}
-		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, f.offline)
+		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, &f.dl)
 		if err != nil {
 			return nil, err
 		}
@@ -213,7 +214,7 @@ func planAttached(ctx context.Context, g *globals, f planFlags, verify plan.Veri
 	if err != nil {
 		return nil, err
 	}
-	tgt, err := flashTarget(ctx, g, flashFlags{to: f.to, app: f.app, offline: f.offline}, dev.Platform)
+	tgt, err := flashTarget(ctx, g, flashFlags{to: f.to, app: f.app, dl: f.dl}, dev.Platform)
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,7 @@ func newRestoreCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.wait, "wait", 2*time.Minute, "how long to wait for the device to appear in DFU mode")
 	fl.BoolVarP(&f.yes, "yes", "y", false, "do not ask before writing")
 	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback (read every written range back) or none")
-	stateAndOfflineFlags(fl, &f.stateDir, &f.offline)
+	writeFlags(fl, &f.stateDir, &f.dl)
 	fl.BoolVar(&f.force, "force", false, "rewrite even the modules that are intact and at the target version")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
@@ -147,24 +147,9 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 	} else {
 		out.line("%s", before.text(pr.Plan.Platform))
 	}
-	out.showPlan(pr)
-	if len(pr.Plan.Steps) == 0 {
-		out.line("Nothing to write: the device already has %s, intact.", pr.Plan.To)
-	}
-	if !f.yes && len(pr.Plan.Steps) > 0 {
-		if g.json {
-			e := frun.PlanEvent(pr.Plan, pr.Reading.Mode)
-			e.DeviceID = pr.ID
-			out.event(e)
-		}
-		if err := confirm(g, pr); err != nil {
-			return err
-		}
-	}
-	out.needDone = false // the runner ends with its own done event
-	res, err := r.Execute(ctx, pr)
+	res, err := executeConfirmed(ctx, g, out, r, pr, f.yes, "Nothing to write: the device already has %s, intact.")
 	if err != nil {
-		return &exitError{code: exitCode(err), err: errReported}
+		return err
 	}
 	if !g.json {
 		out.line("Before: %s", before.summary())

@@ -95,9 +95,9 @@ func writeCommand(g *globals, fn func(ctx context.Context) error) func(*cobra.Co
 	}
 }
 
-// stateAndOfflineFlags are the flags every writing command shares: where the journals
-// live and whether a version may be downloaded.
-func stateAndOfflineFlags(fl *pflag.FlagSet, stateDir *string, offline *bool) {
+// writeFlags are the flags every writing command shares: where the journals live and how
+// a Device OS version is downloaded.
+func writeFlags(fl *pflag.FlagSet, stateDir *string, dl *cacheFlags) {
 	fl.StringVar(stateDir, "state-dir", os.Getenv(frun.EnvStateDir), "where the per-device journals live (env "+frun.EnvStateDir+")")
-	fl.BoolVar(offline, "offline", false, "resolve a Device OS version from the firmware cache only, never the network")
+	dl.register(fl)
 }
