@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,10 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
+	"github.com/particle-flasher/particle-flasher/internal/simports"
 )
 
 const flashEnvPorts, flashEnvArgs = "PFLASH_TEST_FLASH_PORTS", "PFLASH_TEST_FLASH_ARGS"
@@ -35,7 +34,7 @@ func TestFlashCommandThroughUSB(t *testing.T) {
 			if err != nil {
 				return nil, nil, err
 			}
-			return &frun.USBDoors{Host: h, ListPorts: flashReadPorts(ports)}, func() { _ = h.Close() }, nil
+			return &frun.USBDoors{Host: h, ListPorts: simports.Reader(ports)}, func() { _ = h.Close() }, nil
 		}
 		flashTimeouts = frun.Timeouts{Find: 20 * time.Second, EnterMode: 20 * time.Second, Reenumerate: 20 * time.Second, Settle: 5 * time.Second}
 		os.Exit(flashExec(args, os.Stdout, os.Stderr))
@@ -49,15 +48,15 @@ func TestFlashCommandThroughUSB(t *testing.T) {
 	t.Cleanup(func() { _ = f.Close() })
 	d := flashSim(t, "photon", photon152, "photon_tinker_tinker-0.4.5-photon.bin")
 	d.Attach(f.Server())
-	ports := filepath.Join(t.TempDir(), "ports.json")
+	ports := simports.New(filepath.Join(t.TempDir(), "ports.json"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	flashFollowPorts(ctx, ports, d)
+	ports.Follow(ctx, d)
 
 	args, _ := json.Marshal([]string{"flash", "--to", "2.3.1", "--device", d.ID(), "--yes", "--json", "--offline",
 		"--cache-dir", cacheDir, "--state-dir", t.TempDir()})
 	cmd := f.Server().TestCommand(t.Name(), "-test.timeout=3m")
-	cmd.Env = append(cmd.Env, flashEnvPorts+"="+ports, flashEnvArgs+"="+string(args))
+	cmd.Env = append(cmd.Env, flashEnvPorts+"="+ports.Path(), flashEnvArgs+"="+string(args))
 	out, err := cmd.Output()
 	require.NoError(t, err, "%s", out)
 	lines := flashLines(t, string(out))
@@ -71,46 +70,5 @@ func TestFlashCommandThroughUSB(t *testing.T) {
 		if m.Present && m.Store == "main" {
 			assert.True(t, m.Valid(), m.Name)
 		}
-	}
-}
-
-// flashFollowPorts publishes the device's current pty (a new one every boot) in a file,
-// which stands in for the OS's serial port list in the child.
-func flashFollowPorts(ctx context.Context, path string, d *sim.Device) {
-	var mu sync.Mutex
-	p := d.Platform()
-	write := func(st sim.Status) {
-		mu.Lock()
-		defer mu.Unlock()
-		var list []serialport.PortInfo
-		if st.Serial != "" {
-			list = append(list, serialport.PortInfo{Path: st.Serial, VID: p.VID, PID: p.PID, Serial: d.ID()})
-		}
-		b, _ := json.Marshal(list)
-		_ = os.WriteFile(path+".tmp", b, 0o644)
-		_ = os.Rename(path+".tmp", path)
-	}
-	last := d.Status()
-	write(last)
-	go func() {
-		for {
-			st, err := d.WaitFor(ctx, func(st sim.Status) bool { return st.Serial != last.Serial })
-			if err != nil {
-				return
-			}
-			last = st
-			write(st)
-		}
-	}()
-}
-
-func flashReadPorts(path string) func() ([]serialport.PortInfo, error) {
-	return func() ([]serialport.PortInfo, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		var list []serialport.PortInfo
-		return list, json.Unmarshal(b, &list)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
+	"github.com/particle-flasher/particle-flasher/internal/simports"
 )
 
 // Environment of the child process of TestJourneysThroughUSB.
@@ -68,14 +69,14 @@ func TestJourneysThroughUSB(t *testing.T) {
 			d, err := f.Add(sim.Options{Platform: plat(t, r.platform), Modules: bins, DeviceID: newID()})
 			require.NoError(t, err)
 			require.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
-			ports := newPortsFile(t)
+			ports := simports.New(filepath.Join(t.TempDir(), "ports.json"))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			ports.follow(ctx, d)
+			ports.Follow(ctx, d)
 			state := t.TempDir()
 			for i, leg := range jn.legs[1:] {
 				cmd := f.Server().TestCommand(t.Name(), "-test.v", "-test.timeout=5m")
-				cmd.Env = append(cmd.Env, envLeg+"="+leg, envDevice+"="+d.ID(), envPorts+"="+ports.path, envState+"="+state)
+				cmd.Env = append(cmd.Env, envLeg+"="+leg, envDevice+"="+d.ID(), envPorts+"="+ports.Path(), envState+"="+state)
 				start := time.Now()
 				out, err := cmd.CombinedOutput()
 				events := childEvents(out)
@@ -131,7 +132,7 @@ func journeyChild(t *testing.T) {
 	h, err := usb.NewHost()
 	require.NoError(t, err)
 	defer h.Close()
-	doors := &run.USBDoors{Host: h, ListPorts: readPorts(os.Getenv(envPorts))}
+	doors := &run.USBDoors{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
 	r := run.New(run.Options{Doors: doors, Journal: &run.Store{Dir: os.Getenv(envState)}, Poll: 20 * time.Millisecond, ListenSettle: -1,
 		Timeouts: run.Timeouts{Find: 20 * time.Second, EnterMode: 20 * time.Second, Reenumerate: 20 * time.Second, Apply: 30 * time.Second, Settle: 5 * time.Second},
 		Events: func(e run.Event) {

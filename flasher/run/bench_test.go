@@ -19,6 +19,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
+	"github.com/particle-flasher/particle-flasher/internal/simports"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
@@ -46,7 +47,7 @@ func TestBenchChild(t *testing.T) {
 	h, err := usb.NewHost()
 	require.NoError(t, err)
 	defer h.Close()
-	doors := &run.USBDoors{Host: h, ListPorts: readPorts(os.Getenv(envPorts))}
+	doors := &run.USBDoors{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
 	r := run.New(run.Options{Doors: doors, Journal: &run.Store{Dir: os.Getenv(envState)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -66,7 +67,7 @@ func TestBenchChild(t *testing.T) {
 // benchRig is a fleet with the shim built once for all iterations.
 type benchRig struct {
 	f     *sim.Fleet
-	ports *portsFile
+	ports *simports.File
 	ctx   context.Context
 }
 
@@ -76,7 +77,7 @@ func newBenchRig(b *testing.B) *benchRig {
 	b.Cleanup(func() { _ = f.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	return &benchRig{f: f, ports: newPortsFile(b), ctx: ctx}
+	return &benchRig{f: f, ports: simports.New(filepath.Join(b.TempDir(), "ports.json")), ctx: ctx}
 }
 
 // device adds a Photon at a release, running in real time.
@@ -86,14 +87,14 @@ func (r *benchRig) device(b *testing.B, key string) *sim.Device {
 	d, err := r.f.Add(sim.Options{Platform: plat(b, rel.platform), Modules: bins, DeviceID: newID(), Scale: 1})
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = d.Close() })
-	r.ports.follow(r.ctx, d)
+	r.ports.Follow(r.ctx, d)
 	return d
 }
 
 // flash runs our flasher in the child against the device, to the release.
 func (r *benchRig) flash(b *testing.B, d *sim.Device, to string) benchResult {
 	cmd := r.f.Server().TestCommand(benchChild, "-test.timeout=6m")
-	cmd.Env = append(cmd.Env, envLeg+"="+to, envDevice+"="+d.ID(), envPorts+"="+r.ports.path, envState+"="+b.TempDir())
+	cmd.Env = append(cmd.Env, envLeg+"="+to, envDevice+"="+d.ID(), envPorts+"="+r.ports.Path(), envState+"="+b.TempDir())
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "%s", out)
 	for _, line := range strings.Split(string(out), "\n") {
