@@ -62,7 +62,7 @@ func TestJourneysThroughUSB(t *testing.T) {
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = f.Close() })
 			r := releases[jn.legs[0]]
-			bins := append(r.bins(t), readShared(t, "apps", apps[r.platform]))
+			bins := append(append([][]byte(nil), r.bins(t)...), readShared(t, "apps", apps[r.platform]))
 			if r.platform == "electron" {
 				bins = append(bins, readShared(t, "releases", "electron-bootloader@2.3.1+lto.bin"))
 			}

@@ -141,7 +141,9 @@ func newSim(t testing.TB, key string, o sim.Options) *sim.Device {
 	t.Helper()
 	r := lookupRelease(key)
 	o.Platform = plat(t, r.platform)
-	o.Modules = append(r.bins(t), readShared(t, "apps", apps[r.platform]))
+	// A copy: bins may come from a cache shared by parallel cases, and appending to it
+	// would write this case's app into the other cases' slices.
+	o.Modules = append(append([][]byte(nil), r.bins(t)...), readShared(t, "apps", apps[r.platform]))
 	if r.platform == "electron" && r.version == "1.5.2" {
 		// The shared files lack the Electron's 1.5.2 bootloader; a device keeps the one it has.
 		o.Modules = append(o.Modules, readShared(t, "releases", "electron-bootloader@2.3.1+lto.bin"))
