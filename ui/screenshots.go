@@ -349,7 +349,9 @@ func (s *shooter) result(ctx context.Context) error {
 	}
 	s.ui(func() { s.m.panel.body.ScrollToBottom() })
 	// A failed run is a result screen too, but not the one README.md shows.
-	if txt := visibleText(s.panelObj()); strings.Contains(txt, "Failed:") {
+	var txt string
+	s.ui(func() { txt = visibleText(s.panelObj()) })
+	if strings.Contains(txt, "Failed:") {
 		return fmt.Errorf("the run failed: %s", clip(txt[strings.Index(txt, "Failed:"):], 400))
 	}
 	return nil
