@@ -9,7 +9,7 @@ SHIM_SRC  := flasher/sim/usbsim/shim/libusb_shim.c
 TEST_TIMEOUT ?= 14m
 FUZZTIME  ?= 60s
 
-.PHONY: all run build package test deps deps-test shim vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
+.PHONY: all run build package race race-smoke test deps deps-test shim vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
 
 all: build
 
@@ -50,11 +50,21 @@ vet:
 # Every test: unit, integration against the virtual device and real peers (dfu-util,
 # lrzsz), widget tests with Fyne's software renderer (-tags ci), and short smoke runs of
 # the fuzz, soak and benchmark targets.
-test: deps-test shim vet unit fuzz-smoke bench-smoke gui-smoke
+test: deps-test shim vet unit race-smoke fuzz-smoke bench-smoke gui-smoke
 	@echo "make test: all passed"
 
 unit:
 	$(GO) test -tags ci -timeout $(TEST_TIMEOUT) ./...
+
+# The race detector over the engine and pflash (-short: without the re-executed children
+# behind the libusb shim). The app's packages are left to `make race`: rebuilding Fyne's cgo
+# with -race costs CI minutes a smoke run should not.
+race-smoke:
+	$(GO) test -race -short -timeout $(TEST_TIMEOUT) ./flasher/... ./cmd/pflash/... ./firmware-cache/...
+
+# The race detector over everything, the app included.
+race: deps-test shim
+	$(GO) test -race -tags ci -timeout 30m ./...
 
 fuzz-smoke:
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
