@@ -21,7 +21,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 	var deviceID string
 	cmd := &cobra.Command{
 		Use:   "inspect [--device ID | FILE...]",
-		Short: "Show what is inside Particle module files (.bin) and whether they are valid",
+		Short: "Show what is inside module files (.bin) or an attached device (--device), and whether it is valid",
 		Long: "inspect parses each file's module header and suffix and checks its CRC, SHA-256,\n" +
 			"platform and size. Exit status 0 when every file is a valid module, 1 otherwise.\n" +
 			"With --device ID: read the modules of an attached device (normal, listening or DFU mode)\n" +
