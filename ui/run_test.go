@@ -197,6 +197,14 @@ func TestRunSafeModePhotonTo231(t *testing.T) {
 	assert.Equal(t, sim.ModeNormal, d.Mode())
 	assert.Equal(t, "2.3.1", d.SystemVersion())
 
+	// The device panel follows: once the run lets go of the device the watcher reads it
+	// again, and the safe-mode diagnosis gives way to the new Device OS.
+	r.eventually("the panel to show Device OS 2.3.1 in normal mode", func() bool {
+		p := r.m.panel
+		return p.os.Text == "2.3.1" && !strings.Contains(p.mode.Text, "Safe") &&
+			!strings.Contains(p.diagnosis.Text, "Safe mode")
+	})
+
 	// The report holds the run, every event included.
 	var rec runRecord
 	onUIWait(func() { rec = s.view.rec })
