@@ -3,10 +3,8 @@ package sim_test
 import (
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,28 +17,13 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
-// dfuUtil runs the Debian dfu-util binary against the fleet through the libusb shim.
+// dfuUtil runs the Debian dfu-util through the libusb shim and returns its output.
 func dfuUtil(t *testing.T, f *sim.Fleet, args ...string) string {
 	t.Helper()
-	path := testshared.DfuUtil(t)
-	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(c, path, args...)
-	cmd.Env = append(os.Environ(), f.Env()...)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "dfu-util %s:\n%s", strings.Join(args, " "), out)
-	return string(out)
+	return testshared.RunDfuUtil(t, f.Env(), 30*time.Second, args...)
 }
 
-func foundLines(out string) []string {
-	var lines []string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "Found DFU:") {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
+var foundLines = testshared.FoundDFU
 
 func TestDFUUtilListsAltSettings(t *testing.T) {
 	for _, name := range []string{"photon", "p1", "electron", "boron", "tracker", "p2"} {

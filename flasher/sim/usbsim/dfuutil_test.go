@@ -3,7 +3,6 @@ package usbsim_test
 import (
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 
-	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -20,28 +19,13 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
 )
 
-// dfuUtil runs the system dfu-util against srv and returns its output.
+// dfuUtil runs the Debian dfu-util through the libusb shim and returns its output.
 func dfuUtil(t *testing.T, srv *usbsim.Server, args ...string) string {
 	t.Helper()
-	path := testshared.DfuUtil(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), srv.Env()...)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "dfu-util %s:\n%s", strings.Join(args, " "), out)
-	return string(out)
+	return testshared.RunDfuUtil(t, srv.Env(), 10*time.Second, args...)
 }
 
-func foundLines(out string) []string {
-	var lines []string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "Found DFU:") {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
+var foundLines = testshared.FoundDFU
 
 func lineWith(lines []string, sub string) string {
 	for _, l := range lines {
