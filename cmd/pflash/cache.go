@@ -54,6 +54,21 @@ func (cf *cacheFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&cf.allowHTTP, "allow-http", false, "allow plain http:// mirrors on other hosts (a trusted LAN mirror; files are still verified)")
 }
 
+// openFiltered opens the cache for a listing and turns a --platform filter (name or ID)
+// into the catalog's platform name.
+func (cf *cacheFlags) openFiltered(g *globals, plat *string) (*cache.Cache, error) {
+	c, err := cf.open(g, nil)
+	if err != nil || *plat == "" {
+		return c, err
+	}
+	name, err := cache.PlatformName(*plat)
+	if err != nil {
+		return nil, failed(err)
+	}
+	*plat = name
+	return c, nil
+}
+
 // openCache opens the cache the flags describe; progress, if set, gets download reports.
 func (cf *cacheFlags) open(g *globals, progress func(cache.Progress)) (*cache.Cache, error) {
 	c, err := cache.Open(cache.Options{
@@ -92,14 +107,9 @@ func newCacheCatalogCmd(g *globals, cf *cacheFlags) *cobra.Command {
 			"With --json: one object per (version, platform, module) per line.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.open(g, nil)
+			c, err := cf.openFiltered(g, &plat)
 			if err != nil {
 				return err
-			}
-			if plat != "" {
-				if plat, err = cache.PlatformName(plat); err != nil {
-					return failed(err)
-				}
 			}
 			cat := c.Catalog()
 			if refresh {
@@ -199,14 +209,9 @@ func newCacheListCmd(g *globals, cf *cacheFlags) *cobra.Command {
 		Long:  "list shows every cached module file by Device OS version and platform.\nWith --json: one object per file per line.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.open(g, nil)
+			c, err := cf.openFiltered(g, &plat)
 			if err != nil {
 				return err
-			}
-			if plat != "" {
-				if plat, err = cache.PlatformName(plat); err != nil {
-					return failed(err)
-				}
 			}
 			entries, err := c.Entries()
 			if err != nil {
