@@ -16,6 +16,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
@@ -85,8 +86,7 @@ func newBoron(t testing.TB, set []string, o sim.Options) *sim.Device {
 }
 
 // fastTimeouts suit devices at time scale 0, which restart in milliseconds.
-var fastTimeouts = run.Timeouts{Find: 3 * time.Second, EnterMode: 3 * time.Second, Buttons: 3 * time.Second,
-	Reenumerate: 3 * time.Second, Apply: 5 * time.Second, Step: 30 * time.Second, Settle: 2 * time.Second, EstimateFactor: -1}
+var fastTimeouts = simdoor.Timeouts
 
 // events keeps a bench's events.
 type events struct {

@@ -158,8 +158,7 @@ func newSim(t testing.TB, key string, o sim.Options) *sim.Device {
 }
 
 // fastTimeouts suit devices at time scale 0, which restart in milliseconds.
-var fastTimeouts = run.Timeouts{Find: 3 * time.Second, EnterMode: 3 * time.Second, Buttons: 3 * time.Second,
-	Reenumerate: 3 * time.Second, Apply: 5 * time.Second, Step: 30 * time.Second, Settle: 2 * time.Second, EstimateFactor: -1}
+var fastTimeouts = simdoor.Timeouts
 
 // recorder keeps the events of a run.
 type recorder struct {

@@ -25,6 +25,12 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
+// Timeouts suit virtual devices at time scale 0, which restart in milliseconds: there a
+// wait of seconds is a fault, not a slow device, and a test should fail on it quickly.
+// EstimateFactor -1: a step's estimated device time costs no real time at scale 0.
+var Timeouts = run.Timeouts{Find: 3 * time.Second, EnterMode: 3 * time.Second, Buttons: 3 * time.Second,
+	Reenumerate: 3 * time.Second, Apply: 5 * time.Second, Step: 30 * time.Second, Settle: 2 * time.Second, EstimateFactor: -1}
+
 // Doors is a set of virtual devices the runner can reach. The protocol clients' pauses
 // (DFU poll timeouts, control-request polling) run on each device's clock; Fast also
 // shortens the host's own delays (DFU retry pauses, the console's quiet time) for tests.
