@@ -61,9 +61,9 @@ type benchOutput struct {
 }
 
 func runBench(ctx context.Context, g *globals, f benchFlags) error {
-	p, ok := platform.ByName(f.platform)
-	if !ok {
-		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown platform %q", f.platform), "Give a platform name such as boron, argon or photon.")}
+	p, err := parsePlatform(f.platform)
+	if err != nil {
+		return err
 	}
 	if f.devices < 1 || f.scale < 0 {
 		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("--devices %d --scale %g", f.devices, f.scale), "Give at least 1 device and a scale of 0 or more.")}

@@ -111,7 +111,7 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 	}()
 	doors, closeDoors, err := flashDoors(g)
 	if err != nil {
-		return &exitError{code: exitFailed, err: err}
+		return err
 	}
 	defer closeDoors()
 

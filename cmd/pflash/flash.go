@@ -22,12 +22,14 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
-// flashDoors opens what `pflash flash` reaches devices through: libusb and the serial
-// ports. Tests replace it (the simulator's serial ports are ptys the OS does not list).
+// flashDoors opens what the writing commands reach devices through: libusb and the
+// serial ports. Its error is ready to return (exit code and remedy). Tests replace it (the
+// simulator's serial ports are ptys the OS does not list).
 var flashDoors = func(g *globals) (frun.Doors, func(), error) {
 	h, err := usb.NewHost()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &exitError{code: exitCode(err), err: withRemedy(fmt.Errorf("opening USB: %w", err),
+			"run `pflash doctor` to see what keeps pflash from USB")}
 	}
 	return &frun.USBDoors{Host: h}, func() {
 		if err := h.Close(); err != nil {
@@ -106,7 +108,7 @@ func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 	}
 	doors, closeDoors, err := flashDoors(g)
 	if err != nil {
-		return &exitError{code: exitFailed, err: err}
+		return err
 	}
 	defer closeDoors()
 

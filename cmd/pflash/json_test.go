@@ -161,7 +161,7 @@ func TestErrorPathsCauseAndRemedy(t *testing.T) {
 			"not in the cache and offline", "pflash cache", false},
 		{"cache import missing", []string{"cache", "import", "/nonexistent/dir", "--cache-dir", empty}, exitFailed, "no such file or directory", "that exist", false},
 		{"sim unknown platform", []string{"sim", "--platform", "bogus", "--version", "1.5.2"}, exitUsage, `unknown platform "bogus"`, "platform name", false},
-		{"restore unknown platform", []string{"restore", "--to", "4.1.0", "--platform", "bogus"}, exitUsage, `unknown --platform "bogus"`, "platform name", false},
+		{"restore unknown platform", []string{"restore", "--to", "4.1.0", "--platform", "bogus"}, exitUsage, `unknown platform "bogus"`, "platform name", false},
 		{"restore no device", []string{"restore", "--to", "4.1.0", "--device", "0123456789abcdef01234567", "--wait", "200ms", "--state-dir", empty},
 			exitNoDevice, "did not appear within 200ms", "Check the USB cable", false},
 		{"restore no device json", []string{"restore", "--to", "4.1.0", "--device", "0123456789abcdef01234567", "--wait", "200ms", "--state-dir", empty, "--json"},

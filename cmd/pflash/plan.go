@@ -139,11 +139,9 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 
 	var p *platform.Platform
 	if f.platform != "" {
-		pp, ok := platform.ByName(f.platform)
-		if !ok {
-			return nil, planUsage(fmt.Errorf("unknown platform %q", f.platform), "Use a platform name such as boron, argon, p2 or photon, or its ID.")
+		if p, err = parsePlatform(f.platform); err != nil {
+			return nil, err
 		}
-		p = pp
 	}
 	p = platformOf(p, from)
 

@@ -78,10 +78,8 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 	}
 	var plat *platform.Platform
 	if f.platform != "" {
-		var ok bool
-		if plat, ok = platform.ByName(f.platform); !ok {
-			return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown --platform %q", f.platform),
-				"Give a platform name such as argon, boron, photon, p2 or msom (`pflash cache catalog` lists them).")}
+		if plat, err = parsePlatform(f.platform); err != nil {
+			return err
 		}
 	}
 	if f.wait <= 0 {
@@ -95,7 +93,7 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 	store := &frun.Store{Dir: stateDir}
 	doors, closeDoors, err := flashDoors(g)
 	if err != nil {
-		return &exitError{code: exitFailed, err: remedy.With(err, "run `pflash doctor` to see what keeps pflash from USB")}
+		return err
 	}
 	defer closeDoors()
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
 
@@ -143,4 +144,18 @@ func isUsageError(err error) bool {
 		}
 	}
 	return false
+}
+
+// parsePlatform reads a --platform value (name or ID); an unknown one is a usage error
+// that lists the names the platform table knows.
+func parsePlatform(s string) (*platform.Platform, error) {
+	if p, ok := platform.ByName(s); ok {
+		return p, nil
+	}
+	var names []string
+	for _, p := range platform.All() {
+		names = append(names, p.Name)
+	}
+	return nil, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown platform %q", s),
+		"Give a platform name or ID: "+strings.Join(names, ", ")+".")}
 }

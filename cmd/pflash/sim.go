@@ -110,10 +110,9 @@ func runSim(ctx context.Context, g *globals, f *simFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	p, ok := platform.ByName(f.platform)
-	if !ok {
-		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown platform %q", f.platform),
-			"Use a platform name such as argon, boron, photon, p2 or msom.")}
+	p, err := parsePlatform(f.platform)
+	if err != nil {
+		return err
 	}
 	mode, err := sim.ParseMode(f.mode)
 	if err != nil || mode == sim.ModeOff {
