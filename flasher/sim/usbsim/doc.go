@@ -43,9 +43,9 @@
 //		require.NoError(t, err, "%s", out)
 //	}
 //
-// (This package's own gousb tests instead run testdata/gousbprobe, a small
-// program in a module of its own, so that the main module does not depend on
-// gousb.)
+// This package's own gousb tests keep one such child running (TestGousbProbeChild) and
+// talk to it over stdin and stdout, so that a device can be unplugged while gousb holds
+// it open.
 //
 // # Wire protocol
 //

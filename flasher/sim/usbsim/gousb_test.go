@@ -7,9 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,38 +16,19 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
 )
 
-// The gousb side runs in a separate process (LD_LIBRARY_PATH is read at
-// process start) built from testdata/gousbprobe, a module of its own so that
-// this module does not depend on gousb. It takes JSON requests on stdin.
+// The gousb side runs in a child process, this test binary re-executed by
+// Server.TestCommand (the dynamic loader reads LD_LIBRARY_PATH only at process start, so
+// only a new process loads the shim). The child, TestGousbProbeChild, keeps opened
+// devices between requests so a test can unplug a device while gousb holds it open. It
+// takes one JSON request per line on stdin and answers each with one JSON line:
+//
+//	open     {vid, pid}  open every matching device (pid 0: any); reply devices + err
+//	control  {serial, rt, req, val, idx, len, data}  Device.Control; reply n, data, err
+//	alt      {serial, intf, alt}  Config(1) then Interface(intf, alt); reply err
+//	close    {}  close every open device
+//	exit     {}  close the context and exit
 
-var (
-	probeOnce sync.Once
-	probePath string
-	probeErr  error
-	probeOut  []byte
-)
-
-// buildProbe compiles testdata/gousbprobe (offline, from the module cache)
-// once per test binary.
-func buildProbe(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			t.Skip("the go tool is needed to build the gousb probe")
-		}
-	}
-	probeOnce.Do(func() {
-		probePath = filepath.Join(filepath.Dir(shimPath), "gousbprobe")
-		cmd := exec.Command(goTool, "build", "-o", probePath, ".")
-		cmd.Dir = filepath.Join("testdata", "gousbprobe")
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false", "GOPROXY=off", "CGO_ENABLED=1")
-		probeOut, probeErr = cmd.CombinedOutput()
-	})
-	require.NoError(t, probeErr, "building the gousb probe (needs cgo, libusb-1.0-0-dev and gousb v1.1.3 in the module cache):\n%s", probeOut)
-	return probePath
-}
+const probeChild = "TestGousbProbeChild"
 
 type probe struct {
 	t   *testing.T
@@ -59,10 +37,25 @@ type probe struct {
 	out *bufio.Scanner
 }
 
+type probeRequest struct {
+	Op     string `json:"op"`
+	VID    int    `json:"vid"`
+	PID    int    `json:"pid"`
+	Serial string `json:"serial"`
+	RT     uint8  `json:"rt"`
+	Req    uint8  `json:"req"`
+	Val    uint16 `json:"val"`
+	Idx    uint16 `json:"idx"`
+	Len    int    `json:"len"`
+	Data   []byte `json:"data"`
+	Intf   int    `json:"intf"`
+	Alt    int    `json:"alt"`
+}
+
 type probeErrInfo struct {
 	Msg  string          `json:"msg"`
-	Code int             `json:"code"`
-	Is   map[string]bool `json:"is"`
+	Code int             `json:"code"` // the gousb.Error, if it is one
+	Is   map[string]bool `json:"is"`   // errors.Is against the gousb errors
 }
 
 type probeAlt struct {
@@ -85,22 +78,20 @@ type probeDev struct {
 	Serial       string     `json:"serial"`
 	ActiveConfig int        `json:"active_config"`
 	Alts         []probeAlt `json:"alts"`
-	Err          string     `json:"err"`
+	Err          string     `json:"err,omitempty"`
 }
 
 type probeReply struct {
-	Devices []probeDev    `json:"devices"`
+	Devices []probeDev    `json:"devices,omitempty"`
 	N       int           `json:"n"`
-	Data    []byte        `json:"data"`
-	Err     *probeErrInfo `json:"err"`
+	Data    []byte        `json:"data,omitempty"`
+	Err     *probeErrInfo `json:"err,omitempty"`
 }
 
-// startProbe starts the gousb probe process against srv.
+// startProbe starts the gousb child against srv.
 func startProbe(t *testing.T, srv *usbsim.Server) *probe {
 	t.Helper()
-	path := buildProbe(t)
-	cmd := exec.Command(path)
-	cmd.Env = append(os.Environ(), srv.Env()...)
+	cmd := srv.TestCommand(probeChild)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	require.NoError(t, err)
