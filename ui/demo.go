@@ -13,6 +13,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/slots"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // SimDoor lets the device watcher see virtual devices in-process, the way the real USB
@@ -111,23 +113,15 @@ func (s *SimDoor) Probe(ctx context.Context, sg device.Sighting) (device.Probe, 
 
 // Modules reads the module table: control request 90 when Device OS runs, the flash over
 // DfuSe UPLOAD in DFU mode.
-func (s *SimDoor) Modules(ctx context.Context, sg device.Sighting, p *platform.Platform, m device.Mode) ([]device.ModuleStatus, error) {
+func (s *SimDoor) Modules(ctx context.Context, sg device.Sighting, p *platform.Platform, m state.Mode) (state.Device, error) {
 	d, ok := sg.Ref.(*sim.Device)
 	if !ok {
-		return nil, device.ErrNotSupported
+		return state.Device{}, device.ErrNotSupported
 	}
 	if m == device.ModeDFU {
-		slots, err := dfu.ReadModules(ctx, dfu.New(d, dfu.Options{TransferSize: p.TransferSize}), p, nil)
-		if err != nil {
-			return nil, err
-		}
-		return device.FromDFU(p, slots), nil
+		return device.ReadDFU(ctx, dfu.New(d, dfu.Options{TransferSize: p.TransferSize}), p, nil, slots.ReadOptions{})
 	}
-	infos, err := simCtrl(d).ModuleInfo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return device.FromControl(p, infos), nil
+	return device.ReadControl(ctx, simCtrl(d), p, m)
 }
 
 // simCtrl is a control client that does not wait real time between polls: the virtual

@@ -126,7 +126,7 @@ func (p *devicePanel) setModules(d device.Device) {
 		switch {
 		case !m.Present:
 			verdict = "FAIL: missing"
-		case !m.Valid:
+		case !m.Valid():
 			verdict = "FAIL"
 		}
 		for _, s := range []string{m.Name, ver, dos,
@@ -140,7 +140,7 @@ func (p *devicePanel) setModules(d device.Device) {
 		}
 	}
 	for _, m := range d.Modules {
-		if m.Location == "main" && m.Present && len(m.Dependencies) > 0 {
+		if m.Location == "main" && m.Present && len(m.Deps) > 0 {
 			deps = append(deps, m.Name+" needs "+depsWords(d.Platform, m))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // runRecord is everything a run view learnt about one run, kept so the person can save
@@ -27,7 +28,7 @@ type runRecord struct {
 	Error       string
 	Remedy      string
 	State       string
-	Modules     []run.ModuleJSON
+	Modules     []state.Module
 	// Events are every runner event, in the order the window rendered them.
 	Events []run.Event
 }
@@ -35,23 +36,23 @@ type runRecord struct {
 // runReport is the saved report's JSON shape. Field names follow `pflash flash --json`
 // (snake case) so the same scripts read both.
 type runReport struct {
-	Tool           string           `json:"tool"`
-	DeviceID       string           `json:"device_id"`
-	Platform       string           `json:"platform"`
-	Target         string           `json:"target"`
-	Before         string           `json:"device_os_before"`
-	After          string           `json:"device_os_after"`
-	Steps          int              `json:"steps"`
-	Result         string           `json:"result"`
-	Verified       bool             `json:"verified"`
-	Error          string           `json:"error,omitempty"`
-	Remedy         string           `json:"remedy,omitempty"`
-	State          string           `json:"state,omitempty"`
-	Started        time.Time        `json:"started"`
-	Finished       time.Time        `json:"finished"`
-	ElapsedSeconds float64          `json:"elapsed_seconds"`
-	Modules        []run.ModuleJSON `json:"modules,omitempty"`
-	Events         []run.Event      `json:"events"`
+	Tool           string         `json:"tool"`
+	DeviceID       string         `json:"device_id"`
+	Platform       string         `json:"platform"`
+	Target         string         `json:"target"`
+	Before         string         `json:"device_os_before"`
+	After          string         `json:"device_os_after"`
+	Steps          int            `json:"steps"`
+	Result         string         `json:"result"`
+	Verified       bool           `json:"verified"`
+	Error          string         `json:"error,omitempty"`
+	Remedy         string         `json:"remedy,omitempty"`
+	State          string         `json:"state,omitempty"`
+	Started        time.Time      `json:"started"`
+	Finished       time.Time      `json:"finished"`
+	ElapsedSeconds float64        `json:"elapsed_seconds"`
+	Modules        []state.Module `json:"modules,omitempty"`
+	Events         []run.Event    `json:"events"`
 }
 
 // buildReport renders a run as an indented JSON report; the window writes the bytes

@@ -21,6 +21,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
@@ -400,7 +401,7 @@ func (v *runView) finish(res *run.Result, err error) {
 	v.cancel = nil
 	v.rec.Finished = time.Now()
 	if res != nil && res.Reading != nil {
-		v.rec.After = deviceOS(device.Device{Modules: res.Reading.Modules})
+		v.rec.After = res.Reading.State.DeviceOSName()
 	}
 	if v.rec.After == "" {
 		v.rec.After = osOfModules(v.rec.Modules)
@@ -525,9 +526,9 @@ func orWord(s, w string) string {
 }
 
 // osOfModules is the Device OS a module list says the device runs (its system part's).
-func osOfModules(mods []run.ModuleJSON) string {
+func osOfModules(mods []state.Module) string {
 	for _, m := range mods {
-		if m.Function == platform.FuncSystem.String() && m.Location == "main" && m.Present && m.DeviceOS != "" {
+		if m.Function == platform.FuncSystem && m.IsMain() && m.Present && m.DeviceOS != "" {
 			return m.DeviceOS
 		}
 	}
@@ -535,7 +536,7 @@ func osOfModules(mods []run.ModuleJSON) string {
 }
 
 // modulesWords lists the main modules in one line ("system-part1 2302, user-part 6").
-func modulesWords(mods []run.ModuleJSON) string {
+func modulesWords(mods []state.Module) string {
 	var out []string
 	for _, m := range mods {
 		if m.Location != "main" || !m.Present {

@@ -117,7 +117,7 @@ func (r *rig) waitCard(s *targetSection) string {
 func TestRunSafeModePhotonTo231(t *testing.T) {
 	r := newRunRig(t, 0.05)
 	s := r.section("photon")
-	assert.Contains(t, r.text(r.m.panel.obj), "Safe mode: your app needs Device OS 2.3.1 but system-part2 is 1.5.2.")
+	assert.Contains(t, r.text(r.m.panel.obj), "Safe mode: the application needs Device OS 2.3.1; system-part2 is 1.5.2.")
 	r.pick(s, "2.3.1")
 	plan := r.text(s.obj)
 	assert.Contains(t, plan, "Device OS 1.5.2 -> 2.3.1 (upgrade)")

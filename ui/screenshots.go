@@ -255,7 +255,7 @@ func (s *shooter) devices(ctx context.Context) error {
 }
 
 func (s *shooter) diagnosis(ctx context.Context) error {
-	return s.selectRow(ctx, "photon", "Safe mode: your app needs", "LED: breathing magenta")
+	return s.selectRow(ctx, "photon", "Safe mode: the application needs", "LED: breathing magenta")
 }
 
 // plan picks 2.3.1 for the safe-mode Photon, as the diagnosis suggests, and scrolls the

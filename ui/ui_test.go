@@ -23,6 +23,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // rig is the app on a test window with the demo devices and no hardware doors.
@@ -192,7 +193,7 @@ func TestSafeModePhotonDiagnosis(t *testing.T) {
 	r.waitDemo()
 	r.selectPlatform("photon")
 	panel := r.text(r.m.panel.obj)
-	assert.Contains(t, panel, "Safe mode: your app needs Device OS 2.3.1 but system-part2 is 1.5.2.")
+	assert.Contains(t, panel, "Safe mode: the application needs Device OS 2.3.1; system-part2 is 1.5.2.")
 	assert.Contains(t, panel, "LED: breathing magenta")
 	assert.Contains(t, panel, "Device OS")
 	assert.Contains(t, panel, "1.5.2")
@@ -342,7 +343,7 @@ func TestNoUpdateBypassesFyneDo(t *testing.T) {
 			defer wg.Done()
 			for i := range 200 {
 				d := base[(g+i)%len(base)]
-				d.Mode = []device.Mode{device.ModeNormal, device.ModeDFU, device.ModeSafe, device.ModeListening}[i%4]
+				d.Mode = []state.Mode{device.ModeNormal, device.ModeDFU, device.ModeSafe, device.ModeListening}[i%4]
 				onUI(func() { r.m.apply(device.Event{Kind: device.ChangedMode, Device: d}) })
 			}
 		}()

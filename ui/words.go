@@ -8,6 +8,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // modeWords names a mode for people. Every badge and LED carries these words, so nothing
@@ -98,23 +99,17 @@ func versionWords(fn platform.Function, v uint16) string {
 	return fmt.Sprintf("version %d", v)
 }
 
-// deviceOS is the Device OS a device runs, from its first system part.
+// deviceOS is the Device OS a device runs, as its reading says.
 func deviceOS(d device.Device) string {
-	for _, m := range d.Modules {
-		if m.Present && m.Function == platform.FuncSystem && m.Location == "main" && m.DeviceOS != "" {
-			return m.DeviceOS
-		}
+	if v := d.Reading.DeviceOSName(); v != "" {
+		return v
 	}
-	for _, m := range d.Modules {
-		if m.Present && m.Function == platform.FuncMono && m.DeviceOS != "" {
-			return m.DeviceOS
-		}
-	}
-	return ""
+	return state.Device{Platform: d.Platform, Modules: d.Modules}.DeviceOSName()
 }
 
 // diagnose explains in plain language what state the device is in and why, from what
-// the watcher read: what a technician would otherwise work out from the module table.
+// the watcher read. The reason is flasher/state's (Device.Boot), the same sentence
+// `pflash inspect`, `pflash list` and the runner give.
 func diagnose(d device.Device) []string {
 	name := platformName(d.Platform)
 	if d.Err != nil {
@@ -129,52 +124,28 @@ func diagnose(d device.Device) []string {
 		}
 		return []string{"Reading the modules..."}
 	}
-	prefix := ""
-	switch d.Mode {
-	case device.ModeSafe:
-		prefix = "Safe mode: "
-	case device.ModeDFU:
-		prefix = "DFU mode: "
-	}
 	var out []string
+	b := d.Boot
+	switch {
+	case d.Mode == device.ModeDFU && b.Mode == state.ModeDFU:
+		out = append(out, fmt.Sprintf("DFU mode: %s. Flash Device OS to bring this %s back.", b.Why, name))
+	case d.Mode == device.ModeDFU && b.Mode == state.ModeSafe:
+		out = append(out, fmt.Sprintf("DFU mode. Leaving it would start Device OS in %s.", b))
+	case d.Mode == device.ModeSafe || b.Mode == state.ModeSafe && d.Mode.RunsDeviceOS():
+		out = append(out, b.Sentence())
+	}
 	for _, m := range d.Modules {
-		if m.Location != "main" {
+		if !m.IsMain() || !m.Present || m.Intact() || b.Module != nil && b.Module.Function == m.Function && b.Module.Index == m.Index {
 			continue
 		}
-		if !m.Present {
-			if m.Function == platform.FuncSystem || m.Function == platform.FuncRadio || m.Function == platform.FuncBootloader {
-				out = append(out, fmt.Sprintf("%s%s is missing: this %s has no complete Device OS. Flash Device OS to bring it back.", prefix, m.Name, name))
-			}
-			continue
+		p := m.Problem
+		if p == "" {
+			p = "fails its " + strings.Join(m.Failed(), " and ") + " check"
 		}
-		who := m.Name
-		if m.Function == platform.FuncUser {
-			who = "your app"
-		}
-		for _, dep := range m.Dependencies {
-			if dep.Met || dep.Unknown {
-				continue
-			}
-			need := versionWords(dep.Function, dep.Version)
-			what := "Device OS " + need
-			if dep.Function == platform.FuncRadio {
-				what = fmt.Sprintf("%s version %d", slotName(d.Platform, dep.Function, dep.Index), dep.Version)
-			}
-			out = append(out, fmt.Sprintf("%s%s needs %s but %s is %s.", prefix, who, what,
-				slotName(d.Platform, dep.Function, dep.Index), versionWords(dep.Function, dep.Have)))
-		}
-		if fails := m.Failed(); len(fails) > 0 && !(len(fails) == 1 && fails[0] == "dependencies") {
-			p := m.Problem
-			if p == "" {
-				p = "fails its " + strings.Join(fails, ", ") + " check"
-			}
-			out = append(out, fmt.Sprintf("%s%s %s.", prefix, m.Name, p))
-		}
+		out = append(out, fmt.Sprintf("%s %s.", upperFirst(m.Name), p))
 	}
 	if len(out) == 0 {
-		if d.Mode == device.ModeSafe {
-			out = append(out, "Safe mode: Device OS runs but your app does not (it is missing or was stopped).")
-		} else if v := deviceOS(d); v != "" {
+		if v := deviceOS(d); v != "" {
 			out = append(out, fmt.Sprintf("All modules are valid. Device OS %s.", v))
 		} else {
 			out = append(out, "All modules read are valid.")
@@ -186,8 +157,15 @@ func diagnose(d device.Device) []string {
 	return out
 }
 
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
 // check is one PASS/FAIL cell in words.
-func check(m device.ModuleStatus, name string, ok bool) string {
+func check(m state.Module, name string, ok bool) string {
 	if !m.Present {
 		return "missing"
 	}
@@ -202,15 +180,15 @@ func check(m device.ModuleStatus, name string, ok bool) string {
 	return "FAIL"
 }
 
-func depsWords(p *platform.Platform, m device.ModuleStatus) string {
+func depsWords(p *platform.Platform, m state.Module) string {
 	if !m.Present {
 		return "missing"
 	}
-	if len(m.Dependencies) == 0 {
+	if len(m.Deps) == 0 {
 		return "none"
 	}
 	var parts []string
-	for _, d := range m.Dependencies {
+	for _, d := range m.Deps {
 		verdict := "PASS"
 		switch {
 		case d.Unknown:
@@ -224,15 +202,15 @@ func depsWords(p *platform.Platform, m device.ModuleStatus) string {
 }
 
 // depsVerdict is the Dependencies cell: one word for all of a module's dependencies.
-func depsVerdict(m device.ModuleStatus) string {
+func depsVerdict(m state.Module) string {
 	if !m.Present {
 		return "missing"
 	}
-	if len(m.Dependencies) == 0 {
+	if len(m.Deps) == 0 {
 		return "none"
 	}
 	v := "PASS"
-	for _, d := range m.Dependencies {
+	for _, d := range m.Deps {
 		if d.Unknown && v == "PASS" {
 			v = "unknown"
 		}

@@ -65,7 +65,7 @@ func TestConfigMirrorsReachFlashCommands(t *testing.T) {
 	srv := newAssetServer(t)
 	cfg := filepath.Join(t.TempDir(), "config.toml")
 	require.NoError(t, os.WriteFile(cfg, []byte("mirrors = [\""+srv.base()+"\"]\n"), 0o644))
-	args := []string{"plan", "--to", "2.3.1", "--platform", "photon", "--json", "--config", cfg, "--cache-dir", t.TempDir()}
+	args := []string{"plan", "--to", "2.3.1", "--platform", "photon", "--allow-safe-mode", "--json", "--config", cfg, "--cache-dir", t.TempDir()}
 	code, out, errb := runPflash(t, args...)
 	require.Equal(t, 0, code, "%s\n%s", out, errb)
 	assert.Positive(t, srv.requests(), "the configured mirror served the release")

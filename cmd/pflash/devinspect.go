@@ -1,8 +1,6 @@
 package main
 
 import (
-	frun "github.com/particle-flasher/particle-flasher/flasher/run"
-
 	"context"
 	"fmt"
 	"io"
@@ -14,17 +12,26 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // inspectJSON is the one object `inspect --device ID --json` prints.
 type inspectJSON struct {
-	DeviceID   string            `json:"device_id"`
-	Platform   string            `json:"platform"`
-	PlatformID *uint16           `json:"platform_id"`
-	Mode       string            `json:"mode"`
-	Doors      []string          `json:"doors"`
-	DeviceOS   string            `json:"device_os"`
-	Modules    []frun.ModuleJSON `json:"modules"`
+	DeviceID   string   `json:"device_id"`
+	Platform   string   `json:"platform"`
+	PlatformID *uint16  `json:"platform_id"`
+	Mode       string   `json:"mode"`
+	Doors      []string `json:"doors"`
+	DeviceOS   string   `json:"device_os"`
+	// Boot is the mode Device OS comes up in with these modules, and why when it is not
+	// normal mode ("there is no application").
+	Boot    bootJSON       `json:"boot"`
+	Modules []state.Module `json:"modules"`
+}
+
+type bootJSON struct {
+	Mode string `json:"mode"`
+	Why  string `json:"why,omitempty"`
 }
 
 // matchDevice reports whether target names d: its device ID (any case), its USB serial
@@ -107,28 +114,17 @@ func inspectDevice(g *globals, id string) error {
 	} else {
 		printDeviceModules(g.stdout, d)
 	}
-	for _, m := range d.Modules {
-		if m.Present && m.Location == "main" && !m.Valid {
+	for _, m := range d.Reading.Effective() {
+		if !m.Valid() {
 			return &exitError{code: exitFailed, err: errReported}
 		}
 	}
 	return nil
 }
 
-// deviceOS names the Device OS the device runs: the release of its system part (the
-// newest, for Gen2's several parts), "" when unknown.
-func deviceOS(mods []device.ModuleStatus) string {
-	best, ver := "", uint16(0)
-	for _, m := range mods {
-		if m.Present && m.Location == "main" && (m.Function == platform.FuncSystem || m.Function == platform.FuncMono) && m.DeviceOS != "" && m.Version >= ver {
-			best, ver = m.DeviceOS, m.Version
-		}
-	}
-	return best
-}
-
 func toInspectJSON(d device.Device) inspectJSON {
-	j := inspectJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), DeviceOS: deviceOS(d.Modules), Modules: frun.ModulesJSON(d.Modules)}
+	j := inspectJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), DeviceOS: d.Reading.DeviceOSName(), Modules: d.Modules,
+		Boot: bootJSON{Mode: modeName(d.Boot.Mode), Why: d.Boot.Why}}
 	if d.Platform != nil {
 		j.Platform = d.Platform.Name
 		pid := d.Platform.ID
@@ -160,7 +156,14 @@ func printDeviceModules(w io.Writer, d device.Device) {
 		doors = append(doors, r.Door+" "+r.Path)
 	}
 	fmt.Fprintf(w, "%s, %s mode (%s)\n", d.Name(), modeName(d.Mode), strings.Join(doors, ", "))
-	if v := deviceOS(d.Modules); v != "" {
+	if d.Boot.Why != "" {
+		if d.Mode == device.ModeDFU && d.Boot.Mode != device.ModeDFU {
+			fmt.Fprintf(w, "Leaving DFU mode it would start in %s.\n", d.Boot)
+		} else {
+			fmt.Fprintf(w, "%s\n", d.Boot.Sentence())
+		}
+	}
+	if v := d.Reading.DeviceOSName(); v != "" {
 		fmt.Fprintf(w, "Device OS %s\n", v)
 	} else {
 		fmt.Fprintln(w, "Device OS: unknown (no readable system part)")
@@ -169,8 +172,8 @@ func printDeviceModules(w io.Writer, d device.Device) {
 	if len(d.Modules) > 0 {
 		src = d.Modules[0].Source
 	}
-	fmt.Fprintf(w, "Modules (read %s):\n", map[string]string{device.SourceControl: "with control request 90", device.SourceSerial: "with the `s` command",
-		device.SourceDFU: "from flash over DFU"}[src])
+	fmt.Fprintf(w, "Modules (read %s):\n", map[string]string{state.SourceControl: "with control request 90", state.SourceSerial: "with the `s` command",
+		state.SourceDFU: "from flash over DFU"}[src])
 	for _, m := range d.Modules {
 		title := functionTitles[m.Function]
 		if title == "" {
@@ -211,7 +214,7 @@ func printDeviceModules(w io.Writer, d device.Device) {
 		fmt.Fprintf(w, "    Address Range: %s\n", passFail(m.Checks.Range, un("range")))
 		fmt.Fprintf(w, "    Platform: %s\n", passFail(m.Checks.Platform, un("platform")))
 		fmt.Fprintf(w, "    Dependencies: %s\n", passFail(m.Checks.Dependencies, un("dependencies")))
-		for _, dep := range m.Dependencies {
+		for _, dep := range m.Deps {
 			dt := functionTitles[dep.Function]
 			if dt == "" {
 				dt = dep.Function.String()

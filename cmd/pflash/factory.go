@@ -25,6 +25,7 @@ var factoryPoll, factoryGrace time.Duration
 type factoryFlags struct {
 	to, app, report, stateDir string
 	jobs, count               int
+	allowSafe                 bool
 	dl                        cacheFlags
 }
 
@@ -52,6 +53,7 @@ func newFactoryCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.to, "to", "", "target: Device OS version, module file, directory of module files, or .zip bundle")
 	fl.StringVar(&f.app, "app", "", "application (user part .bin) to install as well")
 	fl.IntVar(&f.jobs, "jobs", 8, "units flashed at once")
+	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept units whose plan ends in safe mode (e.g. without an application)")
 	fl.StringVar(&f.report, "report", "", "CSV report (appended to; a .jsonl twin beside it) (default: factory-DATE.csv in the state directory)")
 	fl.IntVar(&f.count, "count", 0, "stop after this many units finished (0: run until Ctrl-C)")
 	writeFlags(fl, &f.stateDir, &f.dl)
@@ -128,7 +130,9 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 	o := factory.Options{
 		Doors: doors,
 		Target: func(ctx context.Context, p *platform.Platform) (plan.Target, error) {
-			return flashTarget(ctx, g, tf, p)
+			tgt, err := flashTarget(ctx, g, tf, p)
+			tgt.Options.AllowSafeMode = f.allowSafe
+			return tgt, err
 		},
 		Jobs:     f.jobs,
 		Timeouts: flashTimeouts,

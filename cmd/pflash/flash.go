@@ -46,7 +46,7 @@ var flashStdin io.Reader = os.Stdin
 
 type flashFlags struct {
 	to, app, device, verify, stateDir string
-	yes, force                        bool
+	yes, force, allowSafe             bool
 	dl                                cacheFlags
 	noBootloader, noSoftDevice, noNCP bool
 	watchdog                          time.Duration
@@ -87,6 +87,7 @@ func newFlashCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.noSoftDevice, "no-softdevice", false, "leave the SoftDevice as it is")
 	fl.BoolVar(&f.noNCP, "no-ncp", false, "leave the NCP firmware as it is")
 	fl.BoolVar(&f.force, "force", false, "rewrite modules that are already installed")
+	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept a plan whose predicted end is safe mode (e.g. the device ends without an application)")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
@@ -121,7 +122,7 @@ func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
+	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP, AllowSafeMode: f.allowSafe,
 		Watchdog: f.watchdog, Verify: verify, Force: f.force}
 
 	r := frun.New(frun.Options{Doors: doors, Events: out.event, Journal: &frun.Store{Dir: stateDir}, Timeouts: flashTimeouts})

@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
@@ -255,17 +254,6 @@ func (l *flashUnplugLink) DFU(ctx context.Context, alt uint8) (*dfu.Client, *mem
 		l.u.d.UnplugAtTransfer(50)
 	}
 	return l.Link.DFU(ctx, alt)
-}
-
-// TestFlashModulesAreInspectJSON: the modules of the done event are exactly what
-// `pflash inspect --device ID --json` prints for the same reading.
-func TestFlashModulesAreInspectJSON(t *testing.T) {
-	mods := listBoronModules(false)
-	want, err := json.Marshal(toInspectJSON(device.Device{Modules: mods}).Modules)
-	require.NoError(t, err)
-	got, err := json.Marshal(frun.ModulesJSON(mods))
-	require.NoError(t, err)
-	assert.JSONEq(t, string(want), string(got))
 }
 
 // flashDeniedDoors list one Particle device the OS will not let pflash open.

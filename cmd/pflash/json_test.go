@@ -77,7 +77,7 @@ func TestJSONOutputsParse(t *testing.T) {
 				require.Len(t, objs, 1)
 				assert.Equal(t, version, objs[0]["version"])
 			}},
-		{name: "plan", args: []string{"plan", "--json",
+		{name: "plan", args: []string{"plan", "--json", "--allow-safe-mode",
 			"--to", jsonRelease(t, "photon-bootloader@2.3.1+lto.bin", "photon-system-part1@2.3.1.bin", "photon-system-part2@2.3.1.bin"),
 			"--from", rel("photon-bootloader@1.5.2+lto.bin"), "--from", rel("photon-system-part1@1.5.2.bin"), "--from", rel("photon-system-part2@1.5.2.bin")},
 			keys: []string{"platform", "from", "to", "direction", "steps", "expect_mode", "verify"},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
@@ -64,14 +65,12 @@ type deviceJSON struct {
 	Missing   bool   `json:"missing,omitempty"`
 	Error     string `json:"error,omitempty"`
 	Remedy    string `json:"remedy,omitempty"`
+	// Why says why the device is in safe mode (or would stay in DFU mode), in words:
+	// "there is no application".
+	Why string `json:"why,omitempty"`
 }
 
-func modeName(m device.Mode) string {
-	if m == device.ModeUnknown {
-		return "unknown"
-	}
-	return string(m)
-}
+func modeName(m state.Mode) string { return m.String() }
 
 func toDeviceJSON(d device.Device) deviceJSON {
 	j := deviceJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), Ports: d.Doors,
@@ -87,7 +86,18 @@ func toDeviceJSON(d device.Device) deviceJSON {
 	if d.Err != nil {
 		j.Error, j.Remedy = d.Err.Error(), remedy.Of(d.Err)
 	}
+	if d.Boot.Mode == d.Mode || d.Mode == device.ModeDFU && d.Boot.Mode == device.ModeDFU {
+		j.Why = d.Boot.Why
+	}
 	return j
+}
+
+// whyWords is ": the reason" for a device in safe mode (or stuck in DFU mode), "" else.
+func whyWords(d device.Device) string {
+	if d.Boot.Why != "" && d.Boot.Mode == d.Mode {
+		return " (" + d.Boot.Why + ")"
+	}
+	return ""
 }
 
 // watchEventJSON is one line of `list --watch --json`.
@@ -219,6 +229,9 @@ func printDevices(w io.Writer, devs []device.Device) {
 		if d.Err != nil {
 			note += "  (cannot open: permission)"
 		}
+		if j.Why != "" {
+			note += "  (" + j.Why + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s%s\n", id, plat, j.Mode, strings.Join(j.Doors, "+"), strings.Join(ports, " "), note)
 	}
 	_ = tw.Flush()
@@ -271,7 +284,7 @@ func toWatchJSON(e device.Event) any {
 		for _, m := range e.Device.Modules {
 			if m.Present {
 				n++
-				if m.Valid {
+				if m.Valid() {
 					valid++
 				}
 			}
@@ -297,7 +310,7 @@ func printEvent(w io.Writer, e device.Event) {
 			}
 		}
 	case device.ChangedMode:
-		fmt.Fprintf(w, "%s  mode          %s  %s -> %s\n", ts, d.Name(), modeName(e.PrevMode), modeName(d.Mode))
+		fmt.Fprintf(w, "%s  mode          %s  %s -> %s%s\n", ts, d.Name(), modeName(e.PrevMode), modeName(d.Mode), whyWords(d))
 	case device.ModulesRead:
 		if e.Err != nil {
 			fmt.Fprintf(w, "%s  modules       %s  could not be read: %v\n", ts, d.Name(), e.Err)
@@ -312,7 +325,7 @@ func printEvent(w io.Writer, e device.Event) {
 			if m.Name == "" {
 				s = fmt.Sprintf("%s#%d %d", m.Function, m.Index, m.Version)
 			}
-			if !m.Valid {
+			if !m.Valid() {
 				s += " (FAIL)"
 			}
 			parts = append(parts, s)

@@ -17,6 +17,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // listExec runs pflash in-process; the tests write `inspect-device ID` for
@@ -40,7 +41,7 @@ type listStubDoor struct {
 	name   string
 	mu     sync.Mutex
 	sights []device.Sighting
-	mods   map[string][]device.ModuleStatus
+	mods   map[string][]state.Module
 	probes map[string]device.Probe
 }
 
@@ -54,12 +55,12 @@ func (s *listStubDoor) NeedsProbe(x device.Sighting) bool { _, ok := s.probes[x.
 func (s *listStubDoor) Probe(_ context.Context, x device.Sighting) (device.Probe, error) {
 	return s.probes[x.Key], nil
 }
-func (s *listStubDoor) Modules(_ context.Context, x device.Sighting, _ *platform.Platform, _ device.Mode) ([]device.ModuleStatus, error) {
+func (s *listStubDoor) Modules(_ context.Context, x device.Sighting, p *platform.Platform, mode state.Mode) (state.Device, error) {
 	m, ok := s.mods[x.Key]
 	if !ok {
-		return nil, device.ErrNotSupported
+		return state.Device{}, device.ErrNotSupported
 	}
-	return m, nil
+	return state.Device{Platform: p, Mode: mode, Modules: m}, nil
 }
 
 func listWithDoors(t *testing.T, doors ...device.Door) {
@@ -79,23 +80,23 @@ const (
 )
 
 // listBoronModules is a Boron's module table as control request 90 gives it.
-func listBoronModules(depOK bool) []device.ModuleStatus {
-	mods := []device.ModuleStatus{
-		{Function: platform.FuncBootloader, Version: 1200, Location: "main", Present: true, Checks: device.Checks{Integrity: true, Range: true, Platform: true, Dependencies: true}, Dependencies: []device.Dependency{}, Source: device.SourceControl, MaxSize: 49152},
-		{Function: platform.FuncSystem, Index: 1, Version: 4100, Location: "main", Present: true, Checks: device.Checks{Integrity: true, Range: true, Platform: true, Dependencies: depOK},
-			Dependencies: []device.Dependency{{Function: platform.FuncBootloader, Version: 1200, Met: depOK, Have: 1200}, {Function: platform.FuncRadio, Version: 202, Met: true, Have: 202}}, Source: device.SourceControl},
+func listBoronModules(depOK bool) []state.Module {
+	mods := []state.Module{
+		{Function: platform.FuncBootloader, Version: 1200, Location: "main", Present: true, Checks: state.Checks{Integrity: true, Range: true, Platform: true, Dependencies: true}, Source: state.SourceControl, MaxSize: 49152},
+		{Function: platform.FuncSystem, Index: 1, Version: 4100, Location: "main", Present: true, Checks: state.Checks{Integrity: true, Range: true, Platform: true, Dependencies: depOK},
+			Deps: []state.Dependency{{Function: platform.FuncBootloader, Version: 1200, Met: depOK, Have: 1200}, {Function: platform.FuncRadio, Version: 202, Met: true, Have: 202}}, Source: state.SourceControl},
+		{Function: platform.FuncUser, Index: 2, Version: 6, Location: "main", Present: true, Checks: state.AllChecks, Source: state.SourceControl,
+			Deps: []state.Dependency{{Function: platform.FuncSystem, Index: 1, Version: 4100, Met: true, Have: 4100}}},
+		{Function: platform.FuncRadio, Version: 202, Location: "main", Present: true, Checks: state.AllChecks, Source: state.SourceControl},
 	}
 	if !depOK {
-		mods[1].Dependencies[0].Have = 502
-	}
-	for i := range mods {
-		mods[i].Valid = mods[i].Checks.Integrity && mods[i].Checks.Range && mods[i].Checks.Platform && mods[i].Checks.Dependencies
+		mods[1].Deps[0].Have = 502
 	}
 	return mods
 }
 
 func TestListJSONOneObjectPerDevice(t *testing.T) {
-	usb := &listStubDoor{name: device.DoorUSB, mods: map[string][]device.ModuleStatus{"a": listBoronModules(true), "b": listBoronModules(false)}}
+	usb := &listStubDoor{name: device.DoorUSB, mods: map[string][]state.Module{"a": listBoronModules(true), "b": listBoronModules(false)}}
 	usb.sights = []device.Sighting{
 		{Door: device.DoorUSB, Key: "a", Path: "1-1", DeviceID: listIDA, Serial: listIDA, Platform: listBoronP},
 		{Door: device.DoorUSB, Key: "b", Path: "1-2", DeviceID: listIDB, Serial: listIDB, Platform: listBoronP},
@@ -171,7 +172,7 @@ func TestListNoDevices(t *testing.T) {
 }
 
 func TestInspectDeviceJSONAndText(t *testing.T) {
-	usb := &listStubDoor{name: device.DoorUSB, mods: map[string][]device.ModuleStatus{"a": listBoronModules(true), "b": listBoronModules(false)}}
+	usb := &listStubDoor{name: device.DoorUSB, mods: map[string][]state.Module{"a": listBoronModules(true), "b": listBoronModules(false)}}
 	usb.sights = []device.Sighting{
 		{Door: device.DoorUSB, Key: "a", Path: "1-1", DeviceID: listIDA, Serial: listIDA, Platform: listBoronP},
 		{Door: device.DoorUSB, Key: "b", Path: "1-2", DeviceID: listIDB, Serial: listIDB, Platform: listBoronP},
@@ -201,7 +202,7 @@ func TestInspectDeviceJSONAndText(t *testing.T) {
 	assert.Equal(t, listIDA, o.DeviceID)
 	assert.Equal(t, "boron", o.Platform)
 	assert.Equal(t, "normal", o.Mode)
-	require.Len(t, o.Modules, 2)
+	require.Len(t, o.Modules, 4)
 	assert.Equal(t, "system", o.Modules[1].Function)
 	assert.Equal(t, 4100, o.Modules[1].Version)
 	assert.Equal(t, "main", o.Modules[1].Location)
@@ -223,7 +224,7 @@ func TestInspectDeviceJSONAndText(t *testing.T) {
 }
 
 func TestWatchJSONStream(t *testing.T) {
-	usb := &listStubDoor{name: device.DoorUSB, mods: map[string][]device.ModuleStatus{"a": listBoronModules(true)}}
+	usb := &listStubDoor{name: device.DoorUSB, mods: map[string][]state.Module{"a": listBoronModules(true)}}
 	usb.sights = []device.Sighting{{Door: device.DoorUSB, Key: "a", Path: "1-1", DeviceID: listIDA, Serial: listIDA, Platform: listBoronP}}
 	listWithDoors(t, usb)
 	pr, pw := io.Pipe()
@@ -267,7 +268,7 @@ func TestWatchJSONStream(t *testing.T) {
 	assert.Contains(t, got[0], `"event":"appeared"`)
 	assert.Contains(t, got[0], `"device_id":"`+listIDA+`"`)
 	assert.Contains(t, got[1], `"event":"modules-read"`)
-	assert.Contains(t, got[1], `"modules":2`)
+	assert.Contains(t, got[1], `"modules":4`)
 	assert.Contains(t, got[2], `"event":"ready"`)
 	listWatchCancel()
 	select {

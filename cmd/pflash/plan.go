@@ -17,12 +17,13 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 type planFlags struct {
 	to, app, device, platform, mode, verify string
 	from                                    []string
-	protected, force                        bool
+	protected, force, allowSafe             bool
 	dl                                      cacheFlags
 	noBootloader, noSoftDevice, noNCP       bool
 	watchdog                                time.Duration
@@ -97,6 +98,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.noNCP, "no-ncp", false, "leave the NCP firmware as it is")
 	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback or none")
 	fl.BoolVar(&f.force, "force", false, "rewrite modules that are already installed; warn instead of refusing unmet dependencies")
+	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept a plan whose predicted end is safe mode (e.g. the device ends without an application)")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
@@ -125,12 +127,12 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 		}
 		from = append(from, mods...)
 	}
-	mode := plan.ModeUnknown
+	mode := state.ModeUnknown
 	if len(f.from) > 0 {
-		mode = plan.ModeNormal
+		mode = state.ModeNormal
 	}
 	if f.mode != "" {
-		m, ok := plan.ParseMode(f.mode)
+		m, ok := state.ParseMode(f.mode)
 		if !ok {
 			return nil, planUsage(fmt.Errorf("unknown --mode %q", f.mode), "Use normal, dfu, safe, listening or unknown.")
 		}
@@ -189,9 +191,9 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 	}
 	tgt.Options = plan.Options{
 		NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
-		Watchdog: f.watchdog, Verify: verify, Force: f.force,
+		Watchdog: f.watchdog, Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe,
 	}
-	st := plan.StateFromModules(p, mode, from)
+	st := state.FromFiles(p, mode, from)
 	st.Protected = f.protected
 	return plan.Make(st, tgt)
 }
@@ -217,10 +219,14 @@ func planAttached(ctx context.Context, g *globals, f planFlags, verify plan.Veri
 		return nil, err
 	}
 	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
-		Watchdog: f.watchdog, Verify: verify, Force: f.force}
+		Watchdog: f.watchdog, Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe}
 	pr, err := frun.New(frun.Options{Doors: doors, Timeouts: flashTimeouts}).Prepare(ctx, dev.ID, tgt)
 	if err != nil {
-		return nil, &exitError{code: exitCode(err), err: err}
+		var pl *plan.Plan
+		if pr != nil {
+			pl = pr.Plan // made, but ending where nobody accepted: shown with the reason
+		}
+		return pl, &exitError{code: exitCode(err), err: err}
 	}
 	return pr.Plan, nil
 }

@@ -10,12 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // restoreFlags are `pflash restore`'s flags.
@@ -63,6 +63,7 @@ func newRestoreCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback (read every written range back) or none")
 	writeFlags(fl, &f.stateDir, &f.dl)
 	fl.BoolVar(&f.force, "force", false, "rewrite even the modules that are intact and at the target version")
+	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept a plan whose predicted end is safe mode (e.g. the device ends without an application)")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
@@ -119,7 +120,7 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 	// and costs minutes (a SoftDevice, an NCP). Force would also turn refusals (unmet
 	// dependencies) into warnings, which a rescue must not do silently. --force is there
 	// for the person who distrusts the device's own checks.
-	tgt.Options = plan.Options{Verify: verify, Force: f.force}
+	tgt.Options = plan.Options{Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe}
 
 	r := frun.New(frun.Options{Doors: doors, Events: out.event, Journal: store, Timeouts: flashTimeouts})
 	pr, err := r.Prepare(ctx, dev.ID, tgt)
@@ -223,7 +224,7 @@ func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors 
 		who = "the device " + id
 	}
 	e := frun.Event{Event: frun.EvWaiting, Time: time.Now(), DeviceID: id, Buttons: true,
-		Waiting: who + " in DFU mode", TimeoutSeconds: f.wait.Seconds(), Mode: plan.ModeDFU.String()}
+		Waiting: who + " in DFU mode", TimeoutSeconds: f.wait.Seconds(), Mode: state.ModeDFU.String()}
 	guide := led.Expect(plat, led.GoalDFU)
 	e.LED = &frun.LEDGuidance{Expect: guide.Expect.String(), Text: guide.Text}
 	for _, r := range guide.IfNot {
@@ -302,70 +303,37 @@ type diagnosis struct {
 // parts of Device OS the target has that the device lacks, modules that fail their
 // checks, dependencies that are not met, and why that leaves it in DFU or safe mode.
 func diagnose(rd *frun.Reading, tgt plan.Target) diagnosis {
-	d := diagnosis{Mode: rd.Mode.String(), DeviceOS: rd.State.DeviceOS}
-	have := map[string]device.ModuleStatus{}
-	// names of the slots as the reading calls them, empty ones included.
-	names := map[string]string{}
-	for _, m := range rd.Modules {
-		if m.Location != "" && m.Location != "main" {
+	d := diagnosis{Mode: rd.Mode.String(), DeviceOS: rd.State.DeviceOSName()}
+	for _, m := range rd.State.Installed() {
+		if m.Intact() {
 			continue
 		}
-		k := fmt.Sprintf("%d/%d", m.Function, m.Index)
-		if m.Present {
-			have[k] = m
+		what := strings.Join(m.Failed(), ", ")
+		if m.Problem != "" {
+			what = m.Problem
 		}
-		if m.Name != "" {
-			names[k] = m.Name
-		}
-		switch {
-		case m.Present && !m.Valid:
-			what := strings.Join(m.Failed(), ", ")
-			if m.Problem != "" {
-				what = m.Problem
-			}
-			if what == "" {
-				what = "it fails its checks"
-			}
-			d.Problems = append(d.Problems, fmt.Sprintf("%s is corrupt or invalid (%s)", moduleName(m), what))
-		case m.Present:
-			for _, dep := range m.Dependencies {
-				if !dep.Met && !dep.Unknown {
-					d.Problems = append(d.Problems, fmt.Sprintf("%s needs %s %d version %d, the device has %s", moduleName(m),
-						dep.Function, dep.Index, dep.Version, map[bool]string{true: fmt.Sprint("version ", dep.Have), false: "none"}[dep.Have > 0]))
-				}
-			}
-		}
+		d.Problems = append(d.Problems, fmt.Sprintf("%s is corrupt or invalid (%s)", moduleName(m), what))
 	}
 	seen := map[string]bool{}
 	for _, m := range tgt.Modules {
 		k := fmt.Sprintf("%d/%d", m.Function, m.Index)
 		if seen[k] || m.Function == platform.FuncUser || m.Function == platform.FuncNCP {
-			// An absent application is told below; NCP firmware is invisible over DFU.
+			// An absent application is told by the boot reason; NCP firmware is invisible over DFU.
 			continue
 		}
 		seen[k] = true
-		if _, ok := have[k]; !ok {
-			name := names[k]
-			if name == "" {
-				name = fmt.Sprintf("%s %d", m.Function, m.Index)
-			}
-			d.Problems = append(d.Problems, name+" is missing")
+		if _, ok := rd.State.Main(m.Function, m.Index); !ok {
+			d.Problems = append(d.Problems, m.SlotName()+" is missing")
 		}
 	}
-	hasApp := false
-	for k := range have {
-		if strings.HasPrefix(k, fmt.Sprintf("%d/", platform.FuncUser)) {
-			hasApp = true
-		}
-	}
-	if !hasApp {
-		d.Problems = append(d.Problems, "there is no application")
+	if rd.Boot.Why != "" && rd.Boot.Cause != state.CauseSystemBroken {
+		d.Problems = append(d.Problems, rd.Boot.Why)
 	}
 	sort.Strings(d.Problems)
 	return d
 }
 
-func moduleName(m device.ModuleStatus) string {
+func moduleName(m state.Module) string {
 	if m.Name != "" {
 		return fmt.Sprintf("%s (version %d)", m.Name, m.Version)
 	}
@@ -395,11 +363,11 @@ func (d diagnosis) text(p *platform.Platform) string {
 	switch {
 	case len(d.Problems) == 0:
 		b.WriteString(" and nothing is missing or damaged.")
-	case d.Mode == plan.ModeDFU.String():
+	case d.Mode == state.ModeDFU.String():
 		// Not "because": a person may have put it there; but a device that cannot start
 		// Device OS stays there by itself, and the list below says why it could not.
 		b.WriteString("; what keeps it from starting normally:")
-	case d.Mode == plan.ModeSafe.String():
+	case d.Mode == state.ModeSafe.String():
 		b.WriteString(", because:")
 	default:
 		b.WriteString(", but:")
@@ -412,13 +380,13 @@ func (d diagnosis) text(p *platform.Platform) string {
 
 func modeWords(mode string) string {
 	switch mode {
-	case plan.ModeDFU.String():
+	case state.ModeDFU.String():
 		return "DFU mode (blinking yellow)"
-	case plan.ModeSafe.String():
+	case state.ModeSafe.String():
 		return "safe mode (breathing magenta)"
-	case plan.ModeListening.String():
+	case state.ModeListening.String():
 		return "listening mode (blinking dark blue)"
-	case plan.ModeNormal.String():
+	case state.ModeNormal.String():
 		return "normal mode"
 	}
 	return mode + " mode"
@@ -427,15 +395,15 @@ func modeWords(mode string) string {
 // restoreDiagnosisJSON is the first object of `pflash restore --json`.
 func restoreDiagnosisJSON(pr *frun.Prepared, d diagnosis) any {
 	return struct {
-		Event    string            `json:"event"`
-		Time     time.Time         `json:"time"`
-		DeviceID string            `json:"device_id"`
-		Platform string            `json:"platform"`
-		To       string            `json:"to"`
-		Summary  string            `json:"summary"`
-		Modules  []frun.ModuleJSON `json:"modules"`
+		Event    string         `json:"event"`
+		Time     time.Time      `json:"time"`
+		DeviceID string         `json:"device_id"`
+		Platform string         `json:"platform"`
+		To       string         `json:"to"`
+		Summary  string         `json:"summary"`
+		Modules  []state.Module `json:"modules"`
 		diagnosis
-	}{evRestoreDiagnosis, time.Now(), pr.ID, pr.Plan.Platform.Name, pr.Plan.To, d.summary(), frun.ModulesJSON(pr.Reading.Modules), d}
+	}{evRestoreDiagnosis, time.Now(), pr.ID, pr.Plan.Platform.Name, pr.Plan.To, d.summary(), pr.Reading.Modules(), d}
 }
 
 // nowSummary says what the device is after a successful run.
@@ -449,12 +417,12 @@ func nowSummary(res *frun.Result) string {
 	}
 	bad := 0
 	n := 0
-	for _, m := range res.Reading.Modules {
+	for _, m := range res.Reading.Modules() {
 		if !m.Present {
 			continue
 		}
 		n++
-		if !m.Valid {
+		if !m.Valid() {
 			bad++
 		}
 	}
@@ -463,7 +431,7 @@ func nowSummary(res *frun.Result) string {
 	} else {
 		s += fmt.Sprintf(", %d of %d modules still fail their checks", bad, n)
 	}
-	if res.Reading.Mode == plan.ModeSafe {
+	if res.Reading.Mode == state.ModeSafe {
 		s += ". It has no application that can run: flash one (pflash flash --to FILE) to leave safe mode"
 	}
 	return s + "."

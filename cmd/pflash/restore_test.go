@@ -15,11 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/module"
-	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
@@ -211,7 +211,7 @@ func (m *restoreMuteDoors) Find(ctx context.Context, id string) (frun.Link, erro
 	if err != nil {
 		return nil, err
 	}
-	if l.Mode() == plan.ModeDFU {
+	if l.Mode() == state.ModeDFU {
 		m.cured.Store(true)
 	} else if !m.cured.Load() {
 		_ = l.Close()

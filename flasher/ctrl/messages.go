@@ -186,6 +186,43 @@ func DecodeSystemVersionReply(b []byte) (string, error) {
 	return singleString("GetSystemVersionReply", b)
 }
 
+// NCPVersion is GetNcpFirmwareVersionReply (type 31): the NCP firmware's version string
+// (from the ESP32's AT+CGMR) and its module version (AT+MVER), as Device OS reports it
+// (proto/control/config.proto; system/src/control/config.cpp getNcpFirmwareVersion).
+type NCPVersion struct {
+	Version       string
+	ModuleVersion uint32
+}
+
+// EncodeNCPVersionReply builds GetNcpFirmwareVersionReply{string version = 1; uint32
+// module_version = 2}.
+func EncodeNCPVersionReply(v NCPVersion) []byte {
+	return appendUint(appendBytes(nil, 1, []byte(v.Version), false), 2, uint64(v.ModuleVersion))
+}
+
+// DecodeNCPVersionReply reads GetNcpFirmwareVersionReply.
+func DecodeNCPVersionReply(b []byte) (NCPVersion, error) {
+	const msg = "GetNcpFirmwareVersionReply"
+	var v NCPVersion
+	err := parseFields(msg, b, func(f field) error {
+		switch f.num {
+		case 1:
+			if err := f.want(msg, protowire.BytesType); err != nil {
+				return err
+			}
+			v.Version = string(f.b)
+		case 2:
+			u, err := f.uint32(msg)
+			if err != nil {
+				return err
+			}
+			v.ModuleVersion = u
+		}
+		return nil
+	})
+	return v, err
+}
+
 // EncodeDeviceModeReply builds GetDeviceModeReply{DeviceMode mode = 1} (type 72).
 func EncodeDeviceModeReply(m Mode) []byte { return appendUint(nil, 1, uint64(uint32(m))) }
 

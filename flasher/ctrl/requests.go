@@ -49,6 +49,16 @@ func (c *Client) SystemVersion(ctx context.Context) (string, error) {
 	return DecodeSystemVersionReply(reply)
 }
 
+// NCPFirmwareVersion asks for the network coprocessor's firmware version (type 31).
+// Argon and Tracker (3.0.0+) answer; other platforms refuse it (not supported, -120).
+func (c *Client) NCPFirmwareVersion(ctx context.Context) (NCPVersion, error) {
+	reply, err := c.call(ctx, ReqNCPFirmwareVersion, nil, "the NCP firmware version request")
+	if err != nil {
+		return NCPVersion{}, err
+	}
+	return DecodeNCPVersionReply(reply)
+}
+
 // DeviceMode reports normal or listening mode (type 72); safe mode answers
 // "normal", DFU mode does not answer at all.
 func (c *Client) DeviceMode(ctx context.Context) (Mode, error) {

@@ -24,20 +24,18 @@ import (
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
-// Mode is what a device is running, as the flasher tells it.
-type Mode string
-
-// Modes. ModeSafe is inferred: Device OS reports safe mode as "normal" over USB, so a
-// normal-mode device whose own module table shows a failed check (the condition Device OS
-// boots into safe mode for) is reported as safe.
+// The modes a device is in are state.Mode values. Safe mode is inferred: Device OS
+// reports safe mode as "normal" over USB, so a normal-mode device whose module table makes
+// Device OS boot into safe mode (flasher/state's one rule) is reported as safe.
 const (
-	ModeUnknown   Mode = ""
-	ModeNormal    Mode = "normal"
-	ModeDFU       Mode = "dfu"
-	ModeListening Mode = "listening"
-	ModeSafe      Mode = "safe"
+	ModeUnknown   = state.ModeUnknown
+	ModeNormal    = state.ModeNormal
+	ModeDFU       = state.ModeDFU
+	ModeListening = state.ModeListening
+	ModeSafe      = state.ModeSafe
 )
 
 // Door names.
@@ -68,15 +66,18 @@ type Device struct {
 	// Serial is the USB serial string when it is not a device ID (the Photon DFU defect).
 	Serial   string
 	Platform *platform.Platform
-	Mode     Mode
+	Mode     state.Mode
 	Doors    []DoorRef
 	// Modules are the modules as last read (nil before the first reading); ModulesErr is
 	// why the last reading failed, ModulesAt when it was made, ModulesMode the mode it was
-	// made in.
-	Modules     []ModuleStatus
+	// made in. Reading is that reading as a whole (the modules, what the door could not
+	// see), and Boot what it means: the mode Device OS comes up in and why.
+	Modules     []state.Module
 	ModulesErr  error
 	ModulesAt   time.Time
-	ModulesMode Mode
+	ModulesMode state.Mode
+	Reading     state.Device
+	Boot        state.Boot
 	// Duplicate is true for a unit that shares its ID (or serial) with another attached one.
 	Duplicate bool
 	// Err is a door's problem with the device, e.g. a *usb.PermissionError: the device is
@@ -129,77 +130,4 @@ func (d Device) Name() string {
 // String is one line for logs.
 func (d Device) String() string {
 	return fmt.Sprintf("%s [%s via %s]", d.Name(), d.Mode, strings.Join(d.DoorNames(), "+"))
-}
-
-// Checks are the validity checks of one module. A check that was not run (see
-// ModuleStatus.Unchecked) is false here but does not make the module invalid.
-type Checks struct {
-	Integrity    bool `json:"integrity"`
-	Range        bool `json:"range"`
-	Platform     bool `json:"platform"`
-	Dependencies bool `json:"dependencies"`
-}
-
-// Dependency is one module a module needs, with whether the device has it.
-type Dependency struct {
-	Function platform.Function
-	Index    uint8
-	Version  uint16
-	// Met is true when the device has a module of that function and index at least that
-	// new (Device OS's rule); false also when it cannot be told (see Unknown).
-	Met bool
-	// Unknown is true when the door cannot see the module depended on (the NCP over DFU).
-	Unknown bool
-	// Have is the installed version, 0 when none.
-	Have uint16
-}
-
-// ModuleStatus is one module slot of a device, the same shape whichever door read it.
-type ModuleStatus struct {
-	Function platform.Function
-	Index    uint8
-	// Name is the release-asset name of the slot ("system-part1", "bootloader",
-	// "softdevice", "user-part"), "" if the platform table has no such slot.
-	Name    string
-	Version uint16
-	// DeviceOS names the Device OS release of a system part, bootloader or monolithic
-	// firmware ("4.1.0"); Description names other things (a SoftDevice version).
-	DeviceOS    string
-	Description string
-	// Location is "main", "factory", "backup" or "scratchpad".
-	Location string
-	// Present is false for an empty slot.
-	Present bool
-	// Valid: present and no check that ran failed.
-	Valid  bool
-	Checks Checks
-	// Unchecked lists checks that were not run ("integrity" when DFU reading skipped the
-	// CRC; whatever the device did not check).
-	Unchecked    []string
-	Dependencies []Dependency
-	Address      uint32 // start address, when the door knows it
-	Size         uint32 // with CRC, when known
-	MaxSize      uint32 // the slot's size, when known
-	// Problem says what is wrong, for a person ("half-written: ...").
-	Problem string
-	// Source is the door that read it: "control" (request 90), "serial" (`s`), "dfu".
-	Source string
-}
-
-// Failed lists the checks that ran and failed, by their JSON names.
-func (m ModuleStatus) Failed() []string {
-	var out []string
-	for _, c := range []struct {
-		name string
-		ok   bool
-	}{{"integrity", m.Checks.Integrity}, {"range", m.Checks.Range}, {"platform", m.Checks.Platform}, {"dependencies", m.Checks.Dependencies}} {
-		if !c.ok && !slices.Contains(m.Unchecked, c.name) {
-			out = append(out, c.name)
-		}
-	}
-	return out
-}
-
-func (m *ModuleStatus) settle() {
-	m.Valid = m.Present && len(m.Failed()) == 0
 }

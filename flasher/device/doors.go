@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
-	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
-	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
+	"github.com/particle-flasher/particle-flasher/flasher/slots"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
@@ -41,7 +41,7 @@ type Probe struct {
 	DeviceID string
 	Platform *platform.Platform
 	// Mode is ModeUnknown when the door cannot tell.
-	Mode Mode
+	Mode state.Mode
 }
 
 // ErrNotSupported is returned by a door asked for something it cannot do for a sighting
@@ -61,7 +61,7 @@ type Door interface {
 	Probe(ctx context.Context, s Sighting) (Probe, error)
 	// Modules reads the modules through this door for a device in mode m, or returns
 	// ErrNotSupported.
-	Modules(ctx context.Context, s Sighting, p *platform.Platform, m Mode) ([]ModuleStatus, error)
+	Modules(ctx context.Context, s Sighting, p *platform.Platform, m state.Mode) (state.Device, error)
 }
 
 // USBDoor reaches devices through libusb: DFU mode by the PID, normal and listening mode by
@@ -72,7 +72,7 @@ type USBDoor struct {
 	// can take a moment).
 	RequestTimeout time.Duration
 	// DFURead tunes the DFU-mode module reading (default: verify every CRC).
-	DFURead dfu.ReadOptions
+	DFURead slots.ReadOptions
 }
 
 // Name is DoorUSB.
@@ -146,43 +146,31 @@ func (u *USBDoor) Probe(ctx context.Context, s Sighting) (Probe, error) {
 	return pr, nil
 }
 
-// Modules reads the modules: control request 90 in normal, safe and listening mode, DfuSe
+// Modules reads the modules: control requests in normal, safe and listening mode, DfuSe
 // UPLOAD of every slot in DFU mode.
-func (u *USBDoor) Modules(ctx context.Context, s Sighting, p *platform.Platform, m Mode) ([]ModuleStatus, error) {
+func (u *USBDoor) Modules(ctx context.Context, s Sighting, p *platform.Platform, m state.Mode) (state.Device, error) {
 	if s.Err != nil {
-		return nil, s.Err
+		return state.Device{}, s.Err
 	}
 	d, err := u.open(s)
 	if err != nil {
-		return nil, err
+		return state.Device{}, err
 	}
 	defer d.Close()
 	if s.DFU {
-		if p == nil {
-			return nil, remedy.With(fmt.Errorf("the %s is a Particle platform this version does not know", d.Info()),
-				"update the flasher")
-		}
 		x, err := d.DFU(0)
 		if err != nil {
-			return nil, err
+			return state.Device{}, err
 		}
-		slots, err := dfu.ReadModulesWith(ctx, x.Client, p, x.Layout, u.DFURead)
-		switch {
-		case errors.Is(err, dfu.ErrProtected):
-			return nil, remedy.With(err, "the device has Device OS device protection, so its flash cannot be read over DFU: "+
-				"reset it into normal mode (tap RESET) and read its modules there with control requests")
-		case err != nil:
-			return nil, remedy.With(err, dfu.Remedy)
-		}
-		return FromDFU(p, slots), nil
+		return ReadDFU(ctx, x.Client, p, x.Layout, u.DFURead)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*u.timeout())
 	defer cancel()
-	infos, err := d.Ctrl(ctrl.Options{RequestTimeout: 2 * u.timeout()}).ModuleInfo(ctx)
+	rd, err := ReadControl(ctx, d.Ctrl(ctrl.Options{RequestTimeout: 2 * u.timeout()}), p, m)
 	if err != nil {
-		return nil, fmt.Errorf("read the modules of the %s (control request 90): %w", d.Info(), err)
+		return state.Device{}, fmt.Errorf("%s: %w", d.Info(), err)
 	}
-	return FromControl(p, infos), nil
+	return rd, nil
 }
 
 // SerialDoor reaches devices through their USB CDC serial ports: identity from the port's
@@ -257,21 +245,14 @@ func (sd *SerialDoor) Probe(ctx context.Context, s Sighting) (Probe, error) {
 }
 
 // Modules asks `s`, which only listening mode answers.
-func (sd *SerialDoor) Modules(ctx context.Context, s Sighting, p *platform.Platform, m Mode) ([]ModuleStatus, error) {
+func (sd *SerialDoor) Modules(ctx context.Context, s Sighting, p *platform.Platform, m state.Mode) (state.Device, error) {
 	if m != ModeListening {
-		return nil, ErrNotSupported
+		return state.Device{}, ErrNotSupported
 	}
 	c, done, err := sd.console(s.Path)
 	if err != nil {
-		return nil, err
+		return state.Device{}, err
 	}
 	defer done()
-	si, err := c.ModuleInfo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
-		p, _ = platform.ByID(uint16(si.PlatformID))
-	}
-	return FromSerial(p, si), nil
+	return ReadConsole(ctx, c, p)
 }

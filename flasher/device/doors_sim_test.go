@@ -17,6 +17,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
@@ -56,10 +57,11 @@ func TestRealDoorsAgainstSims(t *testing.T) {
 		for _, d := range res.Devices {
 			mode := ids[d.ID]
 			require.NotEmpty(t, mode, "unexpected device %v", d)
-			assert.Equal(t, device.Mode(mode), d.Mode, d.ID)
+			wantMode, _ := state.ParseMode(mode)
+			assert.Equal(t, wantMode, d.Mode, d.ID)
 			assert.Same(t, p, d.Platform)
 			require.NoError(t, d.ModulesErr, d.ID)
-			src := map[string]string{"normal": device.SourceControl, "listening": device.SourceSerial, "dfu": device.SourceDFU}[mode]
+			src := map[string]string{"normal": state.SourceControl, "listening": state.SourceSerial, "dfu": state.SourceDFU}[mode]
 			for _, m := range d.Modules {
 				assert.Equal(t, src, m.Source)
 			}

@@ -1,42 +1,36 @@
 package device
 
 import (
+	"encoding/hex"
 	"sort"
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
-	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
-	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/slots"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
-// Where ModuleStatus values come from.
-const (
-	SourceControl = "control"
-	SourceSerial  = "serial"
-	SourceDFU     = "dfu"
-)
+// The conversions below turn what each door reads into the one shape of a module reading,
+// state.Module, and the reading as a whole into a state.Device, so that every surface
+// judges a device by the same rules (flasher/state).
 
 // Validity bits shared by control request 90 and the `s` JSON (module_validation_flags_t).
 var checkBits = []struct {
 	name string
 	bit  uint32
-}{{"integrity", ctrl.ValidIntegrity}, {"range", ctrl.ValidRange}, {"platform", ctrl.ValidPlatform}, {"dependencies", ctrl.ValidDependencies}}
+	set  func(*state.Checks, bool)
+}{
+	{"integrity", ctrl.ValidIntegrity, func(c *state.Checks, ok bool) { c.Integrity = ok }},
+	{"range", ctrl.ValidRange, func(c *state.Checks, ok bool) { c.Range = ok }},
+	{"platform", ctrl.ValidPlatform, func(c *state.Checks, ok bool) { c.Platform = ok }},
+	{"dependencies", ctrl.ValidDependencies, func(c *state.Checks, ok bool) { c.Dependencies = ok }},
+}
 
 // fromBits fills checks and the unchecked list from checked/passed bit masks.
-func fromBits(m *ModuleStatus, checked, passed uint32) {
+func fromBits(m *state.Module, checked, passed uint32) {
 	for _, c := range checkBits {
-		ok := passed&c.bit != 0
-		switch c.name {
-		case "integrity":
-			m.Checks.Integrity = ok
-		case "range":
-			m.Checks.Range = ok
-		case "platform":
-			m.Checks.Platform = ok
-		case "dependencies":
-			m.Checks.Dependencies = ok
-		}
+		c.set(&m.Checks, passed&c.bit != 0)
 		if checked&c.bit == 0 {
 			m.Unchecked = append(m.Unchecked, c.name)
 		}
@@ -46,154 +40,146 @@ func fromBits(m *ModuleStatus, checked, passed uint32) {
 func locationName(store string) string {
 	switch store {
 	case "", ctrl.StoreMain, "m":
-		return "main"
+		return state.LocationMain
 	case ctrl.StoreFactory, "f":
-		return "factory"
+		return state.LocationFactory
 	case ctrl.StoreBackup, "b":
-		return "backup"
+		return state.LocationBackup
 	case ctrl.StoreScratchpad, "t":
-		return "scratchpad"
+		return state.LocationScratchpad
 	}
 	return store
 }
 
-// describe fills the names: slot name, Device OS release, SoftDevice name.
-func describe(p *platform.Platform, m *ModuleStatus) {
-	if p != nil {
-		if s, ok := p.SlotFor(m.Function, m.Index, m.Version); ok {
-			m.Name = s.Name
-		} else if s, ok := p.Slot(m.Function, m.Index); ok {
-			m.Name = s.Name
-		}
-	}
-	if !m.Present {
+// locate fills the start address of a module Device OS reported without one: the start of
+// its slot, so the model sees which modules a write would overlap.
+func locate(p *platform.Platform, m *state.Module) {
+	if m.Start != 0 || !m.Present || p == nil {
 		return
 	}
-	switch m.Function {
-	case platform.FuncSystem, platform.FuncMono:
-		m.DeviceOS, _ = module.DeviceOSVersion(m.Function, m.Version)
-	case platform.FuncBootloader:
-		if m.Index == 0 {
-			m.DeviceOS, _ = module.DeviceOSVersion(m.Function, m.Version)
+	if s, ok := p.SlotFor(m.Function, m.Index, m.Version); ok && s.Storage != platform.StorageNCP {
+		if m.Location == state.LocationMain {
+			m.Start = s.StartFor(m.Size)
 		}
-	case platform.FuncRadio:
-		m.Description, _ = module.RadioStackName(m.Version)
 	}
 }
 
-// resolveDependencies marks each dependency met or not against the main-store modules of
-// the same reading, with Device OS's rule (same function and index, version at least the
-// one required). Dependencies on memories the door cannot see stay Unknown.
-func resolveDependencies(p *platform.Platform, mods []ModuleStatus, source string) {
-	have := func(fn platform.Function, idx uint8) (uint16, bool) {
+// reading makes the state of a device from its modules as one door read them: the
+// dependencies resolved against the same reading, the NCP marked unread where the door
+// cannot see it.
+func reading(p *platform.Platform, mode state.Mode, mods []state.Module, ncpVisible bool) state.Device {
+	d := state.Device{Platform: p, Mode: mode, Modules: mods}
+	if p != nil && p.HasNCP && !ncpVisible {
+		seen := false
 		for _, m := range mods {
-			if m.Present && m.Location == "main" && m.Function == fn && m.Index == idx {
-				return m.Version, true
-			}
+			seen = seen || m.Function == platform.FuncNCP && m.Present
 		}
-		return 0, false
-	}
-	for i := range mods {
-		for j := range mods[i].Dependencies {
-			d := &mods[i].Dependencies[j]
-			v, ok := have(d.Function, d.Index)
-			d.Have = v
-			d.Met = ok && v >= d.Version
-			if !ok && source == SourceDFU && p != nil {
-				if s, found := p.Slot(d.Function, d.Index); found && s.Storage != platform.StorageInternal {
-					d.Unknown = true
-				}
-			}
+		if !seen {
+			d.Unread = []platform.Function{platform.FuncNCP}
 		}
 	}
+	d.Resolve()
+	return d
 }
 
-// FromControl converts the reply to control request 90.
-func FromControl(p *platform.Platform, infos []ctrl.ModuleInfo) []ModuleStatus {
-	out := make([]ModuleStatus, 0, len(infos))
+// FromControl converts the reply to control request 90 (Device OS in normal, safe or
+// listening mode). Device OS lists the NCP's firmware where the platform has one it can
+// update; where it lists none, ncp (request 31's answer, 0 = none) supplies it.
+func FromControl(p *platform.Platform, mode state.Mode, infos []ctrl.ModuleInfo, ncp uint16) state.Device {
+	out := make([]state.Module, 0, len(infos)+1)
+	listed := false
 	for _, mi := range infos {
-		m := ModuleStatus{Function: platform.Function(mi.Function), Index: mi.Index, Version: uint16(mi.Version),
-			Location: locationName(mi.Store), Present: true, Size: mi.Size, MaxSize: mi.MaxSize, Source: SourceControl,
-			Dependencies: []Dependency{}}
+		m := state.Module{Function: platform.Function(mi.Function), Index: mi.Index, Version: uint16(mi.Version),
+			Location: locationName(mi.Store), Present: true, Size: mi.Size, MaxSize: mi.MaxSize, Source: state.SourceControl}
+		if len(mi.Hash) > 0 {
+			m.SHA256 = hex.EncodeToString(mi.Hash)
+		}
 		fromBits(&m, mi.Checked, mi.Passed)
 		for _, d := range mi.Dependencies {
-			m.Dependencies = append(m.Dependencies, Dependency{Function: platform.Function(d.Function), Index: d.Index, Version: uint16(d.Version)})
+			m.Deps = append(m.Deps, state.Dependency{Function: platform.Function(d.Function), Index: d.Index, Version: uint16(d.Version)})
 		}
-		describe(p, &m)
+		state.Describe(p, &m)
+		locate(p, &m)
+		listed = listed || m.Function == platform.FuncNCP
 		out = append(out, m)
 	}
-	resolveDependencies(p, out, SourceControl)
-	for i := range out {
-		out[i].settle()
-	}
-	return out
-}
-
-// FromSerial converts the `s` reply. Empty slots are kept (Present false): a person wants
-// to see that the user part is missing.
-func FromSerial(p *platform.Platform, si *listen.SystemInfo) []ModuleStatus {
-	out := []ModuleStatus{}
-	if si == nil {
-		return out
-	}
-	for _, mi := range si.Modules {
-		m := ModuleStatus{Function: mi.Function, Index: uint8(mi.Index), Version: uint16(mi.Version),
-			Location: locationName(mi.Location), Present: !mi.Empty, MaxSize: uint32(mi.MaxSize), Source: SourceSerial,
-			Dependencies: []Dependency{}}
-		fromBits(&m, uint32(mi.Checked), uint32(mi.Passed))
-		for _, d := range mi.Dependencies {
-			m.Dependencies = append(m.Dependencies, Dependency{Function: d.Function, Index: uint8(d.Index), Version: uint16(d.Version)})
-		}
-		describe(p, &m)
+	if !listed && ncp != 0 {
+		m := state.Module{Function: platform.FuncNCP, Version: ncp, Location: state.LocationMain, Present: true,
+			Checks: state.AllChecks, Source: state.SourceControl}
+		state.Describe(p, &m)
 		out = append(out, m)
+		listed = true
 	}
-	resolveDependencies(p, out, SourceSerial)
-	for i := range out {
-		out[i].settle()
-	}
-	return out
+	return reading(p, mode, out, listed)
 }
 
-// FromDFU converts a DFU-mode reading (dfu.ReadModules).
-func FromDFU(p *platform.Platform, slots []dfu.SlotModule) []ModuleStatus {
-	out := make([]ModuleStatus, 0, len(slots))
-	for _, s := range slots {
-		present := s.State == dfu.SlotPresent || s.State == dfu.SlotCorrupt
-		m := ModuleStatus{Function: s.Function, Index: s.Index, Version: s.Version, Location: locationName(s.Location),
-			Present: present, Address: s.Address, Size: s.Size, MaxSize: s.Slot.MaxSize, Problem: s.Problem, Source: SourceDFU,
-			Dependencies: []Dependency{}, Checks: Checks(s.Checks)}
+// FromSerial converts the `s` reply (listening mode). Empty slots are kept (Present false):
+// a person wants to see that the user part is missing.
+func FromSerial(p *platform.Platform, si *listen.SystemInfo) state.Device {
+	var out []state.Module
+	ncp := false
+	if si != nil {
+		if p == nil {
+			p, _ = platform.ByID(uint16(si.PlatformID))
+		}
+		for _, mi := range si.Modules {
+			m := state.Module{Function: mi.Function, Index: uint8(mi.Index), Version: uint16(mi.Version),
+				Location: locationName(mi.Location), Present: !mi.Empty, MaxSize: uint32(mi.MaxSize), SHA256: mi.Hash,
+				Source: state.SourceSerial}
+			fromBits(&m, uint32(mi.Checked), uint32(mi.Passed))
+			for _, d := range mi.Dependencies {
+				m.Deps = append(m.Deps, state.Dependency{Function: d.Function, Index: uint8(d.Index), Version: uint16(d.Version)})
+			}
+			state.Describe(p, &m)
+			locate(p, &m)
+			ncp = ncp || m.Function == platform.FuncNCP && m.Present
+			out = append(out, m)
+		}
+	}
+	return reading(p, state.ModeListening, out, ncp)
+}
+
+// FromDFU converts a DFU-mode reading (slots.Read): the modules as the flash holds them,
+// every copy of a slot that moved between releases included. DFU cannot reach the NCP.
+func FromDFU(p *platform.Platform, read []slots.SlotModule) state.Device {
+	out := make([]state.Module, 0, len(read))
+	for _, s := range read {
+		present := s.State == slots.SlotPresent || s.State == slots.SlotCorrupt
+		m := state.Module{Function: s.Function, Index: s.Index, Version: s.Version, Location: locationName(s.Location),
+			Present: present, Start: s.Address, Size: s.Size, MaxSize: s.Slot.MaxSize, Problem: s.Problem, Source: state.SourceDFU,
+			Checks: state.Checks(s.Checks), Name: s.Slot.Name}
 		switch s.State {
-		case dfu.SlotErased:
+		case slots.SlotErased:
 			m.Problem = "empty (erased)"
-		case dfu.SlotUnreadable:
+		case slots.SlotUnreadable:
 			m.Present = false
 		}
 		if present && !s.IntegrityChecked && s.Module != nil {
 			m.Unchecked = append(m.Unchecked, "integrity")
 		}
-		if s.State == dfu.SlotCorrupt && s.Module == nil && s.Version == 0 {
+		if s.State == slots.SlotCorrupt && s.Module == nil && s.Version == 0 {
 			// Nothing decodable: no header, so nothing was checked but integrity failed.
 			m.Unchecked = []string{"range", "platform", "dependencies"}
 		}
-		for _, d := range s.Dependencies {
-			m.Dependencies = append(m.Dependencies, Dependency{Function: d.Function, Index: d.Index, Version: d.Version})
+		if s.Module != nil && s.IntegrityChecked {
+			m.CRC = s.Module.StoredCRC
 		}
-		m.Name = s.Slot.Name
-		describe(p, &m)
-		if s.Slot.Name != "" {
-			m.Name = s.Slot.Name
+		if s.Module != nil && len(s.Module.SHA256) > 0 && s.Function == platform.FuncUser {
+			m.SHA256 = hex.EncodeToString(s.Module.SHA256)
 		}
+		m.Deps = state.DependenciesOf(s.Dependencies)
+		state.Describe(p, &m)
 		out = append(out, m)
 	}
-	resolveDependencies(p, out, SourceDFU)
-	for i := range out {
-		for _, d := range out[i].Dependencies {
-			if d.Unknown && !out[i].Checks.Dependencies {
-				out[i].Unchecked = append(out[i].Unchecked, "dependencies")
+	d := reading(p, state.ModeDFU, out, false)
+	for i := range d.Modules {
+		m := &d.Modules[i]
+		for _, dep := range m.Deps {
+			if dep.Unknown && !m.Checks.Dependencies {
+				m.Unchecked = append(m.Unchecked, "dependencies")
 				break
 			}
 		}
-		out[i].settle()
 	}
 	// Device OS's order (bootloader, system parts, user parts, then the radio stack), not
 	// flash order, so every door lists a device the same way.
@@ -204,27 +190,15 @@ func FromDFU(p *platform.Platform, slots []dfu.SlotModule) []ModuleStatus {
 		}
 		return 6
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if (a.Location == "main") != (b.Location == "main") {
-			return a.Location == "main"
+	sort.SliceStable(d.Modules, func(i, j int) bool {
+		a, b := d.Modules[i], d.Modules[j]
+		if a.IsMain() != b.IsMain() {
+			return a.IsMain()
 		}
 		if r(a.Function) != r(b.Function) {
 			return r(a.Function) < r(b.Function)
 		}
 		return a.Index < b.Index
 	})
-	return out
-}
-
-// inferSafe reports whether a normal-mode module table shows what Device OS boots into
-// safe mode for: a main-store module that failed a check it ran (prior-art §1a: Device OS
-// reports safe mode as normal over USB, the CLI infers it from a failed dependency).
-func inferSafe(mods []ModuleStatus) bool {
-	for _, m := range mods {
-		if m.Present && m.Location == "main" && len(m.Failed()) > 0 {
-			return true
-		}
-	}
-	return false
+	return d
 }

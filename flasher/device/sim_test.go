@@ -17,8 +17,10 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
@@ -63,7 +65,7 @@ type summary struct {
 	Valid    bool
 }
 
-func summarise(p *platform.Platform, mods []device.ModuleStatus) []summary {
+func summarise(p *platform.Platform, mods []state.Module) []summary {
 	var out []summary
 	for _, m := range mods {
 		if !m.Present || m.Location != "main" {
@@ -73,10 +75,10 @@ func summarise(p *platform.Platform, mods []device.ModuleStatus) []summary {
 			continue // the NCP lives on another chip: DFU cannot see it
 		}
 		deps := ""
-		for _, d := range m.Dependencies {
+		for _, d := range m.Deps {
 			deps += fmt.Sprintf("%s/%d/%d ", d.Function, d.Index, d.Version)
 		}
-		out = append(out, summary{m.Function, m.Index, m.Version, deps, m.Valid})
+		out = append(out, summary{m.Function, m.Index, m.Version, deps, m.Valid()})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Function != out[j].Function {
@@ -117,7 +119,7 @@ func TestModulesAgreeAcrossDoors(t *testing.T) {
 			// Normal mode: control request 90.
 			infos, err := c.ModuleInfo(ctx)
 			require.NoError(t, err)
-			normal := device.FromControl(p, infos)
+			normal := device.FromControl(p, state.ModeNormal, infos, 0).Modules
 			want := summarise(p, normal)
 			require.NotEmpty(t, want)
 			for _, s := range want {
@@ -140,7 +142,7 @@ func TestModulesAgreeAcrossDoors(t *testing.T) {
 			assert.Equal(t, d.ID(), sights[0].DeviceID)
 			listening, err := door.Modules(ctx, sights[0], p, device.ModeListening)
 			require.NoError(t, err)
-			assert.Equal(t, want, summarise(p, listening), "listening mode `s`")
+			assert.Equal(t, want, summarise(p, listening.Modules), "listening mode `s`")
 
 			// DFU mode: read from flash.
 			require.NoError(t, c.StopListening(ctx))
@@ -148,9 +150,9 @@ func TestModulesAgreeAcrossDoors(t *testing.T) {
 			_, err = d.WaitMode(ctx, sim.ModeDFU)
 			require.NoError(t, err)
 			client := dfu.New(d, dfu.Options{TransferSize: p.TransferSize})
-			slots, err := dfu.ReadModules(ctx, client, p, nil)
+			read, err := slots.ReadModules(ctx, client, p, nil)
 			require.NoError(t, err)
-			inDFU := device.FromDFU(p, slots)
+			inDFU := device.FromDFU(p, read).Modules
 			assert.Equal(t, want, summarise(p, inDFU), "DFU UPLOAD")
 			t.Logf("%s: %+v", rs.platform, want)
 			for _, m := range inDFU {
@@ -184,23 +186,23 @@ func TestDFUReadingSeesWhatSafeModeHides(t *testing.T) {
 	c := quickCtrl(d)
 	infos, err := c.ModuleInfo(ctx)
 	require.NoError(t, err)
-	normal := device.FromControl(p, infos)
+	normal := device.FromControl(p, state.ModeNormal, infos, 0).Modules
 	want := summarise(p, normal)
 	require.NoError(t, c.EnterDFU(ctx))
 	_, err = d.WaitMode(ctx, sim.ModeDFU)
 	require.NoError(t, err)
-	slots, err := dfu.ReadModules(ctx, dfu.New(d, dfu.Options{TransferSize: 4096}), p, nil)
+	read, err := slots.ReadModules(ctx, dfu.New(d, dfu.Options{TransferSize: 4096}), p, nil)
 	require.NoError(t, err)
-	got := device.FromDFU(p, slots)
+	got := device.FromDFU(p, read).Modules
 	assert.Equal(t, want, summarise(p, got))
 	for _, m := range got {
 		if m.Function == platform.FuncSystem {
-			assert.False(t, m.Valid)
+			assert.False(t, m.Valid())
 			assert.Equal(t, []string{"dependencies"}, m.Failed())
-			require.Len(t, m.Dependencies, 2)
-			assert.False(t, m.Dependencies[0].Met, "bootloader ≥ 1200 with 502 installed")
-			assert.Equal(t, uint16(502), m.Dependencies[0].Have)
-			assert.True(t, m.Dependencies[1].Met, "radio ≥ 202")
+			require.Len(t, m.Deps, 2)
+			assert.False(t, m.Deps[0].Met, "bootloader ≥ 1200 with 502 installed")
+			assert.Equal(t, uint16(502), m.Deps[0].Have)
+			assert.True(t, m.Deps[1].Met, "radio ≥ 202")
 		}
 	}
 }

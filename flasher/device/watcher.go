@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
@@ -57,7 +58,7 @@ type Event struct {
 	Kind   EventKind
 	Device Device
 	// PrevMode is the mode before a ChangedMode.
-	PrevMode Mode
+	PrevMode state.Mode
 	// Other is, for DuplicateID, the key of the device sharing the identity.
 	Other string
 	// Door and Err describe a DoorFailed; Err is also a failed reading's error.
@@ -135,7 +136,7 @@ type devState struct {
 	sights   map[string]*sightState
 	paths    map[string]bool // every path it was seen at, to tell duplicates apart
 	safe     bool            // inferred from a normal-mode module reading
-	base     Mode            // the mode the doors tell (before the safe-mode inference)
+	base     state.Mode      // the mode the doors tell (before the safe-mode inference)
 	fresh    bool            // created, not announced yet
 	dupOf    *devState       // for a fresh duplicate: the device it collides with
 	needRead bool            // its modules are to be read (again)
@@ -441,7 +442,7 @@ func (w *Watcher) poll(ctx context.Context, spawn func(func(context.Context) fun
 	w.checkReady()
 }
 
-func sightingMode(s Sighting) Mode {
+func sightingMode(s Sighting) state.Mode {
 	if s.Door == DoorUSB {
 		if s.DFU {
 			return ModeDFU
@@ -684,7 +685,7 @@ func (w *Watcher) announce(spawn func(func(context.Context) func())) {
 }
 
 // baseMode is the mode the doors tell, before the safe-mode inference.
-func (dev *devState) baseMode() Mode {
+func (dev *devState) baseMode() state.Mode {
 	mode := ModeUnknown
 	for _, ss := range dev.sights {
 		m := ss.probe.Mode
@@ -840,10 +841,10 @@ func (w *Watcher) readModules(dev *devState, spawn func(func(context.Context) fu
 	spawn(func(ctx context.Context) func() {
 		rctx, cancel := context.WithTimeout(ctx, w.o.ModulesTimeout)
 		defer cancel()
-		var mods []ModuleStatus
+		var rd state.Device
 		var err error
 		for _, t := range tries {
-			mods, err = t.door.Modules(rctx, t.s, p, mode)
+			rd, err = t.door.Modules(rctx, t.s, p, mode)
 			if err == nil {
 				break
 			}
@@ -861,14 +862,17 @@ func (w *Watcher) readModules(dev *devState, spawn func(func(context.Context) fu
 			if dev == nil || dev.readGen != gen {
 				return // the device moved on; a newer reading is coming or it is gone
 			}
-			dev.d.Modules, dev.d.ModulesErr, dev.d.ModulesAt, dev.d.ModulesMode = mods, err, at, mode
+			dev.d.Modules, dev.d.ModulesErr, dev.d.ModulesAt, dev.d.ModulesMode = rd.Modules, err, at, mode
+			dev.d.Reading, dev.d.Boot = rd, state.Boot{}
 			if err != nil {
-				dev.d.Modules = nil
+				dev.d.Modules, dev.d.Reading = nil, state.Device{}
+			} else {
+				dev.d.Boot = rd.Boot()
 			}
 			w.emit(Event{Kind: ModulesRead, Device: dev.snapshot(), Err: err})
 			if err == nil && mode == ModeNormal {
 				prev := dev.d.Mode
-				dev.safe = inferSafe(mods)
+				dev.safe = dev.d.Boot.Mode == ModeSafe
 				w.recompute(dev)
 				if dev.d.Mode != prev {
 					w.emit(Event{Kind: ChangedMode, Device: dev.snapshot(), PrevMode: prev})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // fakeDoor is a door whose sightings, probe answers and module tables the test sets.
@@ -27,7 +28,7 @@ type fakeDoor struct {
 	listErr  error
 	probes   map[string]device.Probe // by sighting key
 	probeErr map[string]error
-	mods     map[string][]device.ModuleStatus // by sighting key
+	mods     map[string][]state.Module // by sighting key
 	modsErr  error
 	block    chan struct{} // when set, Modules waits for it (or ctx)
 	reads    int
@@ -35,7 +36,7 @@ type fakeDoor struct {
 }
 
 func newDoor(name string) *fakeDoor {
-	return &fakeDoor{name: name, probes: map[string]device.Probe{}, probeErr: map[string]error{}, mods: map[string][]device.ModuleStatus{}}
+	return &fakeDoor{name: name, probes: map[string]device.Probe{}, probeErr: map[string]error{}, mods: map[string][]state.Module{}}
 }
 
 func (f *fakeDoor) Name() string { return f.name }
@@ -75,7 +76,7 @@ func (f *fakeDoor) Probe(ctx context.Context, s device.Sighting) (device.Probe, 
 	return device.Probe{DeviceID: s.DeviceID, Platform: s.Platform, Mode: device.ModeNormal}, nil
 }
 
-func (f *fakeDoor) Modules(ctx context.Context, s device.Sighting, p *platform.Platform, m device.Mode) ([]device.ModuleStatus, error) {
+func (f *fakeDoor) Modules(ctx context.Context, s device.Sighting, p *platform.Platform, m state.Mode) (state.Device, error) {
 	f.mu.Lock()
 	f.reads++
 	block := f.block
@@ -86,16 +87,16 @@ func (f *fakeDoor) Modules(ctx context.Context, s device.Sighting, p *platform.P
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return state.Device{}, ctx.Err()
 		}
 	}
 	if err != nil {
-		return nil, err
+		return state.Device{}, err
 	}
 	if !ok {
-		return nil, device.ErrNotSupported
+		return state.Device{}, device.ErrNotSupported
 	}
-	return mods, nil
+	return state.Device{Platform: p, Mode: m, Modules: mods}, nil
 }
 
 var (
@@ -115,9 +116,12 @@ func usbDFU(key, id string) device.Sighting {
 	return s
 }
 
-func goodMods(src string) []device.ModuleStatus {
-	return []device.ModuleStatus{{Function: platform.FuncSystem, Index: 1, Version: 4100, Location: "main", Present: true, Valid: true,
-		Checks: device.Checks{Integrity: true, Range: true, Platform: true, Dependencies: true}, Source: src}}
+// goodMods is a device whose Device OS and application are fine.
+func goodMods(src string) []state.Module {
+	return []state.Module{{Function: platform.FuncSystem, Index: 1, Version: 4100, Location: "main", Present: true,
+		Checks: state.AllChecks, Source: src},
+		{Function: platform.FuncUser, Index: 1, Version: 6, Location: "main", Present: true, Checks: state.AllChecks, Source: src,
+			Deps: []state.Dependency{{Function: platform.FuncSystem, Index: 1, Version: 4100}}}}
 }
 
 type rig struct {
@@ -398,7 +402,7 @@ func TestModeChangeWithoutReenumeration(t *testing.T) {
 func TestSafeModeIsInferred(t *testing.T) {
 	usb := newDoor(device.DoorUSB)
 	bad := goodMods("control")
-	bad[0].Checks.Dependencies, bad[0].Valid = false, false
+	bad[0].Checks.Dependencies = false
 	usb.mods["u"] = bad
 	usb.set(usbNormal("u", id1))
 	r := start(t, device.Options{Doors: []device.Door{usb}})

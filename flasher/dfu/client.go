@@ -391,20 +391,6 @@ func (c *Client) dfuseOnce(ctx context.Context, payload []byte, note string, acc
 	return st, nil
 }
 
-// isProtectedLayout: Particle bootloaders in protected mode advertise every segment as 'b'
-// (erase-only, neither readable nor writable).
-func isProtectedLayout(l *memlayout.Layout) bool {
-	if len(l.Segments) == 0 {
-		return false
-	}
-	for _, s := range l.Segments {
-		if s.Perm != memlayout.Erasable {
-			return false
-		}
-	}
-	return true
-}
-
 // checkRange returns the sectors covering [addr, addr+length) after checking that every one
 // of them allows need, with an error naming the address and the reason otherwise.
 func checkRange(l *memlayout.Layout, addr uint32, length int, need memlayout.Perm) ([]memlayout.Sector, error) {
@@ -414,7 +400,7 @@ func checkRange(l *memlayout.Layout, addr uint32, length int, need memlayout.Per
 	if uint64(addr)+uint64(length) > 1<<32 {
 		return nil, fmt.Errorf("%d bytes run past the 32-bit address space: %w", length, ErrOutOfRange)
 	}
-	if isProtectedLayout(l) && need != memlayout.Erasable {
+	if l.EraseOnly() && need != memlayout.Erasable {
 		return nil, fmt.Errorf("%q advertises every sector as erase-only: %w", l.Name, ErrProtected)
 	}
 	secs, err := l.SectorsCovering(addr, uint32(length))

@@ -578,25 +578,10 @@ func deviceOS(rd *run.Reading) string {
 	if rd == nil {
 		return "unknown"
 	}
-	if rd.State.DeviceOS != "" {
-		return rd.State.DeviceOS
+	if v := rd.State.DeviceOSName(); v != "" {
+		return v
 	}
-	best, idx := "", -1
-	for _, m := range rd.Modules {
-		if m.Function != platform.FuncSystem || !m.Present || m.DeviceOS == "" {
-			continue
-		}
-		if m.Location != "" && m.Location != "main" {
-			continue
-		}
-		if idx < 0 || int(m.Index) < idx {
-			best, idx = m.DeviceOS, int(m.Index)
-		}
-	}
-	if best == "" {
-		return "none"
-	}
-	return best
+	return "none"
 }
 
 func platName(p *platform.Platform) string {

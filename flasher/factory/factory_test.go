@@ -16,6 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/factory"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
@@ -441,15 +444,37 @@ func TestBenchUntilStopsQueue(t *testing.T) {
 }
 
 // TestBenchBlankBoard: a board fresh from the programmer (a bootloader, no Device OS) is
-// reported as coming from "none".
+// reported as coming from "none", and gets the release's application with Device OS so
+// that it starts normally; without one the bench refuses it before writing, since it would
+// end in safe mode.
 func TestBenchBlankBoard(t *testing.T) {
 	d := newBoron(t, boron152, sim.Options{Blank: true})
 	require.Equal(t, sim.ModeDFU, d.Mode())
-	ev := newEvents()
-	o := benchOptions(t, simdoor.New(true, d), ev, 1)
+
+	refused := newEvents()
+	o := benchOptions(t, simdoor.New(true, d), refused, 1)
 	tot, err := factory.Run(testCtx(t, time.Minute), o)
 	require.NoError(t, err)
-	fin := ev.kind(factory.EvFinished)
+	assert.Equal(t, 1, tot.Failed, "%+v", tot)
+	fin := refused.kind(factory.EvFinished)
+	require.Len(t, fin, 1)
+	assert.Contains(t, fin[0].Record.Error, "safe mode: there is no application")
+	assert.Equal(t, sim.ModeDFU, d.Mode(), "nothing was written")
+
+	tinker, err := sim.SyntheticUserPart(boron(t), 4100, module.Dependency{Function: platform.FuncSystem, Index: 1, Version: 4100})
+	require.NoError(t, err)
+	app, err := module.Parse(tinker)
+	require.NoError(t, err)
+	ev := newEvents()
+	o = benchOptions(t, simdoor.New(true, d), ev, 1)
+	o.Target = func(ctx context.Context, p *platform.Platform) (plan.Target, error) {
+		tgt := target410(t)
+		tgt.ReplacementApp = app
+		return tgt, nil
+	}
+	tot, err = factory.Run(testCtx(t, time.Minute), o)
+	require.NoError(t, err)
+	fin = ev.kind(factory.EvFinished)
 	require.Len(t, fin, 1)
 	r := fin[0].Record
 	assert.Equal(t, 1, tot.OK, "%+v %s", tot, r.Error)

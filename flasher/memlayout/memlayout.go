@@ -431,3 +431,17 @@ func (l *Layout) Permits(addr, length uint32, need Perm) bool {
 	}
 	return true
 }
+
+// EraseOnly reports a layout whose every segment may only be erased ('b'): what Particle
+// bootloaders in Device Protection's protected mode advertise, refusing reads and writes.
+func (l *Layout) EraseOnly() bool {
+	if len(l.Segments) == 0 {
+		return false
+	}
+	for _, s := range l.Segments {
+		if s.Perm != Erasable {
+			return false
+		}
+	}
+	return true
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // emitter turns ordered items into steps: mode changes where the method needs another
@@ -17,9 +18,9 @@ import (
 type emitter struct {
 	pl    *Plan
 	p     *platform.Platform
-	st    DeviceState
-	model *model
-	cur   Mode
+	st    state.Device
+	model *state.Device
+	cur   state.Mode
 	// pendingOTA is a module staged in the OTA region, installed at the next start.
 	pendingOTA *item
 	ids        map[string]int
@@ -32,8 +33,8 @@ type emitter struct {
 	window int
 }
 
-func newEmitter(pl *Plan, st DeviceState, initial *model, o Options) *emitter {
-	return &emitter{pl: pl, p: st.Platform, st: st, model: initial.clone(), cur: st.Mode, ids: map[string]int{}, opt: o}
+func newEmitter(pl *Plan, st state.Device, initial *state.Device, o Options) *emitter {
+	return &emitter{pl: pl, p: st.Platform, st: st, model: cloneOf(initial), cur: st.Mode, ids: map[string]int{}, opt: o}
 }
 
 func (e *emitter) emit(items []*item) error {
@@ -45,20 +46,20 @@ func (e *emitter) emit(items []*item) error {
 		}
 	}
 	if len(items) == 0 {
-		if e.cur == ModeDFU {
+		if e.cur == state.ModeDFU {
 			e.leaveDFU("Nothing needs writing; the device only has to leave DFU mode.", true)
 		}
 		return nil
 	}
 	if e.st.Protected {
-		if e.cur == ModeDFU {
-			e.enter(ModeSafe, "Device Protection can only be suspended while Device OS runs, so the device first restarts from DFU mode into safe mode (as particle-cli does).")
+		if e.cur == state.ModeDFU {
+			e.enter(state.ModeSafe, "Device Protection can only be suspended while Device OS runs, so the device first restarts from DFU mode into safe mode (as particle-cli does).")
 		}
-		now := e.model.bootMode()
+		now := e.model.Boot().Mode
 		if e.cur.RunsDeviceOS() {
 			now = e.cur
 		}
-		e.add(Step{ID: "service-mode", Kind: KindServiceMode, Mode: ModeNormal, Estimate: serviceModeTime,
+		e.add(Step{ID: "service-mode", Kind: KindServiceMode, Mode: state.ModeNormal, Estimate: serviceModeTime,
 			LED: running(e.p, now),
 			Why: "The device has Device Protection, which refuses DFU reads and writes; service mode suspends it for this plan (it is turned back on at the end)."})
 	}
@@ -70,8 +71,8 @@ func (e *emitter) emit(items []*item) error {
 			if err := e.toDFU(); err != nil {
 				return err
 			}
-			if it.invalidate != nil {
-				if err := e.invalidate(it); err != nil {
+			for _, w := range it.wipes {
+				if err := e.invalidate(w); err != nil {
 					return err
 				}
 			}
@@ -89,12 +90,12 @@ func (e *emitter) emit(items []*item) error {
 		e.toRunning()
 		e.writeControl(it, i == len(items)-1)
 	}
-	if e.cur == ModeDFU || e.pendingOTA != nil {
+	if e.cur == state.ModeDFU || e.pendingOTA != nil {
 		e.leaveDFU("All the DFU writes are done; leaving DFU mode starts Device OS.", true)
 	}
 	if e.pl.Verify != VerifyNone {
 		est := verifyTime
-		why := "Re-read the module table and check that the device reports exactly the expected modules (Plan.Expect) and runs in " + e.model.bootMode().String() + " mode."
+		why := "Re-read the module table and check that the device reports exactly the expected modules (Plan.Expect) and runs in " + e.model.Boot().Mode.String() + " mode."
 		if e.pl.Verify == VerifyReadback {
 			var n int
 			for _, s := range e.pl.Steps {
@@ -105,12 +106,12 @@ func (e *emitter) emit(items []*item) error {
 			est += enterDFUTime + rebootTime + time.Duration(float64(n)/(400*kib)*float64(time.Second))
 			why += " Every range written over DFU is also read back and compared."
 		}
-		e.add(Step{ID: "verify", Kind: KindVerify, Mode: e.model.bootMode(), Estimate: est,
-			LED: running(e.p, e.model.bootMode()), Why: why})
+		e.add(Step{ID: "verify", Kind: KindVerify, Mode: e.model.Boot().Mode, Estimate: est,
+			LED: running(e.p, e.model.Boot().Mode), Why: why})
 	}
 	if e.st.Protected {
-		e.add(Step{ID: "end-service-mode", Kind: KindEndServiceMode, Mode: ModeNormal, Estimate: serviceModeTime,
-			LED: running(e.p, e.model.bootMode()),
+		e.add(Step{ID: "end-service-mode", Kind: KindEndServiceMode, Mode: state.ModeNormal, Estimate: serviceModeTime,
+			LED: running(e.p, e.model.Boot().Mode),
 			Why: "Turn Device Protection back on."})
 	}
 	e.pl.Windows = e.window
@@ -124,7 +125,7 @@ func (e *emitter) emit(items []*item) error {
 
 // toDFU switches to DFU mode unless the device is there.
 func (e *emitter) toDFU() error {
-	if e.cur == ModeDFU {
+	if e.cur == state.ModeDFU {
 		if e.window == 0 && e.opt.Watchdog > 0 {
 			e.window, e.used = 1, 0
 		}
@@ -132,28 +133,28 @@ func (e *emitter) toDFU() error {
 	}
 	why := "Writing over USB needs the DFU bootloader. "
 	switch {
-	case !e.model.runnable() && e.cur == ModeUnknown:
+	case !e.model.Runnable() && e.cur == state.ModeUnknown:
 		why += "Device OS cannot start with what the device has, so it is probably in DFU mode already (blinking yellow); if not, use the buttons."
-	case e.p.Gen == 2 && e.model.systemVersion() != 0 && e.model.systemVersion() < systemVersion(gen2ControlDFUSince):
+	case e.p.Gen == 2 && e.model.SystemVersion() != 0 && e.model.SystemVersion() < systemVersion(gen2ControlDFUSince):
 		why += "Device OS older than 2.0.0 on this Gen2 device does not take the DFU request reliably (particle-cli refuses it): open its USB serial port at 14400 baud, or use the buttons."
 	default:
 		why += "Particle Flasher asks Device OS to restart into DFU mode (USB control request); the buttons work too."
 	}
-	e.enter(ModeDFU, why)
+	e.enter(state.ModeDFU, why)
 	return nil
 }
 
 // enter adds a switch into mode.
-func (e *emitter) enter(mode Mode, why string) {
+func (e *emitter) enter(mode state.Mode, why string) {
 	goal := led.GoalDFU
-	if mode == ModeSafe {
+	if mode == state.ModeSafe {
 		goal = led.GoalSafeMode
-	} else if mode == ModeListening {
+	} else if mode == state.ModeListening {
 		goal = led.GoalListening
 	}
 	s := Step{ID: "enter-" + mode.String(), Kind: KindEnterMode, Mode: mode, Estimate: enterDFUTime,
 		LED: led.Expect(e.p, goal), Why: why}
-	if mode == ModeDFU && e.opt.Watchdog > 0 {
+	if mode == state.ModeDFU && e.opt.Watchdog > 0 {
 		e.window++
 		e.used = 0
 		s.Window = e.window
@@ -164,16 +165,16 @@ func (e *emitter) enter(mode Mode, why string) {
 
 // toRunning makes sure Device OS runs (for control requests).
 func (e *emitter) toRunning() {
-	if e.cur == ModeDFU {
+	if e.cur == state.ModeDFU {
 		e.leaveDFU("The next part is installed by Device OS itself, so the device leaves DFU mode.", false)
 	}
 }
 
 // leaveDFU restarts the device out of DFU mode; Device OS installs a staged module first.
 func (e *emitter) leaveDFU(why string, final bool) {
-	mode := e.model.bootModeWary()
+	mode := e.model.BootWary().Mode
 	if final {
-		mode = e.model.bootMode()
+		mode = e.model.Boot().Mode
 	}
 	est := rebootTime
 	lead := ""
@@ -211,36 +212,34 @@ func (e *emitter) writeDFU(it *item) error {
 	}
 	inst := it.inst
 	s := Step{ID: fmt.Sprintf("write:%s@%d", it.slot.Name, it.m.Version), Kind: KindWrite, Module: it.m, Slot: it.slot.Name,
-		Method: it.method, Alt: 0, Address: addr, Data: data, Mode: ModeDFU,
+		Method: it.method, Alt: 0, Address: addr, Data: data, Mode: state.ModeDFU,
 		Estimate: e.dfuTime(0, addr, len(data)),
 		LED:      dfuLED(e.p, "its "+it.slot.Name+" is written"),
 		Why:      joinWhy(it.why, how, it.relaxWhy), Unmet: it.unmet, Expect: &inst}
 	if err := e.addDFU(s); err != nil {
 		return err
 	}
-	e.model.write(it.inst)
+	e.model.Write(it.inst)
 	return nil
 }
 
-func (e *emitter) invalidate(it *item) error {
-	r := *it.invalidate
-	if err := e.guardRegion(r, r.Alt, r.Address, int(r.Size)); err != nil {
+func (e *emitter) invalidate(w wipe) error {
+	if err := e.guardRegion(w.Region, w.Alt, w.Address, int(w.Size)); err != nil {
 		return err
 	}
-	data := make([]byte, r.Size)
+	data := make([]byte, w.Size)
 	for i := range data {
 		data[i] = 0xFF
 	}
-	s := Step{ID: fmt.Sprintf("invalidate:0x%08x", r.Address), Kind: KindInvalidate, Slot: "former-user-part",
-		Method: platform.MethodDFU, Alt: r.Alt, Address: r.Address, Data: data, Mode: ModeDFU,
-		Estimate: e.dfuTime(r.Alt, r.Address, len(data)),
-		LED:      dfuLED(e.p, "the old 128 KB application slot is wiped"),
-		Why: fmt.Sprintf("The new application goes in the 256 KB slot at 0x%08x, but a valid application in the old 128 KB slot at 0x%08x would still win at start-up, so its first %d bytes are overwritten with 0xFF first (as particle-cli does).",
-			it.inst.Start, r.Address, r.Size)}
+	s := Step{ID: fmt.Sprintf("invalidate:0x%08x", w.Address), Kind: KindInvalidate, Slot: w.slot,
+		Method: platform.MethodDFU, Alt: w.Alt, Address: w.Address, Data: data, Mode: state.ModeDFU,
+		Estimate: e.dfuTime(w.Alt, w.Address, len(data)),
+		LED:      dfuLED(e.p, "the old "+w.what+" is wiped"),
+		Why:      w.why}
 	if err := e.addDFU(s); err != nil {
 		return err
 	}
-	e.model.invalidate(r.Address)
+	e.model.Invalidate(w.Address, w.Size)
 	return nil
 }
 
@@ -249,15 +248,15 @@ func (e *emitter) invalidate(it *item) error {
 // the region must be the one of the Device OS that will be running then: the system
 // version after the rest of this DFU stretch.
 func (e *emitter) stageOTA(it *item, rest []*item) error {
-	next := e.model.clone()
-	next.write(it.inst)
+	next := cloneOf(e.model)
+	next.Write(it.inst)
 	for _, r := range rest {
 		if !r.method.UsesDFU() || r.method == platform.MethodOTARegion {
 			break
 		}
-		next.write(r.inst)
+		next.Write(r.inst)
 	}
-	reg, ok := e.p.OTARegionFor(next.systemVersion())
+	reg, ok := e.p.OTARegionFor(next.SystemVersion())
 	if !ok {
 		return fail(ErrNoMethod, "Use the control-request method in normal mode.", "the %s has no OTA region", e.p.DisplayName)
 	}
@@ -268,9 +267,9 @@ func (e *emitter) stageOTA(it *item, rest []*item) error {
 	inst := it.inst
 	name := fmt.Sprintf("%s@%d", it.slot.Name, it.m.Version)
 	why := fmt.Sprintf("The %s's own flash cannot be written over DFU (the bootloader keeps it read-only), so the file is staged in the OTA region at 0x%08x (alt %d), where Device OS %s looks for pending updates.",
-		it.slot.Name, reg.Address, reg.Alt, firstNonEmpty(osName(next.systemVersion()), "that starts next"))
+		it.slot.Name, reg.Address, reg.Alt, firstNonEmpty(osName(next.SystemVersion()), "that starts next"))
 	s := Step{ID: "ota-region:" + name, Kind: KindWrite, Module: it.m, Slot: it.slot.Name, Method: platform.MethodOTARegion,
-		Alt: reg.Alt, Address: reg.Address, Data: it.m.Data, Mode: ModeDFU,
+		Alt: reg.Alt, Address: reg.Address, Data: it.m.Data, Mode: state.ModeDFU,
 		Estimate: e.dfuTime(reg.Alt, reg.Address, len(it.m.Data)),
 		LED:      dfuLED(e.p, describe(it.m)+" is staged"),
 		Why:      joinWhy(it.why, why, it.relaxWhy), Expect: &inst}
@@ -278,7 +277,7 @@ func (e *emitter) stageOTA(it *item, rest []*item) error {
 		return err
 	}
 	flag := Step{ID: "ota-flag:" + name, Kind: KindSetOTAFlag, Module: it.m, Slot: "dct", Method: platform.MethodDFU,
-		Alt: dct.Alt, Address: e.p.OTAFlagOffset, Data: []byte{e.p.OTAFlagValue}, Mode: ModeDFU,
+		Alt: dct.Alt, Address: e.p.OTAFlagOffset, Data: []byte{e.p.OTAFlagValue}, Mode: state.ModeDFU,
 		Estimate: dctWriteTime, LED: dfuLED(e.p, "the update flag is set"),
 		Why: fmt.Sprintf("Setting DCT byte %d (alt %d) to 0x%02X tells Device OS to install what the OTA region holds at its next start.",
 			e.p.OTAFlagOffset, dct.Alt, e.p.OTAFlagValue),
@@ -286,7 +285,7 @@ func (e *emitter) stageOTA(it *item, rest []*item) error {
 	if err := e.addDFU(flag); err != nil {
 		return err
 	}
-	e.model.write(it.inst)
+	e.model.Write(it.inst)
 	e.pendingOTA = it
 	return nil
 }
@@ -296,10 +295,10 @@ func (e *emitter) stageOTA(it *item, rest []*item) error {
 func (e *emitter) writeControl(it *item, last bool) {
 	inst := it.inst
 	transfer, apply := e.controlTime(it)
-	mode := ModeNormal
+	mode := state.ModeNormal
 	how := "Device OS receives it over USB control requests, checks its dependencies and installs it while it restarts."
 	if it.method == platform.MethodYModem {
-		mode = ModeListening
+		mode = state.ModeListening
 		how = "Device OS receives it with YMODEM in listening mode, checks it and installs it while it restarts."
 	}
 	reason := fmt.Sprintf("The %s cannot be written over DFU. %s", it.slot.Name, how)
@@ -317,10 +316,10 @@ func (e *emitter) writeControl(it *item, last bool) {
 	e.add(Step{ID: "write:" + id, Kind: KindWrite, Module: it.m, Slot: it.slot.Name, Method: it.method,
 		Data: it.m.Data, Mode: mode, Estimate: transfer, LED: controlLED(e.p, it),
 		Why: joinWhy(it.why, reason), Expect: &inst})
-	e.model.write(it.inst)
-	after := e.model.bootModeWary()
+	e.model.Write(it.inst)
+	after := e.model.BootWary().Mode
 	if last {
-		after = e.model.bootMode()
+		after = e.model.Boot().Mode
 	}
 	lead := fmt.Sprintf("It shows magenta while it installs %s and then restarts; do not unplug it. ", describe(it.m))
 	if it.slot.Storage == platform.StorageNCP {
@@ -372,7 +371,7 @@ func (e *emitter) addDFU(s Step) error {
 func (e *emitter) newWindow() {
 	e.window++
 	e.used = 0
-	e.add(Step{ID: "enter-dfu", Kind: KindEnterMode, Mode: ModeDFU, Estimate: enterDFUTime, Window: e.window,
+	e.add(Step{ID: "enter-dfu", Kind: KindEnterMode, Mode: state.ModeDFU, Estimate: enterDFUTime, Window: e.window,
 		LED: led.Expect(e.p, led.GoalDFU),
 		Why: fmt.Sprintf("Watchdog window %d: the external watchdog restarts the device every %s and nothing services it in DFU mode, so the work stops here. When the device comes back, it goes into DFU mode again (it may already be there if a part is half-written).",
 			e.window, e.opt.Watchdog)})
@@ -573,8 +572,8 @@ func controlLED(p *platform.Platform, it *item) led.Guidance {
 }
 
 // running is the LED of a device running Device OS in mode (normal or safe).
-func running(p *platform.Platform, mode Mode) led.Guidance {
-	if mode == ModeSafe {
+func running(p *platform.Platform, mode state.Mode) led.Guidance {
+	if mode == state.ModeSafe {
 		return safeLED(p, "")
 	}
 	return led.Expect(p, led.GoalNormal)
@@ -583,21 +582,15 @@ func running(p *platform.Platform, mode Mode) led.Guidance {
 // restart is the LED after a restart the plan causes: normal, or safe mode when the
 // model says a dependency is still open or there is no application - which is then
 // expected, and said so.
-func restart(p *platform.Platform, mode Mode, lead string, m *model) led.Guidance {
+func restart(p *platform.Platform, mode state.Mode, lead string, m *state.Device) led.Guidance {
 	switch mode {
-	case ModeSafe:
+	case state.ModeSafe:
 		reason := "a part it needs comes later in the plan"
-		hasApp := false
-		for _, in := range m.mods {
-			if in.Function == platform.FuncUser && in.Valid {
-				hasApp = true
-			}
-		}
-		if !hasApp {
+		if _, hasApp := m.RunningApp(); !hasApp {
 			reason = "it has no application yet"
 		}
 		return safeLED(p, lead+"Safe mode is expected here because "+reason+". ")
-	case ModeDFU:
+	case state.ModeDFU:
 		g := led.Expect(p, led.GoalDFU)
 		g.Text = lead + fmt.Sprintf("Your %s comes back blinking yellow (DFU mode): Device OS cannot start yet.", boardName(p))
 		return g

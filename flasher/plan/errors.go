@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // Sentinel errors: every error Make returns wraps one of them (errors.Is) and carries a
@@ -30,7 +31,24 @@ var (
 	ErrNoMethod = errors.New("no way to write the module")
 	// ErrWatchdog: the watchdog window is too short for the smallest unit of work.
 	ErrWatchdog = errors.New("watchdog window too short")
+	// ErrEndsSafe: the plan's predicted end is not normal mode and the person did not
+	// accept that (Options.AllowSafeMode).
+	ErrEndsSafe = errors.New("the plan ends in safe mode")
 )
+
+// EndStateError says the plan would leave the device in safe mode, and why. Make returns
+// it together with the Plan, so the prediction can be shown and accepted.
+type EndStateError struct {
+	End state.Boot
+	To  string
+}
+
+func (e *EndStateError) Error() string {
+	return fmt.Sprintf("after this plan the device would start in %s", e.End)
+}
+
+// Unwrap makes the error match ErrEndsSafe.
+func (e *EndStateError) Unwrap() error { return ErrEndsSafe }
 
 // Error is a planning failure: Kind is the sentinel, Msg the specific reason.
 type Error struct {

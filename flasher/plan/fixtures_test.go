@@ -9,6 +9,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
@@ -205,19 +206,19 @@ func appFile(t testing.TB, name string) *module.Module {
 }
 
 // device describes a device holding a release set (and an app).
-func device(t testing.TB, key string, mode Mode, app *module.Module) DeviceState {
+func device(t testing.TB, key string, mode state.Mode, app *module.Module) state.Device {
 	t.Helper()
 	name, _ := splitKey(key)
 	mods := set(t, key)
 	if app != nil {
 		mods = append(mods, app)
 	}
-	return StateFromModules(plat(t, name), mode, mods)
+	return state.FromFiles(plat(t, name), mode, mods)
 }
 
 // without drops the modules of one function and index from a state (a blank slot).
-func without(st DeviceState, fn platform.Function, idx uint8) DeviceState {
-	var mods []Installed
+func without(st state.Device, fn platform.Function, idx uint8) state.Device {
+	var mods []state.Module
 	for _, in := range st.Modules {
 		if in.Function == fn && in.Index == idx {
 			continue
@@ -229,11 +230,11 @@ func without(st DeviceState, fn platform.Function, idx uint8) DeviceState {
 }
 
 // corrupt marks the module of one function and index as failing its CRC.
-func corrupt(st DeviceState, fn platform.Function, idx uint8) DeviceState {
-	mods := append([]Installed(nil), st.Modules...)
+func corrupt(st state.Device, fn platform.Function, idx uint8) state.Device {
+	mods := append([]state.Module(nil), st.Modules...)
 	for i := range mods {
 		if mods[i].Function == fn && mods[i].Index == idx {
-			mods[i].Valid = false
+			mods[i].Checks.Integrity = false
 		}
 	}
 	st.Modules = mods
@@ -246,12 +247,23 @@ func target(t testing.TB, key string) Target {
 }
 
 // with adds modules to a state (e.g. a Tracker's NCP firmware, of which no file exists).
-func with(st DeviceState, in ...Installed) DeviceState {
-	st.Modules = append(append([]Installed(nil), st.Modules...), in...)
+func with(st state.Device, in ...state.Module) state.Device {
+	st.Modules = append(append([]state.Module(nil), st.Modules...), in...)
 	return st
 }
 
 // replace swaps the module of in's function and index for in.
-func replace(st DeviceState, in Installed) DeviceState {
+func replace(st state.Device, in state.Module) state.Device {
 	return with(without(st, in.Function, in.Index), in)
+}
+
+// installed is a module as a device would report it: intact (or failing its CRC when
+// !intact), in the main store.
+func installed(fn platform.Function, idx uint8, ver uint16, intact bool, deps ...module.Dependency) state.Module {
+	m := state.Module{Function: fn, Index: idx, Version: ver, Location: state.LocationMain, Present: true,
+		Deps: state.DependenciesOf(deps), Checks: state.AllChecks}
+	if !intact {
+		m.Checks.Integrity = false
+	}
+	return m
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // Make plans the way from the device state to the target. Every refusal wraps one of the
@@ -15,7 +17,7 @@ import (
 // the target or on the device meets. When the device must first go through another
 // version (a stepping stone), Make returns a Plan with NeedsSteppingStone set and no steps
 // together with a *SteppingStoneError.
-func Make(st DeviceState, t Target) (*Plan, error) {
+func Make(st state.Device, t Target) (*Plan, error) {
 	p := st.Platform
 	if p == nil {
 		return nil, fail(ErrNoPlatform, "Connect the device so its platform can be read, or say which platform it is.",
@@ -66,13 +68,14 @@ func Make(st DeviceState, t Target) (*Plan, error) {
 		return nil, err
 	}
 
-	initial := newModel(st)
-	if len(st.Modules) == 0 {
+	st.Resolve()
+	initial := &st
+	if !st.Known() {
 		warn = append(warn, "Nothing is known about what the device has, so every part of the target is written.")
 	}
 
 	// Versions and direction.
-	instSys := initial.systemVersion()
+	instSys := initial.SystemVersion()
 	var tgtSys uint16
 	var tgtBoot *module.Module
 	for _, m := range osMods {
@@ -124,7 +127,7 @@ func Make(st DeviceState, t Target) (*Plan, error) {
 			pl.Skipped = append(pl.Skipped, Skip{Module: m, Slot: slot.Name, Why: why})
 			continue
 		}
-		if cur, ok := initial.mods[keyOf(m.Function, m.Index)]; ok && !o.Force && sameModule(cur, InstalledFrom(m)) {
+		if cur, ok := initial.Main(m.Function, m.Index); ok && !o.Force && cur.SameBuild(state.FromFile(p, m)) {
 			pl.Skipped = append(pl.Skipped, Skip{Module: m, Slot: slot.Name,
 				Why: fmt.Sprintf("already installed: version %d with a valid CRC", m.Version)})
 			continue
@@ -148,9 +151,9 @@ func Make(st DeviceState, t Target) (*Plan, error) {
 	}
 
 	// The application.
-	osFinal := initial.clone()
-	for _, it := range items {
-		osFinal.write(it.inst)
+	osFinal, err := writeAll(p, initial, items, !st.Known())
+	if err != nil {
+		return nil, err
 	}
 	appItem, appSkip, appWarn, err := decideApp(p, initial, osFinal, app, replacement, pl.To, o)
 	if err != nil {
@@ -169,12 +172,9 @@ func Make(st DeviceState, t Target) (*Plan, error) {
 	}
 
 	// The end state must hold together.
-	final := initial.clone()
-	for _, it := range items {
-		if it.invalidate != nil {
-			final.invalidate(it.invalidate.Address)
-		}
-		final.write(it.inst)
+	final, err := writeAll(p, initial, items, !st.Known())
+	if err != nil {
+		return nil, err
 	}
 	fw, err := checkFinal(p, final, items, o)
 	if err != nil {
@@ -193,16 +193,46 @@ func Make(st DeviceState, t Target) (*Plan, error) {
 		return nil, err
 	}
 	pl.Warnings = append(warn, e.warnings...)
-	for _, in := range final.list() {
-		if in.Valid {
-			pl.Expect = append(pl.Expect, in)
-		}
-	}
-	pl.ExpectMode = final.bootMode()
 	for _, s := range pl.Steps {
 		pl.EstimatedDuration += s.Estimate
 	}
+	// The prediction is the emitter's replay of every step on the device's state.
+	pl.Predicted = e.model.Clone()
+	pl.End = pl.Predicted.Boot()
+	pl.Predicted.Mode = pl.End.Mode
+	if pl.End.Mode != state.ModeNormal && !o.AllowSafeMode {
+		err := &EndStateError{End: pl.End, To: pl.To}
+		return pl, remedy.With(err, endRemedy(pl.End))
+	}
 	return pl, nil
+}
+
+// endRemedy says what turns a plan that would end in safe mode into one that does not,
+// or how to accept it.
+func endRemedy(b state.Boot) string {
+	switch b.Cause {
+	case state.CauseNoApp, state.CauseAppCorrupt:
+		return "Give an application for the device so it is written too, or accept that the device ends in safe mode until an application is flashed (--allow-safe-mode)."
+	case state.CauseAppNeeds:
+		return "Choose the Device OS the application needs, or give an application built for this Device OS, or accept that the device ends in safe mode (--allow-safe-mode)."
+	}
+	return "Give the missing part so it is written too, or accept that the device ends in safe mode (--allow-safe-mode)."
+}
+
+// writeAll is the device after the items are written in the given order, each with the
+// wipes it needs (recorded on the item).
+func writeAll(p *platform.Platform, initial *state.Device, items []*item, unknown bool) (*state.Device, error) {
+	d := cloneOf(initial)
+	for _, it := range items {
+		if err := wipesFor(p, d, it, unknown); err != nil {
+			return nil, err
+		}
+		for _, w := range it.wipes {
+			d.Invalidate(w.Address, w.Size)
+		}
+		d.Write(it.inst)
+	}
+	return d, nil
 }
 
 // expand refuses a combined file: Parse keeps only its first module, so the caller has to
@@ -268,18 +298,18 @@ func noDuplicates(mods []*module.Module) error {
 // direction classifies the plan: a rescue when Device OS cannot start as the device is
 // (a system part the target brings is missing or corrupt, or nothing is known), else by
 // the system parts' module versions.
-func direction(initial *model, st DeviceState, osMods []*module.Module, instSys, tgtSys uint16) Direction {
+func direction(initial *state.Device, st state.Device, osMods []*module.Module, instSys, tgtSys uint16) Direction {
 	if tgtSys == 0 {
 		return DirSame
 	}
-	if len(st.Modules) == 0 || !initial.runnable() {
+	if len(st.Modules) == 0 || !initial.Runnable() {
 		return DirRescue
 	}
 	for _, m := range osMods {
 		if !isSystem(m.Function) {
 			continue
 		}
-		if in, ok := initial.mods[keyOf(m.Function, m.Index)]; !ok || !in.Valid {
+		if in, ok := initial.Main(m.Function, m.Index); !ok || !in.Intact() {
 			return DirRescue
 		}
 	}
@@ -324,12 +354,12 @@ func turnedOff(m *module.Module, slot platform.Slot, o Options) (string, bool) {
 }
 
 // whyWrite says what a Device OS module replaces.
-func whyWrite(initial *model, m *module.Module, slot platform.Slot) string {
-	cur, ok := initial.mods[keyOf(m.Function, m.Index)]
+func whyWrite(initial *state.Device, m *module.Module, slot platform.Slot) string {
+	cur, ok := initial.Main(m.Function, m.Index)
 	switch {
 	case !ok:
 		return fmt.Sprintf("The device has no %s; %s is installed.", slot.Name, describe(m))
-	case !cur.Valid:
+	case !cur.Intact():
 		return fmt.Sprintf("The device's %s is corrupt (it fails its CRC); %s replaces it.", slot.Name, describe(m))
 	case cur.Version == m.Version:
 		return fmt.Sprintf("%s is rewritten (the device has the same version but another build, or rewriting was forced).", describe(m))
@@ -340,20 +370,20 @@ func whyWrite(initial *model, m *module.Module, slot platform.Slot) string {
 // decideApp chooses the application the plan writes, if any: the one the person gave; or,
 // when the device's own app cannot run on the target (or there is none that is valid),
 // the replacement. An app is never written when the device's own one is fine.
-func decideApp(p *platform.Platform, initial, osFinal *model, app, replacement *module.Module, to string, o Options) (*item, *Skip, []string, error) {
+func decideApp(p *platform.Platform, initial, osFinal *state.Device, app, replacement *module.Module, to string, o Options) (*item, *Skip, []string, error) {
 	var warn []string
-	var installed *Installed
-	if a, ok := initial.activeApp(); ok {
+	var installed *state.Module
+	if a, ok := initial.RunningApp(); ok {
 		installed = &a
 	} else {
-		for _, in := range initial.mods {
+		for _, in := range initial.Installed() {
 			if in.Function == platform.FuncUser {
 				c := in
 				installed = &c // a corrupt one
 			}
 		}
 	}
-	need := func(m *module.Module) []module.Dependency { return osFinal.unmetOf(InstalledFrom(m), false) }
+	need := func(m *module.Module) []module.Dependency { return osFinal.Unmet(state.FromFile(p, m), false) }
 
 	if app != nil {
 		if unmet := need(app); len(unmet) > 0 {
@@ -365,20 +395,20 @@ func decideApp(p *platform.Platform, initial, osFinal *model, app, replacement *
 			warn = append(warn, upperFirst(msg)+"; writing it anyway (forced): the device will start in safe mode.")
 		}
 		slot, _ := checkModule(p, app)
-		if installed != nil && !o.Force && sameModule(*installed, InstalledFrom(app)) {
+		if installed != nil && !o.Force && installed.SameBuild(state.FromFile(p, app)) {
 			return nil, &Skip{Module: app, Slot: slot.Name, Why: "the same application is already installed"}, warn, nil
 		}
-		return newAppItem(p, app, slot, fmt.Sprintf("The application %s is installed.", fileDesc(app))), nil, warn, nil
+		return newItem(app, slot, fmt.Sprintf("The application %s is installed.", fileDesc(app))), nil, warn, nil
 	}
 
 	var reason string
 	switch {
 	case installed == nil:
 		reason = "The device has no application"
-	case !installed.Valid:
+	case !installed.Intact():
 		reason = "The device's application is corrupt (it fails its CRC)"
 	default:
-		unmet := osFinal.unmetOf(*installed, false)
+		unmet := osFinal.Unmet(*installed, false)
 		if len(unmet) == 0 {
 			return nil, nil, nil, nil
 		}
@@ -395,7 +425,7 @@ func decideApp(p *platform.Platform, initial, osFinal *model, app, replacement *
 		}
 	}
 	if replacement == nil || len(need(replacement)) > 0 {
-		if installed == nil || !installed.Valid {
+		if installed == nil || !installed.Intact() {
 			warn = append(warn, reason+", and the target brings none: the device will start in safe mode (breathing magenta) until an application is flashed.")
 		}
 		return nil, nil, warn, nil
@@ -403,21 +433,21 @@ func decideApp(p *platform.Platform, initial, osFinal *model, app, replacement *
 	slot, _ := checkModule(p, replacement)
 	why := fmt.Sprintf("%s. It is replaced by the target's application (%s), built for Device OS %s; flash your own application again once the device runs %s.",
 		reason, fileDesc(replacement), to, to)
-	if installed == nil || !installed.Valid {
+	if installed == nil || !installed.Intact() {
 		why = fmt.Sprintf("%s, so the target's application (%s) is installed, so that the device starts normally instead of in safe mode.",
 			reason, fileDesc(replacement))
 	}
 	warn = append(warn, why)
-	return newAppItem(p, replacement, slot, why), nil, warn, nil
+	return newItem(replacement, slot, why), nil, warn, nil
 }
 
 // checkOverlaps refuses writes that would run over each other or over an installed
 // module the plan keeps (apart from applications, which a new one supersedes).
-func checkOverlaps(items []*item, initial *model) error {
-	extent := func(in Installed) (uint64, uint64) {
+func checkOverlaps(items []*item, initial *state.Device) error {
+	extent := func(in state.Module) (uint64, uint64) {
 		return uint64(in.Start), uint64(in.Start) + uint64(in.Size)
 	}
-	internal := func(in Installed) bool {
+	internal := func(in state.Module) bool {
 		return in.Size > 0 && in.Function != platform.FuncNCP
 	}
 	for i, a := range items {
@@ -438,8 +468,8 @@ func checkOverlaps(items []*item, initial *model) error {
 		for _, b := range items {
 			replaced[b.key] = true
 		}
-		for k, in := range initial.mods {
-			if replaced[k] || in.Function == platform.FuncUser || !internal(in) || !in.Valid {
+		for _, in := range initial.Installed() {
+			if replaced[keyOf(in.Function, in.Index)] || in.Function == platform.FuncUser || !internal(in) || !in.Intact() {
 				continue
 			}
 			if is, ie := extent(in); as < ie && is < ae {
@@ -453,18 +483,19 @@ func checkOverlaps(items []*item, initial *model) error {
 
 // checkFinal makes sure the device will hold together after the plan: Device OS starts
 // and every module's dependencies are met. Force turns unmet dependencies into warnings.
-func checkFinal(p *platform.Platform, final *model, items []*item, o Options) ([]string, error) {
-	var warn, problems []string
+func checkFinal(p *platform.Platform, final *state.Device, items []*item, o Options) ([]string, error) {
+	var warn, problems, unread []string
 	written := map[slotKey]bool{}
 	for _, it := range items {
 		written[it.key] = true
 	}
-	for _, in := range final.list() {
-		if !written[keyOf(in.Function, in.Index)] && !bootChecked(in.Function) || final.ignored(in) {
+	for _, in := range final.Installed() {
+		if !written[keyOf(in.Function, in.Index)] && !state.BootChecked(in.Function) || final.Ignored(in) {
 			continue // installed long ago (its dependencies only mattered then), or an app nobody runs
 		}
-		for _, d := range in.Deps {
-			ok, known := final.meets(d)
+		for _, dep := range in.Deps {
+			d := dep.Need()
+			ok, known := final.Meets(d)
 			if ok {
 				continue
 			}
@@ -473,26 +504,30 @@ func checkFinal(p *platform.Platform, final *model, items []*item, o Options) ([
 				who = fmt.Sprintf("%s %d", slotName(p, in), in.Version)
 			}
 			if !known {
-				warn = append(warn, fmt.Sprintf("%s needs %s; the device's NCP firmware version is not known (DFU cannot read it), so this cannot be checked.", upperFirst(who), depText(d)))
+				unread = append(unread, fmt.Sprintf("%s needs %s, and the device's %s cannot be read in %s mode", who, depText(d), depSubject(d), modeOf(final)))
 				continue
 			}
 			have := "none"
-			if cur, ok := final.mods[keyOf(d.Function, d.Index)]; ok {
+			if cur, ok := final.Main(d.Function, d.Index); ok {
 				have = fmt.Sprint(cur.Version)
-				if !cur.Valid {
+				if !cur.Intact() {
 					have += " (corrupt)"
 				}
 			}
 			problems = append(problems, fmt.Sprintf("%s needs %s, but after the plan the device would have %s", who, depText(d), have))
 		}
 	}
-	for _, in := range final.list() {
-		if !in.Valid {
+	for _, in := range final.Installed() {
+		if !in.Intact() {
 			warn = append(warn, fmt.Sprintf("The device's %s is corrupt and the target does not replace it; it stays as it is.", slotName(p, in)))
 		}
 	}
-	if !final.runnable() {
+	if !final.Runnable() {
 		problems = append(problems, "Device OS could not start after the plan: a system part or the SoftDevice it needs would be missing")
+	}
+	if len(problems) == 0 && len(unread) > 0 && !o.Force {
+		return nil, fail(ErrDependency, "Give that part's file too (it is part of the Device OS release, so choosing the version fetches it with the rest), "+
+			"or restart the device into normal mode (tap RESET) so its version can be read, and plan again.", "%s", strings.Join(unread, "; "))
 	}
 	if len(problems) == 0 {
 		return warn, nil
@@ -502,7 +537,7 @@ func checkFinal(p *platform.Platform, final *model, items []*item, o Options) ([
 	if o.NoBootloader || o.NoSoftDevice || o.NoNCP {
 		rem = "Turn the bootloader, SoftDevice and NCP updates back on, or give the missing parts."
 	}
-	if o.Force && final.runnable() {
+	if o.Force && final.Runnable() {
 		return append(warn, "Forced despite: "+msg+"."), nil
 	}
 	return nil, fail(ErrDependency, rem, "%s", msg)
@@ -542,7 +577,7 @@ func fileDesc(m *module.Module) string {
 	return fmt.Sprintf("%s %s %d", m.PlatformName(), m.SlotName(), m.Version)
 }
 
-func slotName(p *platform.Platform, in Installed) string {
+func slotName(p *platform.Platform, in state.Module) string {
 	if s, ok := p.SlotFor(in.Function, in.Index, in.Version); ok {
 		return s.Name
 	}
@@ -610,4 +645,23 @@ func lowerFirst(s string) string {
 		return s
 	}
 	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// depSubject names what a dependency is on, for a sentence: "NCP firmware", "SoftDevice".
+func depSubject(d module.Dependency) string {
+	switch d.Function {
+	case platform.FuncNCP:
+		return "NCP firmware"
+	case platform.FuncRadio:
+		return "SoftDevice"
+	}
+	return d.Function.String()
+}
+
+// modeOf names the mode the device was read in, for "cannot be read in DFU mode".
+func modeOf(d *state.Device) string {
+	if d.Mode == state.ModeUnknown {
+		return "this"
+	}
+	return d.Mode.Title()
 }

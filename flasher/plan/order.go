@@ -6,6 +6,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // item is one module the plan writes, with what ordering decides about it.
@@ -13,10 +14,11 @@ type item struct {
 	m    *module.Module
 	slot platform.Slot
 	key  slotKey
-	inst Installed // what the device will report once it is written
+	inst state.Module // what the device will report once it is written
 	why  string
-	// invalidate is the former 128 KB Gen3 user part to wipe before a 256 KB app.
-	invalidate *platform.Region
+	// wipes are the regions overwritten with 0xFF before the module is written, so that
+	// an older module Device OS would otherwise still find stops counting (see wipesFor).
+	wipes []wipe
 
 	// Set by order.
 	method   platform.Method
@@ -25,25 +27,9 @@ type item struct {
 }
 
 func newItem(m *module.Module, slot platform.Slot, why string) *item {
-	in := InstalledFrom(m)
+	in := state.FromFile(nil, m)
 	in.Start = slot.StartFor(uint32(m.Size()))
 	return &item{m: m, slot: slot, key: keyOf(m.Function, m.Index), inst: in, why: why}
-}
-
-// newAppItem is newItem for an application, adding the invalidation of the former 128 KB
-// user part when a 256 KB one goes to 0xB4000 without covering it: a valid image at
-// 0xD4000 wins at boot (reference §6c.5; particle-cli writes 4 KB of 0xFF there first).
-func newAppItem(p *platform.Platform, m *module.Module, slot platform.Slot, why string) *item {
-	it := newItem(m, slot, why)
-	if f := p.FormerUserPart; f != nil && slot.Start != f.Address {
-		end := uint64(it.inst.Start) + uint64(it.inst.Size)
-		covers := uint64(it.inst.Start) <= uint64(f.Address) && end >= uint64(f.Address)+uint64(f.Size)
-		if !covers && slot.Start < f.Address && uint64(f.Address) < uint64(slot.End()) {
-			r := *f
-			it.invalidate = &r
-		}
-	}
-	return it
 }
 
 type edgeKind int
@@ -94,7 +80,7 @@ func (g *graph) reaches(a, b int) bool {
 // checked against its own function, index and version, and every node visited once -
 // the two defects of particle-cli's walker) and from the installed modules the new
 // versions would break, then adds the documented rules where they agree.
-func buildGraph(initial *model, items []*item, dir Direction) *graph {
+func buildGraph(initial *state.Device, items []*item, dir Direction) *graph {
 	g := &graph{preds: make([]map[int]edgeKind, len(items))}
 	for i := range g.preds {
 		g.preds[i] = map[int]edgeKind{}
@@ -114,7 +100,7 @@ func buildGraph(initial *model, items []*item, dir Direction) *graph {
 			if !ok || j == i || items[j].m.Version < d.Version {
 				continue
 			}
-			if met, _ := initial.meets(d); met {
+			if met, _ := initial.Meets(d); met {
 				continue
 			}
 			g.add(j, i, edgeNeed)
@@ -122,8 +108,9 @@ func buildGraph(initial *model, items []*item, dir Direction) *graph {
 	}
 	// break: the new version of j would break the installed C; C's own replacement
 	// (for an application: any new application) goes first.
-	for ck, c := range initial.mods {
-		if !c.Valid || !bootChecked(c.Function) {
+	for _, c := range initial.Installed() {
+		ck := keyOf(c.Function, c.Index)
+		if !c.Intact() || !state.BootChecked(c.Function) {
 			continue
 		}
 		var repl []int
@@ -132,12 +119,13 @@ func buildGraph(initial *model, items []*item, dir Direction) *graph {
 		} else if ck.fn == platform.FuncUser {
 			repl = apps
 		}
-		for _, d := range c.Deps {
+		for _, dep := range c.Deps {
+			d := dep.Need()
 			j, ok := byKey[keyOf(d.Function, d.Index)]
 			if !ok || items[j].m.Version >= d.Version {
 				continue
 			}
-			if met, _ := initial.meets(d); !met {
+			if met, _ := initial.Meets(d); !met {
 				continue // already broken: nothing to protect
 			}
 			for _, r := range repl {
@@ -197,24 +185,24 @@ func rankOf(it *item, dir Direction) int {
 // to date, so each module gets a method that works in the state the device will be in
 // when its turn comes.
 type orderer struct {
-	st    DeviceState
+	st    state.Device
 	p     *platform.Platform
-	model *model
+	model *state.Device
 	items []*item
 	g     *graph
 	dir   Direction
 	o     Options
-	cur   Mode
+	cur   state.Mode
 	done  []bool
 }
 
 // order returns the items in the order to write them, each with its method.
-func order(st DeviceState, initial *model, items []*item, dir Direction, o Options) ([]*item, []string, error) {
+func order(st state.Device, initial *state.Device, items []*item, dir Direction, o Options) ([]*item, []string, error) {
 	g := buildGraph(initial, items, dir)
-	ord := &orderer{st: st, p: st.Platform, model: initial.clone(), items: items, g: g, dir: dir, o: o,
+	ord := &orderer{st: st, p: st.Platform, model: cloneOf(initial), items: items, g: g, dir: dir, o: o,
 		cur: st.Mode, done: make([]bool, len(items))}
-	if st.Protected && st.Mode == ModeDFU && len(items) > 0 {
-		ord.cur = ModeSafe // service mode is entered from Device OS (see emitter.emit)
+	if st.Protected && st.Mode == state.ModeDFU && len(items) > 0 {
+		ord.cur = state.ModeSafe // service mode is entered from Device OS (see emitter.emit)
 	}
 	var out []*item
 	var warn []string
@@ -229,7 +217,7 @@ func order(st DeviceState, initial *model, items []*item, dir Direction, o Optio
 		it := items[c.i]
 		it.method = c.method
 		if len(c.relaxed) > 0 {
-			it.unmet = ord.model.unmetOf(it.inst, true)
+			it.unmet = ord.model.Unmet(it.inst, true)
 			it.unmet = slices.DeleteFunc(it.unmet, func(d module.Dependency) bool { return keyOf(d.Function, d.Index) == it.key })
 			w, serious := ord.relaxNote(it, c.relaxed)
 			it.relaxWhy = w
@@ -238,14 +226,14 @@ func order(st DeviceState, initial *model, items []*item, dir Direction, o Optio
 			}
 		}
 		ord.done[c.i] = true
-		if it.invalidate != nil {
-			ord.model.invalidate(it.invalidate.Address)
+		for _, w := range it.wipes {
+			ord.model.Invalidate(w.Address, w.Size)
 		}
-		ord.model.write(it.inst)
+		ord.model.Write(it.inst)
 		if c.method.UsesDFU() {
-			ord.cur = ModeDFU
+			ord.cur = state.ModeDFU
 		} else {
-			ord.cur = ModeNormal
+			ord.cur = state.ModeNormal
 		}
 		out = append(out, it)
 	}
@@ -285,7 +273,7 @@ func (o *orderer) pick(relax bool) (choice, bool) {
 			continue // Device OS validates these against what is installed: no jumping ahead
 		}
 		slices.Sort(pending)
-		c := choice{i: i, method: m, switchM: m.UsesDFU() != (o.cur == ModeDFU), relaxed: pending}
+		c := choice{i: i, method: m, switchM: m.UsesDFU() != (o.cur == state.ModeDFU), relaxed: pending}
 		if best == nil || o.better(c, *best) {
 			best = &c
 		}
@@ -316,7 +304,7 @@ func (o *orderer) better(a, b choice) bool {
 // that works in the current state. With a watchdog, DFU-based methods always come first:
 // DFU work can be cut into pieces that fit a window, a control-request update cannot.
 func (o *orderer) method(it *item) (platform.Method, bool) {
-	if o.cur == ModeDFU || o.o.Watchdog > 0 {
+	if o.cur == state.ModeDFU || o.o.Watchdog > 0 {
 		for _, m := range it.slot.Methods {
 			if m.UsesDFU() && o.usable(it, m) {
 				return m, true
@@ -343,13 +331,13 @@ func (o *orderer) usable(it *item, m platform.Method) bool {
 		if _, ok := o.p.AltByMemory(platform.MemDCT); !ok {
 			return false
 		}
-		r, ok := o.p.OTARegionFor(o.model.systemVersion())
+		r, ok := o.p.OTARegionFor(o.model.SystemVersion())
 		return ok && uint64(len(it.m.Data)) <= uint64(r.Size)
 	case platform.MethodControl:
 		since, known := controlUpdateSince[o.p.MCU]
-		return known && o.model.runnable() && o.model.systemVersion() >= systemVersion(since) && o.validates(it)
+		return known && o.model.Runnable() && o.model.SystemVersion() >= systemVersion(since) && o.validates(it)
 	case platform.MethodYModem:
-		return o.model.runnable() && (o.st.YModem || o.model.systemVersion() < systemVersion(ymodemUntil)) && o.validates(it)
+		return o.model.Runnable() && (o.st.YModem || o.model.SystemVersion() < systemVersion(ymodemUntil)) && o.validates(it)
 	}
 	return false
 }
@@ -358,16 +346,16 @@ func (o *orderer) usable(it *item, m platform.Method) bool {
 // module's dependencies are met by what is installed, and replacing the slot breaks no
 // installed module that depends on it (MODULE_VALIDATION_DEPENDENCIES_FULL).
 func (o *orderer) validates(it *item) bool {
-	for _, d := range it.inst.Deps {
-		if keyOf(d.Function, d.Index) == it.key {
+	for _, dep := range it.inst.Deps {
+		if keyOf(dep.Function, dep.Index) == it.key {
 			continue
 		}
-		if ok, known := o.model.meets(d); !ok && known {
+		if ok, known := o.model.Meets(dep.Need()); !ok && known {
 			return false
 		}
 	}
-	for k, in := range o.model.mods {
-		if k == it.key || !in.Valid || !bootChecked(in.Function) {
+	for _, in := range o.model.Installed() {
+		if keyOf(in.Function, in.Index) == it.key || !in.Intact() || !state.BootChecked(in.Function) {
 			continue
 		}
 		for _, d := range in.Deps {
@@ -415,7 +403,7 @@ func (o *orderer) stuck() error {
 			left = append(left, describe(it.m))
 		}
 	}
-	if !o.model.runnable() {
+	if !o.model.Runnable() {
 		return fail(ErrNoMethod, "Give the complete set of Device OS files so Device OS can start, or install these parts some other way (SWD/JTAG).",
 			"%s can only be installed by a running Device OS, and Device OS cannot start with what the device would have", joinAnd(left))
 	}

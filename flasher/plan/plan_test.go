@@ -14,6 +14,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // sig renders a step as one line that pins what acceptance asks about: order (the list),
@@ -63,7 +64,7 @@ const (
 
 type planCase struct {
 	name   string
-	state  func(t *testing.T) DeviceState
+	state  func(t *testing.T) state.Device
 	target func(t *testing.T) Target
 	steps  []string
 	err    error
@@ -78,10 +79,10 @@ func withReplacement(t *testing.T, key string) Target {
 
 // electronAt is an Electron holding a release set; no Electron 1.5.2 bootloader file is
 // in ../shared, so it carries the 1.5.2 bootloader version (502) as a reported module.
-func electronAt(t *testing.T, key string, mode Mode) DeviceState {
+func electronAt(t *testing.T, key string, mode state.Mode) state.Device {
 	st := device(t, key, mode, tinker(t, key))
 	if key == "electron/1.5.2" {
-		st = with(st, Installed{Function: fBoot, Index: 0, Version: 502, Valid: true})
+		st = with(st, installed(fBoot, 0, 502, true))
 	}
 	return st
 }
@@ -91,8 +92,8 @@ func TestPlans(t *testing.T) {
 		// ---- Photon (real 1.5.2 and 2.3.1 binaries) ----
 		{
 			name: "photon upgrade 1.5.2 to 2.3.1",
-			state: func(t *testing.T) DeviceState {
-				return device(t, "photon/1.5.2", ModeNormal, tinker(t, "photon/1.5.2"))
+			state: func(t *testing.T) state.Device {
+				return device(t, "photon/1.5.2", state.ModeNormal, tinker(t, "photon/1.5.2"))
 			},
 			target: func(t *testing.T) Target { return withReplacement(t, "photon/2.3.1") },
 			steps: []string{
@@ -113,8 +114,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "photon downgrade 2.3.1 to 1.5.2 replaces the app first",
-			state: func(t *testing.T) DeviceState {
-				return device(t, "photon/2.3.1", ModeNormal, tinker(t, "photon/2.3.1"))
+			state: func(t *testing.T) state.Device {
+				return device(t, "photon/2.3.1", state.ModeNormal, tinker(t, "photon/2.3.1"))
 			},
 			target: func(t *testing.T) Target { return withReplacement(t, "photon/1.5.2") },
 			steps: []string{
@@ -135,8 +136,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "photon rescue from DFU with a blank system-part2",
-			state: func(t *testing.T) DeviceState {
-				return without(device(t, "photon/2.3.1", ModeDFU, tinker(t, "photon/2.3.1")), fSys, 2)
+			state: func(t *testing.T) state.Device {
+				return without(device(t, "photon/2.3.1", state.ModeDFU, tinker(t, "photon/2.3.1")), fSys, 2)
 			},
 			target: func(t *testing.T) Target { return target(t, "photon/2.3.1") },
 			steps: []string{
@@ -151,8 +152,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "photon safe-mode heal: the app needs 2.3.1",
-			state: func(t *testing.T) DeviceState {
-				return device(t, "photon/1.5.2", ModeSafe, tinker(t, "photon/2.3.1"))
+			state: func(t *testing.T) state.Device {
+				return device(t, "photon/1.5.2", state.ModeSafe, tinker(t, "photon/2.3.1"))
 			},
 			target: func(t *testing.T) Target { return withReplacement(t, "photon/2.3.1") },
 			steps: []string{
@@ -167,8 +168,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "photon downgrade with an incompatible app and nothing to replace it",
-			state: func(t *testing.T) DeviceState {
-				return device(t, "photon/2.3.1", ModeNormal, tinker(t, "photon/2.3.1"))
+			state: func(t *testing.T) state.Device {
+				return device(t, "photon/2.3.1", state.ModeNormal, tinker(t, "photon/2.3.1"))
 			},
 			target: func(t *testing.T) Target { return target(t, "photon/1.5.2") },
 			err:    ErrDependency,
@@ -177,7 +178,7 @@ func TestPlans(t *testing.T) {
 		// ---- Electron (file names are not indices) ----
 		{
 			name:   "electron upgrade 1.5.2 to 2.3.1 in file order",
-			state:  func(t *testing.T) DeviceState { return electronAt(t, "electron/1.5.2", ModeNormal) },
+			state:  func(t *testing.T) state.Device { return electronAt(t, "electron/1.5.2", state.ModeNormal) },
 			target: func(t *testing.T) Target { return withReplacement(t, "electron/2.3.1") },
 			steps: []string{
 				"enter dfu" + yellow,
@@ -192,7 +193,7 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name:   "electron downgrade 2.3.1 to 1.5.2 in reverse file order, app first",
-			state:  func(t *testing.T) DeviceState { return electronAt(t, "electron/2.3.1", ModeNormal) },
+			state:  func(t *testing.T) state.Device { return electronAt(t, "electron/2.3.1", state.ModeNormal) },
 			target: func(t *testing.T) Target { return withReplacement(t, "electron/1.5.2") },
 			steps: []string{
 				"enter dfu" + yellow,
@@ -206,8 +207,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "electron rescue from DFU with a corrupt system-part1 (index 3)",
-			state: func(t *testing.T) DeviceState {
-				return corrupt(electronAt(t, "electron/2.3.1", ModeDFU), fSys, 3)
+			state: func(t *testing.T) state.Device {
+				return corrupt(electronAt(t, "electron/2.3.1", state.ModeDFU), fSys, 3)
 			},
 			target: func(t *testing.T) Target { return target(t, "electron/2.3.1") },
 			steps: []string{
@@ -219,8 +220,10 @@ func TestPlans(t *testing.T) {
 
 		// ---- Argon (real 2.3.0 and 4.1.0 with bootloader, SoftDevice, NCP) ----
 		{
-			name:   "argon upgrade 2.3.0 to 4.1.0: bootloader in normal mode, then DFU",
-			state:  func(t *testing.T) DeviceState { return device(t, "argon/2.3.0", ModeNormal, tinker(t, "argon/2.3.0")) },
+			name: "argon upgrade 2.3.0 to 4.1.0: bootloader in normal mode, then DFU",
+			state: func(t *testing.T) state.Device {
+				return device(t, "argon/2.3.0", state.ModeNormal, tinker(t, "argon/2.3.0"))
+			},
 			target: func(t *testing.T) Target { return withReplacement(t, "argon/4.1.0") },
 			steps: []string{
 				"write bootloader@1200 control" + magenta,
@@ -239,8 +242,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:   "argon downgrade 4.1.0 to 2.3.0: 256 KB app replaced by a 128 KB one first",
-			state:  func(t *testing.T) DeviceState { return device(t, "argon/4.1.0", ModeNormal, tinker(t, "argon/4.1.0")) },
+			name: "argon downgrade 4.1.0 to 2.3.0: 256 KB app replaced by a 128 KB one first",
+			state: func(t *testing.T) state.Device {
+				return device(t, "argon/4.1.0", state.ModeNormal, tinker(t, "argon/4.1.0"))
+			},
 			target: func(t *testing.T) Target { return withReplacement(t, "argon/2.3.0") },
 			steps: []string{
 				"enter dfu" + yellow,
@@ -253,8 +258,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:  "argon 256 KB app: the former 128 KB user part is invalidated first",
-			state: func(t *testing.T) DeviceState { return device(t, "argon/4.1.0", ModeNormal, tinker(t, "argon/2.3.0")) },
+			name: "argon 256 KB app: the former 128 KB user part is invalidated first",
+			state: func(t *testing.T) state.Device {
+				return device(t, "argon/4.1.0", state.ModeNormal, tinker(t, "argon/2.3.0"))
+			},
 			target: func(t *testing.T) Target {
 				tg := target(t, "argon/4.1.0")
 				tg.App = tinker(t, "argon/4.1.0")
@@ -276,7 +283,7 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name:   "argon with nothing known: everything, in DFU first",
-			state:  func(t *testing.T) DeviceState { return DeviceState{Platform: plat(t, "argon")} },
+			state:  func(t *testing.T) state.Device { return state.Device{Platform: plat(t, "argon")} },
 			target: func(t *testing.T) Target { return withReplacement(t, "argon/4.1.0") },
 			steps: []string{
 				"enter dfu" + yellow,
@@ -301,8 +308,10 @@ func TestPlans(t *testing.T) {
 
 		// ---- Boron (real 1.5.2 and 4.1.0) ----
 		{
-			name:   "boron upgrade 1.5.2 to 4.1.0",
-			state:  func(t *testing.T) DeviceState { return device(t, "boron/1.5.2", ModeNormal, tinker(t, "boron/1.5.2")) },
+			name: "boron upgrade 1.5.2 to 4.1.0",
+			state: func(t *testing.T) state.Device {
+				return device(t, "boron/1.5.2", state.ModeNormal, tinker(t, "boron/1.5.2"))
+			},
 			target: func(t *testing.T) Target { return withReplacement(t, "boron/4.1.0") },
 			steps: []string{
 				"write bootloader@1200 control" + magenta,
@@ -314,8 +323,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:  "boron downgrade 4.1.0 to 1.5.2 with a real replacement app",
-			state: func(t *testing.T) DeviceState { return device(t, "boron/4.1.0", ModeNormal, tinker(t, "boron/4.1.0")) },
+			name: "boron downgrade 4.1.0 to 1.5.2 with a real replacement app",
+			state: func(t *testing.T) state.Device {
+				return device(t, "boron/4.1.0", state.ModeNormal, tinker(t, "boron/4.1.0"))
+			},
 			target: func(t *testing.T) Target {
 				tg := target(t, "boron/1.5.2")
 				tg.ReplacementApp = appFile(t, "binaries_boron_blank.bin") // user 1 @0xD4000, needs system 1 >= 1213
@@ -337,8 +348,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "boron rescue from DFU: blank system part, old bootloader staged in the same session",
-			state: func(t *testing.T) DeviceState {
-				return without(device(t, "boron/1.5.2", ModeDFU, tinker(t, "boron/1.5.2")), fSys, 1)
+			state: func(t *testing.T) state.Device {
+				return without(device(t, "boron/1.5.2", state.ModeDFU, tinker(t, "boron/1.5.2")), fSys, 1)
 			},
 			target: func(t *testing.T) Target { return target(t, "boron/4.1.0") },
 			steps: []string{
@@ -351,9 +362,9 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "boron safe-mode heal: only the bootloader is missing",
-			state: func(t *testing.T) DeviceState {
-				st := device(t, "boron/4.1.0", ModeSafe, tinker(t, "boron/4.1.0"))
-				return replace(st, InstalledFrom(set(t, "boron/1.5.2")[0]))
+			state: func(t *testing.T) state.Device {
+				st := device(t, "boron/4.1.0", state.ModeSafe, tinker(t, "boron/4.1.0"))
+				return replace(st, state.FromFile(nil, set(t, "boron/1.5.2")[0]))
 			},
 			target: func(t *testing.T) Target { return target(t, "boron/4.1.0") },
 			steps: []string{
@@ -364,8 +375,10 @@ func TestPlans(t *testing.T) {
 			check: func(t *testing.T, p *Plan, err error) { assert.Equal(t, DirSame, p.Direction) },
 		},
 		{
-			name:  "boron upgrade with a 15 s watchdog",
-			state: func(t *testing.T) DeviceState { return device(t, "boron/1.5.2", ModeNormal, tinker(t, "boron/1.5.2")) },
+			name: "boron upgrade with a 15 s watchdog",
+			state: func(t *testing.T) state.Device {
+				return device(t, "boron/1.5.2", state.ModeNormal, tinker(t, "boron/1.5.2"))
+			},
 			target: func(t *testing.T) Target {
 				tg := target(t, "boron/4.1.0")
 				tg.Options.Watchdog = 15 * time.Second
@@ -400,8 +413,10 @@ func TestPlans(t *testing.T) {
 
 		// ---- B SoM (built from Device Restore headers; no buttons) ----
 		{
-			name:   "bsom upgrade 2.3.1 to 4.1.0",
-			state:  func(t *testing.T) DeviceState { return device(t, "bsom/2.3.1", ModeNormal, tinker(t, "bsom/2.3.1")) },
+			name: "bsom upgrade 2.3.1 to 4.1.0",
+			state: func(t *testing.T) state.Device {
+				return device(t, "bsom/2.3.1", state.ModeNormal, tinker(t, "bsom/2.3.1"))
+			},
 			target: func(t *testing.T) Target { return withReplacement(t, "bsom/4.1.0") },
 			steps: []string{
 				"write bootloader@1200 control" + magenta,
@@ -418,8 +433,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:   "bsom downgrade 4.1.0 to 2.3.1",
-			state:  func(t *testing.T) DeviceState { return device(t, "bsom/4.1.0", ModeNormal, tinker(t, "bsom/4.1.0")) },
+			name: "bsom downgrade 4.1.0 to 2.3.1",
+			state: func(t *testing.T) state.Device {
+				return device(t, "bsom/4.1.0", state.ModeNormal, tinker(t, "bsom/4.1.0"))
+			},
 			target: func(t *testing.T) Target { return withReplacement(t, "bsom/2.3.1") },
 			steps: []string{
 				"enter dfu" + yellow,
@@ -432,8 +449,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:   "bsom downgrade 6.2.0 to 6.1.0 without a replacement app is refused",
-			state:  func(t *testing.T) DeviceState { return device(t, "bsom/6.2.0", ModeNormal, tinker(t, "bsom/6.2.0")) },
+			name: "bsom downgrade 6.2.0 to 6.1.0 without a replacement app is refused",
+			state: func(t *testing.T) state.Device {
+				return device(t, "bsom/6.2.0", state.ModeNormal, tinker(t, "bsom/6.2.0"))
+			},
 			target: func(t *testing.T) Target { return target(t, "bsom/6.1.0") },
 			err:    ErrDependency, // the 6.2.0 app cannot run on 6.1.0
 			check: func(t *testing.T, p *Plan, err error) {
@@ -441,13 +460,16 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:   "bsom downgrade 6.2.0 to 6.1.0: system-part1 moves back from 0x28000 to 0x30000",
-			state:  func(t *testing.T) DeviceState { return device(t, "bsom/6.2.0", ModeNormal, tinker(t, "bsom/6.2.0")) },
+			name: "bsom downgrade 6.2.0 to 6.1.0: system-part1 moves back from 0x28000 to 0x30000",
+			state: func(t *testing.T) state.Device {
+				return device(t, "bsom/6.2.0", state.ModeNormal, tinker(t, "bsom/6.2.0"))
+			},
 			target: func(t *testing.T) Target { return withReplacement(t, "bsom/6.1.0") },
 			steps: []string{
 				"enter dfu" + yellow,
-				"invalidate 0x000d4000/0" + yellow,
 				"write user-part@6 dfu 0x000b4000/0" + yellow,
+				// 6.2.0's system-part1 at 0x28000 would still be found first: its header sector is wiped.
+				"invalidate 0x00028000/0" + yellow,
 				"write system-part1@6100 dfu 0x00030000/0" + yellow,
 				"write bootloader@3000 ota-region 0x8024c000/2" + yellow, // Device OS 6.1.0's OTA region
 				"ota-flag 1753/1=a5" + yellow,
@@ -456,8 +478,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:   "bsom upgrade 4.1.0 to 6.2.0: system-part1 moves to 0x28000",
-			state:  func(t *testing.T) DeviceState { return device(t, "bsom/4.1.0", ModeNormal, tinker(t, "bsom/4.1.0")) },
+			name: "bsom upgrade 4.1.0 to 6.2.0: system-part1 moves to 0x28000",
+			state: func(t *testing.T) state.Device {
+				return device(t, "bsom/4.1.0", state.ModeNormal, tinker(t, "bsom/4.1.0"))
+			},
 			target: func(t *testing.T) Target { return withReplacement(t, "bsom/6.2.0") },
 			steps: []string{
 				"write bootloader@3100 control" + magenta,
@@ -470,8 +494,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "bsom rescue from DFU with a corrupt system part",
-			state: func(t *testing.T) DeviceState {
-				return corrupt(device(t, "bsom/4.1.0", ModeDFU, tinker(t, "bsom/4.1.0")), fSys, 1)
+			state: func(t *testing.T) state.Device {
+				return corrupt(device(t, "bsom/4.1.0", state.ModeDFU, tinker(t, "bsom/4.1.0")), fSys, 1)
 			},
 			target: func(t *testing.T) Target { return target(t, "bsom/4.1.0") },
 			steps: []string{
@@ -481,8 +505,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name:   "bsom from 2.3.1 to 1.5.1 needs the 1.5.2 stepping stone",
-			state:  func(t *testing.T) DeviceState { return device(t, "bsom/2.3.1", ModeNormal, tinker(t, "bsom/2.3.1")) },
+			name: "bsom from 2.3.1 to 1.5.1 needs the 1.5.2 stepping stone",
+			state: func(t *testing.T) state.Device {
+				return device(t, "bsom/2.3.1", state.ModeNormal, tinker(t, "bsom/2.3.1"))
+			},
 			target: func(t *testing.T) Target { return target(t, "bsom/1.5.1") },
 			err:    ErrSteppingStone,
 			check: func(t *testing.T, p *Plan, err error) {
@@ -496,8 +522,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "bsom protected device refused below 6.1.1",
-			state: func(t *testing.T) DeviceState {
-				st := device(t, "bsom/6.2.0", ModeNormal, tinker(t, "bsom/6.2.0"))
+			state: func(t *testing.T) state.Device {
+				st := device(t, "bsom/6.2.0", state.ModeNormal, tinker(t, "bsom/6.2.0"))
 				st.Protected = true
 				return st
 			},
@@ -510,8 +536,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "bsom protected device: a new app goes through service mode",
-			state: func(t *testing.T) DeviceState {
-				st := device(t, "bsom/6.2.0", ModeNormal, tinker(t, "bsom/4.1.0"))
+			state: func(t *testing.T) state.Device {
+				st := device(t, "bsom/6.2.0", state.ModeNormal, tinker(t, "bsom/4.1.0"))
 				st.Protected = true
 				return st
 			},
@@ -523,7 +549,7 @@ func TestPlans(t *testing.T) {
 			steps: []string{
 				"service-mode" + cyan,
 				"enter dfu" + yellow,
-				"invalidate 0x000d4000/0" + yellow,
+				// the device reported no image at 0xD4000: nothing there to wipe
 				"write user-part@6 dfu 0x000b4000/0" + yellow,
 				"reset -> normal" + cyan,
 				verifyNormal,
@@ -533,8 +559,8 @@ func TestPlans(t *testing.T) {
 
 		{
 			name: "bsom protected device: an open bootloader build is refused",
-			state: func(t *testing.T) DeviceState {
-				st := device(t, "bsom/6.1.0", ModeNormal, tinker(t, "bsom/6.1.0"))
+			state: func(t *testing.T) state.Device {
+				st := device(t, "bsom/6.1.0", state.ModeNormal, tinker(t, "bsom/6.1.0"))
 				st.Protected = true
 				return st
 			},
@@ -547,8 +573,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "bsom protected device upgrade with the protected bootloader build",
-			state: func(t *testing.T) DeviceState {
-				st := device(t, "bsom/6.1.0", ModeDFU, tinker(t, "bsom/6.1.0"))
+			state: func(t *testing.T) state.Device {
+				st := device(t, "bsom/6.1.0", state.ModeDFU, tinker(t, "bsom/6.1.0"))
 				st.Protected = true
 				return st
 			},
@@ -573,9 +599,9 @@ func TestPlans(t *testing.T) {
 		// ---- Tracker (built; system-part1 4.1.0 needs NCP 7, which needs 3.0.0) ----
 		{
 			name: "tracker upgrade 2.3.1 to 4.1.0 breaks the NCP cycle at the DFU write",
-			state: func(t *testing.T) DeviceState {
-				return with(device(t, "tracker/2.3.1", ModeNormal, tinker(t, "tracker/2.3.1")),
-					Installed{Function: fNCP, Index: 0, Version: 5, Valid: true})
+			state: func(t *testing.T) state.Device {
+				return with(device(t, "tracker/2.3.1", state.ModeNormal, tinker(t, "tracker/2.3.1")),
+					installed(fNCP, 0, 5, true))
 			},
 			target: func(t *testing.T) Target { return withReplacement(t, "tracker/4.1.0") },
 			steps: []string{
@@ -597,8 +623,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "tracker downgrade 4.1.0 to 2.3.1 keeps NCP 7; 8 MB OTA region",
-			state: func(t *testing.T) DeviceState {
-				return device(t, "tracker/4.1.0", ModeNormal, tinker(t, "tracker/4.1.0"))
+			state: func(t *testing.T) state.Device {
+				return device(t, "tracker/4.1.0", state.ModeNormal, tinker(t, "tracker/4.1.0"))
 			},
 			target: func(t *testing.T) Target { return withReplacement(t, "tracker/2.3.1") },
 			steps: []string{
@@ -613,8 +639,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "tracker rescue from DFU: NCP version unknown",
-			state: func(t *testing.T) DeviceState {
-				st := device(t, "tracker/4.1.0", ModeDFU, tinker(t, "tracker/4.1.0"))
+			state: func(t *testing.T) state.Device {
+				st := device(t, "tracker/4.1.0", state.ModeDFU, tinker(t, "tracker/4.1.0"))
 				return without(without(st, fSys, 1), fNCP, 0) // DFU cannot read the NCP
 			},
 			target: func(t *testing.T) Target { return target(t, "tracker/4.1.0") },
@@ -630,7 +656,7 @@ func TestPlans(t *testing.T) {
 		// ---- P2 (built; RTL872x: bootloaders by control request only) ----
 		{
 			name:   "p2 upgrade 5.0.0 to 6.2.0: prebootloader first",
-			state:  func(t *testing.T) DeviceState { return device(t, "p2/5.0.0", ModeNormal, tinker(t, "p2/5.0.0")) },
+			state:  func(t *testing.T) state.Device { return device(t, "p2/5.0.0", state.ModeNormal, tinker(t, "p2/5.0.0")) },
 			target: func(t *testing.T) Target { return withReplacement(t, "p2/6.2.0") },
 			steps: []string{
 				"write prebootloader-part1@9 control" + magenta,
@@ -645,7 +671,7 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name:   "p2 downgrade 6.2.0 to 5.0.0: app first, prebootloader last",
-			state:  func(t *testing.T) DeviceState { return device(t, "p2/6.2.0", ModeNormal, tinker(t, "p2/6.2.0")) },
+			state:  func(t *testing.T) state.Device { return device(t, "p2/6.2.0", state.ModeNormal, tinker(t, "p2/6.2.0")) },
 			target: func(t *testing.T) Target { return withReplacement(t, "p2/5.0.0") },
 			steps: []string{
 				"enter dfu" + yellow,
@@ -661,8 +687,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "p2 rescue from DFU: blank system part, bootloaders after it in normal mode",
-			state: func(t *testing.T) DeviceState {
-				return without(device(t, "p2/5.0.0", ModeDFU, tinker(t, "p2/5.0.0")), fSys, 1)
+			state: func(t *testing.T) state.Device {
+				return without(device(t, "p2/5.0.0", state.ModeDFU, tinker(t, "p2/5.0.0")), fSys, 1)
 			},
 			target: func(t *testing.T) Target { return target(t, "p2/6.2.0") },
 			steps: []string{
@@ -677,8 +703,8 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name: "p2 protected device refused below 6.1.1",
-			state: func(t *testing.T) DeviceState {
-				st := device(t, "p2/6.2.0", ModeNormal, tinker(t, "p2/6.2.0"))
+			state: func(t *testing.T) state.Device {
+				st := device(t, "p2/6.2.0", state.ModeNormal, tinker(t, "p2/6.2.0"))
 				st.Protected = true
 				return st
 			},
@@ -687,7 +713,7 @@ func TestPlans(t *testing.T) {
 		},
 		{
 			name:  "p2 downgrade with an app that needs the newer Device OS",
-			state: func(t *testing.T) DeviceState { return device(t, "p2/6.2.0", ModeNormal, tinker(t, "p2/6.2.0")) },
+			state: func(t *testing.T) state.Device { return device(t, "p2/6.2.0", state.ModeNormal, tinker(t, "p2/6.2.0")) },
 			target: func(t *testing.T) Target {
 				tg := target(t, "p2/5.0.0")
 				tg.App = tinker(t, "p2/6.2.0")
@@ -728,7 +754,7 @@ func TestPlans(t *testing.T) {
 
 // checkInvariants holds for every plan: unique IDs, LED guidance and an estimate on every
 // step, a reason on every write, the expected versions at the end, and JSON that parses.
-func checkInvariants(t *testing.T, st DeviceState, p *Plan) {
+func checkInvariants(t *testing.T, st state.Device, p *Plan) {
 	t.Helper()
 	ids := map[string]bool{}
 	for _, s := range p.Steps {
@@ -750,10 +776,10 @@ func checkInvariants(t *testing.T, st DeviceState, p *Plan) {
 }
 
 func TestStepDone(t *testing.T) {
-	st := device(t, "boron/1.5.2", ModeNormal, tinker(t, "boron/1.5.2"))
+	st := device(t, "boron/1.5.2", state.ModeNormal, tinker(t, "boron/1.5.2"))
 	p, err := Make(st, target(t, "boron/4.1.0"))
 	require.NoError(t, err)
-	after := device(t, "boron/4.1.0", ModeNormal, tinker(t, "boron/1.5.2"))
+	after := device(t, "boron/4.1.0", state.ModeNormal, tinker(t, "boron/1.5.2"))
 	for _, s := range p.Steps {
 		switch s.Kind {
 		case KindWrite, KindWaitFor:
@@ -776,7 +802,7 @@ func TestStepDone(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	boron := device(t, "boron/1.5.2", ModeNormal, tinker(t, "boron/1.5.2"))
+	boron := device(t, "boron/1.5.2", state.ModeNormal, tinker(t, "boron/1.5.2"))
 	t.Run("module for another platform", func(t *testing.T) {
 		_, err := Make(boron, target(t, "argon/4.1.0"))
 		require.ErrorIs(t, err, ErrWrongPlatform)
@@ -823,13 +849,13 @@ func TestRefusals(t *testing.T) {
 		require.ErrorIs(t, err, ErrWatchdog)
 	})
 	t.Run("no platform", func(t *testing.T) {
-		_, err := Make(DeviceState{}, target(t, "boron/4.1.0"))
+		_, err := Make(state.Device{}, target(t, "boron/4.1.0"))
 		require.ErrorIs(t, err, ErrNoPlatform)
 	})
 }
 
 func TestRender(t *testing.T) {
-	st := device(t, "boron/1.5.2", ModeNormal, tinker(t, "boron/1.5.2"))
+	st := device(t, "boron/1.5.2", state.ModeNormal, tinker(t, "boron/1.5.2"))
 	p, err := Make(st, target(t, "boron/4.1.0"))
 	require.NoError(t, err)
 
@@ -911,14 +937,14 @@ func TestRender(t *testing.T) {
 
 func TestEdgeCases(t *testing.T) {
 	t.Run("up to date in DFU: only leave DFU", func(t *testing.T) {
-		st := device(t, "boron/4.1.0", ModeDFU, tinker(t, "boron/4.1.0"))
+		st := device(t, "boron/4.1.0", state.ModeDFU, tinker(t, "boron/4.1.0"))
 		p, err := Make(st, target(t, "boron/4.1.0"))
 		require.NoError(t, err)
 		assert.Equal(t, []string{"reset -> normal" + cyan}, sigs(p))
 	})
 	t.Run("the same app is not written again", func(t *testing.T) {
 		app := tinker(t, "boron/4.1.0")
-		st := device(t, "boron/4.1.0", ModeNormal, app)
+		st := device(t, "boron/4.1.0", state.ModeNormal, app)
 		p, err := Make(st, Target{App: app})
 		require.NoError(t, err)
 		assert.Empty(t, p.Steps)
@@ -926,7 +952,7 @@ func TestEdgeCases(t *testing.T) {
 		assert.Equal(t, "user-part", p.Skipped[0].Slot)
 	})
 	t.Run("force rewrites what is installed", func(t *testing.T) {
-		st := device(t, "boron/4.1.0", ModeNormal, tinker(t, "boron/4.1.0"))
+		st := device(t, "boron/4.1.0", state.ModeNormal, tinker(t, "boron/4.1.0"))
 		tg := target(t, "boron/4.1.0")
 		tg.Options.Force = true
 		p, err := Make(st, tg)
@@ -941,7 +967,7 @@ func TestEdgeCases(t *testing.T) {
 		checkSafety(t, st, p)
 	})
 	t.Run("same version, other build: rewritten", func(t *testing.T) {
-		st := device(t, "boron/4.1.0", ModeNormal, tinker(t, "boron/4.1.0"))
+		st := device(t, "boron/4.1.0", state.ModeNormal, tinker(t, "boron/4.1.0"))
 		for i := range st.Modules {
 			if st.Modules[i].Function == fSys {
 				st.Modules[i].CRC ^= 1
@@ -952,7 +978,7 @@ func TestEdgeCases(t *testing.T) {
 		assert.Contains(t, sigs(p), "write system-part1@4100 dfu 0x00030000/0"+yellow)
 	})
 	t.Run("turned-off parts are listed as skipped", func(t *testing.T) {
-		st := device(t, "argon/2.3.0", ModeNormal, tinker(t, "argon/2.3.0"))
+		st := device(t, "argon/2.3.0", state.ModeNormal, tinker(t, "argon/2.3.0"))
 		tg := target(t, "argon/4.1.0")
 		tg.Options.NoNCP = true
 		p, err := Make(st, tg)
@@ -964,7 +990,7 @@ func TestEdgeCases(t *testing.T) {
 		assert.Contains(t, why, "NCP updates are turned off")
 	})
 	t.Run("verify none and readback", func(t *testing.T) {
-		st := device(t, "boron/1.5.2", ModeNormal, tinker(t, "boron/1.5.2"))
+		st := device(t, "boron/1.5.2", state.ModeNormal, tinker(t, "boron/1.5.2"))
 		tg := target(t, "boron/4.1.0")
 		tg.Options.Verify = VerifyNone
 		p, err := Make(st, tg)
@@ -977,26 +1003,6 @@ func TestEdgeCases(t *testing.T) {
 		assert.Equal(t, KindVerify, last.Kind)
 		assert.Contains(t, last.Why, "read back")
 	})
-}
-
-func TestModeNames(t *testing.T) {
-	for _, m := range []Mode{ModeUnknown, ModeNormal, ModeListening, ModeSafe, ModeDFU} {
-		got, ok := ParseMode(m.String())
-		assert.True(t, ok)
-		assert.Equal(t, m, got)
-		b, err := m.MarshalText()
-		require.NoError(t, err)
-		var back Mode
-		require.NoError(t, back.UnmarshalText(b))
-		assert.Equal(t, m, back)
-	}
-	m, ok := ParseMode("Safe mode")
-	assert.True(t, ok)
-	assert.Equal(t, ModeSafe, m)
-	_, ok = ParseMode("bogus")
-	assert.False(t, ok)
-	assert.True(t, ModeListening.RunsDeviceOS())
-	assert.False(t, ModeDFU.RunsDeviceOS())
 }
 
 // protectedBootloader builds a bootloader carrying the SECURITY_MODE extension (mode 1),
@@ -1023,7 +1029,7 @@ func TestCombinedModule(t *testing.T) {
 	mods := set(t, "boron/4.1.0")
 	combined, err := module.Combine(mods[0].Data, mods[1].Data)
 	require.NoError(t, err)
-	st := device(t, "boron/1.5.2", ModeNormal, tinker(t, "boron/1.5.2"))
+	st := device(t, "boron/1.5.2", state.ModeNormal, tinker(t, "boron/1.5.2"))
 
 	cm, err := module.Parse(combined)
 	require.NoError(t, err)
@@ -1043,7 +1049,7 @@ func TestCombinedModule(t *testing.T) {
 // exists, and the plan says so instead of sending a module Device OS would refuse.
 func TestControlCycleRefused(t *testing.T) {
 	p := plat(t, "p2")
-	st := device(t, "p2/5.0.0", ModeNormal, tinker(t, "p2/5.0.0"))
+	st := device(t, "p2/5.0.0", state.ModeNormal, tinker(t, "p2/5.0.0"))
 	tg := Target{Modules: []*module.Module{
 		build(t, p, spec{fBoot, 2, 9, []module.Dependency{dep(fBoot, 0, 3100)}}),
 		build(t, p, spec{fBoot, 0, 3100, []module.Dependency{dep(fBoot, 2, 9)}}),
@@ -1055,7 +1061,7 @@ func TestControlCycleRefused(t *testing.T) {
 }
 
 func TestDoneChecks(t *testing.T) {
-	st := device(t, "argon/4.1.0", ModeNormal, tinker(t, "argon/2.3.0"))
+	st := device(t, "argon/4.1.0", state.ModeNormal, tinker(t, "argon/2.3.0"))
 	tg := target(t, "argon/4.1.0")
 	tg.App = tinker(t, "argon/4.1.0")
 	p, err := Make(st, tg)
@@ -1074,7 +1080,7 @@ func TestDoneChecks(t *testing.T) {
 	assert.False(t, inval.Done(st), "the 128 KB app is still there")
 	assert.True(t, inval.Done(without(st, fUser, 1)))
 	assert.False(t, enter.Done(st))
-	st.Mode = ModeDFU
+	st.Mode = state.ModeDFU
 	assert.True(t, enter.Done(st))
 	assert.Len(t, p.Writes(), 2)
 }

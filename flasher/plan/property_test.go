@@ -13,6 +13,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // checkSafety checks a plan against rules stated independently of the planner's code:
@@ -27,7 +28,7 @@ import (
 //     DFU write); a module Device OS installs itself (control request, YMODEM) never has
 //     an unmet dependency, and Device OS can run when it is sent;
 //   - after the last step the device holds the expected modules.
-func checkSafety(t *testing.T, st DeviceState, p *Plan) {
+func checkSafety(t *testing.T, st state.Device, p *Plan) {
 	t.Helper()
 	pl := p.Platform
 	inSlot := func(s Step) bool {
@@ -56,8 +57,15 @@ func checkSafety(t *testing.T, st DeviceState, p *Plan) {
 			assert.True(t, layout.Permits(s.Address, uint32(len(s.Data)), memlayout.Writable), s.ID)
 			continue
 		case s.Kind == KindInvalidate:
-			require.NotNil(t, pl.FormerUserPart)
-			assert.True(t, inRegion(s, *pl.FormerUserPart), s.ID)
+			// Only the header sector of an application or system part that would otherwise
+			// still be found: never the bootloader, the SoftDevice or anything outside a slot.
+			ok := false
+			for _, sl := range pl.Slots {
+				if sl.Function == platform.FuncUser || sl.Function == platform.FuncSystem {
+					ok = ok || inRegion(s, platform.Region{Alt: 0, Address: sl.Start, Size: sl.MaxSize})
+				}
+			}
+			assert.True(t, ok, "%s wipes outside every user and system slot", s.ID)
 		case s.Method == platform.MethodOTARegion:
 			ok := false
 			for _, r := range pl.OTARegions {
@@ -115,9 +123,11 @@ func checkSafety(t *testing.T, st DeviceState, p *Plan) {
 		idx uint8
 	}
 	have := map[key]uint16{}
+	at := map[key]uint32{} // where each module starts
 	for _, in := range st.Modules {
-		if in.Valid {
+		if in.Intact() {
 			have[key{in.Function, in.Index}] = in.Version
+			at[key{in.Function, in.Index}] = in.Start
 		}
 	}
 	meets := func(d module.Dependency) bool {
@@ -153,7 +163,7 @@ func checkSafety(t *testing.T, st DeviceState, p *Plan) {
 		switch s.Kind {
 		case KindInvalidate:
 			for k := range have {
-				if k.fn == platform.FuncUser && k.idx == 1 {
+				if a := at[k]; a >= s.Address && uint64(a) < uint64(s.Address)+uint64(len(s.Data)) {
 					delete(have, k)
 				}
 			}
@@ -187,10 +197,11 @@ func checkSafety(t *testing.T, st DeviceState, p *Plan) {
 					}
 				}
 				have[key{m.Function, m.Index}] = m.Version
+				at[key{m.Function, m.Index}] = m.Start
 			}
 		}
 	}
-	for _, in := range p.Expect {
+	for _, in := range p.Expected() {
 		v, ok := have[key{in.Function, in.Index}]
 		if assert.True(t, ok, "expected %s is not on the device after the plan", in) {
 			assert.Equal(t, in.Version, v, "%s", in)
@@ -239,10 +250,10 @@ func TestPropertyOrderAndBounds(t *testing.T) {
 		from, other, to := pick(keys), pick(keys), pick(keys)
 		p := plat(t, fam)
 
-		var mods []Installed
+		var mods []state.Module
 		desc := fmt.Sprintf("case %d: %s", i, from)
 		for _, m := range sets[from] {
-			in := InstalledFrom(m)
+			in := state.FromFile(nil, m)
 			r := rng.IntN(10)
 			if m.Function == platform.FuncBootloader && r < 2 {
 				r = 9 // a device without working (pre)bootloaders is beyond DFU (dark LED, SWD/JTAG)
@@ -252,12 +263,12 @@ func TestPropertyOrderAndBounds(t *testing.T) {
 				desc += fmt.Sprintf(" -%s", m.SlotName())
 				continue
 			case r == 1:
-				in.Valid = false
+				in.Checks.Integrity = false
 				desc += fmt.Sprintf(" !%s", m.SlotName())
 			case r == 2:
 				for _, o := range sets[other] {
 					if o.Function == m.Function && o.Index == m.Index {
-						in = InstalledFrom(o)
+						in = state.FromFile(nil, o)
 						desc += fmt.Sprintf(" %s@%s", m.SlotName(), other)
 					}
 				}
@@ -265,26 +276,26 @@ func TestPropertyOrderAndBounds(t *testing.T) {
 			mods = append(mods, in)
 		}
 		if from == "electron/1.5.2" {
-			mods = append(mods, Installed{Function: fBoot, Version: 502, Valid: true}) // no file in ../shared
+			mods = append(mods, installed(fBoot, 0, 502, true)) // no file in ../shared
 		}
 		if fam == "tracker" {
 			switch rng.IntN(3) {
 			case 0:
-				mods = append(mods, Installed{Function: fNCP, Version: 5, Valid: true})
+				mods = append(mods, installed(fNCP, 0, 5, true))
 			case 1:
-				mods = append(mods, Installed{Function: fNCP, Version: 7, Valid: true, Deps: []module.Dependency{dep(fSys, 1, 3000)}})
+				mods = append(mods, installed(fNCP, 0, 7, true, []module.Dependency{dep(fSys, 1, 3000)}...))
 			}
 		}
 		switch rng.IntN(4) {
 		case 0, 1:
-			mods = append(mods, InstalledFrom(apps[from]))
+			mods = append(mods, state.FromFile(nil, apps[from]))
 		case 2:
-			mods = append(mods, InstalledFrom(apps[other]))
+			mods = append(mods, state.FromFile(nil, apps[other]))
 		}
-		st := DeviceState{Platform: p, Modules: mods}
-		st.Mode = []Mode{ModeNormal, ModeDFU, ModeSafe, ModeListening, ModeUnknown}[rng.IntN(5)]
-		if !newModel(st).runnable() && st.Mode.RunsDeviceOS() {
-			st.Mode = ModeDFU // a device whose Device OS cannot start sits in DFU mode
+		st := state.Device{Platform: p, Modules: mods}
+		st.Mode = []state.Mode{state.ModeNormal, state.ModeDFU, state.ModeSafe, state.ModeListening, state.ModeUnknown}[rng.IntN(5)]
+		if !st.Runnable() && st.Mode.RunsDeviceOS() {
+			st.Mode = state.ModeDFU // a device whose Device OS cannot start sits in DFU mode
 		}
 		_, toVer := splitKey(to)
 		tg := Target{Name: toVer, Modules: sets[to]}
@@ -297,7 +308,15 @@ func TestPropertyOrderAndBounds(t *testing.T) {
 		}
 		desc += fmt.Sprintf(" [%s] -> %s repl=%v wd=%s", st.Mode, to, withRepl, tg.Options.Watchdog)
 
+		tg.Options.AllowSafeMode = rng.IntN(2) == 0
 		pl, err := Make(st, tg)
+		if errors.Is(err, ErrEndsSafe) {
+			// Predicted to end in safe mode, and nobody said yes to that.
+			require.False(t, tg.Options.AllowSafeMode, "%s: %v", desc, err)
+			require.Equal(t, state.ModeSafe, pl.End.Mode, desc)
+			counts["refused: ends safe"]++
+			continue
+		}
 		if err != nil {
 			// Without a replacement app, a device whose app the target cannot run is refused.
 			require.True(t, !withRepl && errors.Is(err, ErrDependency), "%s: %v", desc, err)
@@ -317,7 +336,7 @@ func TestPropertyOrderAndBounds(t *testing.T) {
 			// Every target module is on the device afterwards, at its version.
 			for _, m := range tg.Modules {
 				found := false
-				for _, in := range pl.Expect {
+				for _, in := range pl.Expected() {
 					if in.Function == m.Function && in.Index == m.Index {
 						found = true
 						assert.Equal(t, m.Version, in.Version, "%s", m.SlotName())

@@ -10,6 +10,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // String explains the plan in words for a person: where it goes and why, then numbered
@@ -58,12 +59,12 @@ func (p *Plan) String() string {
 			fmt.Fprintf(&b, "     LED: %s. %s\n", s.LED.Expect, s.LED.Text)
 		}
 	}
-	if len(p.Expect) > 0 && len(p.Steps) > 0 {
-		parts := make([]string, len(p.Expect))
-		for i, in := range p.Expect {
+	if exp := p.Expected(); len(exp) > 0 && len(p.Steps) > 0 {
+		parts := make([]string, len(exp))
+		for i, in := range exp {
 			parts[i] = fmt.Sprintf("%s %d", slotName(p.Platform, in), in.Version)
 		}
-		fmt.Fprintf(&b, "Afterwards the device should run in %s mode with %s.\n", p.ExpectMode, strings.Join(parts, ", "))
+		fmt.Fprintf(&b, "Afterwards the device should run in %s with %s.\n", p.End, strings.Join(parts, ", "))
 	}
 	return b.String()
 }
@@ -90,11 +91,11 @@ func (s Step) headline() string {
 	}
 	switch s.Kind {
 	case KindEnterMode:
-		return fmt.Sprintf("Enter %s mode%s", s.Mode.display(), win)
+		return fmt.Sprintf("Enter %s mode%s", s.Mode.Title(), win)
 	case KindReset:
-		return fmt.Sprintf("Leave DFU mode; the device restarts in %s mode", s.Mode.display())
+		return fmt.Sprintf("Leave DFU mode; the device restarts in %s mode", s.Mode.Title())
 	case KindWaitFor:
-		return fmt.Sprintf("Wait for the device to install %s and come back in %s mode", describe(s.Module), s.Mode.display())
+		return fmt.Sprintf("Wait for the device to install %s and come back in %s mode", describe(s.Module), s.Mode.Title())
 	case KindServiceMode:
 		return "Suspend Device Protection (service mode)"
 	case KindEndServiceMode:
@@ -152,7 +153,8 @@ type jsonPlan struct {
 	Windows            int             `json:"windows"`
 	EstimatedSeconds   float64         `json:"estimated_seconds"`
 	Verify             VerifyMode      `json:"verify"`
-	ExpectMode         Mode            `json:"expect_mode"`
+	ExpectMode         state.Mode      `json:"expect_mode"`
+	EndWhy             string          `json:"end_why,omitempty"`
 	Warnings           []string        `json:"warnings"`
 	Skipped            []jsonSkip      `json:"skipped"`
 	Steps              []jsonStep      `json:"steps"`
@@ -177,7 +179,7 @@ type jsonStep struct {
 	DataCRC32       string         `json:"data_crc32,omitempty"`
 	Part            int            `json:"part,omitempty"`
 	Parts           int            `json:"parts,omitempty"`
-	Mode            Mode           `json:"mode"`
+	Mode            state.Mode     `json:"mode"`
 	Window          int            `json:"window,omitempty"`
 	EstimateSeconds float64        `json:"estimate_seconds"`
 	Why             string         `json:"why"`
@@ -220,9 +222,9 @@ type jsonInstalled struct {
 	Deps     []string `json:"deps,omitempty"`
 }
 
-func toJSONInstalled(in Installed) jsonInstalled {
+func toJSONInstalled(in state.Module) jsonInstalled {
 	j := jsonInstalled{Function: in.Function.String(), Index: in.Index, Version: in.Version, Size: in.Size,
-		Valid: in.Valid, SHA256: in.SHA256}
+		Valid: in.Intact(), SHA256: in.SHA256}
 	if in.Start != 0 || in.Size != 0 {
 		j.Start = fmt.Sprintf("0x%08x", in.Start)
 	}
@@ -230,7 +232,7 @@ func toJSONInstalled(in Installed) jsonInstalled {
 		j.CRC32 = fmt.Sprintf("%08x", in.CRC)
 	}
 	for _, d := range in.Deps {
-		j.Deps = append(j.Deps, d.String())
+		j.Deps = append(j.Deps, d.Need().String())
 	}
 	return j
 }
@@ -240,7 +242,7 @@ func toJSONInstalled(in Installed) jsonInstalled {
 // words, and the expected end state.
 func (p *Plan) MarshalJSON() ([]byte, error) {
 	j := jsonPlan{From: p.From, To: p.To, Direction: p.Direction, NeedsSteppingStone: p.NeedsSteppingStone,
-		Windows: p.Windows, EstimatedSeconds: p.EstimatedDuration.Seconds(), Verify: p.Verify, ExpectMode: p.ExpectMode,
+		Windows: p.Windows, EstimatedSeconds: p.EstimatedDuration.Seconds(), Verify: p.Verify, ExpectMode: p.End.Mode, EndWhy: p.End.Why,
 		Warnings: append([]string{}, p.Warnings...), Skipped: []jsonSkip{}, Steps: []jsonStep{}, Expect: []jsonInstalled{}}
 	if p.Platform != nil {
 		j.Platform, j.PlatformID = p.Platform.Name, p.Platform.ID
@@ -287,7 +289,7 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 		}
 		j.Steps = append(j.Steps, js)
 	}
-	for _, in := range p.Expect {
+	for _, in := range p.Expected() {
 		j.Expect = append(j.Expect, toJSONInstalled(in))
 	}
 	return json.Marshal(j)

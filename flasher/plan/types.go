@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -9,69 +8,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
-
-// Mode is what a device is running: Device OS (normal, listening or safe mode) or the
-// DFU bootloader. The distinction that matters to a plan is whether Device OS runs
-// (control requests work) or the bootloader does (DFU writes work).
-type Mode int
-
-// Device modes.
-const (
-	ModeUnknown Mode = iota
-	ModeNormal
-	ModeListening
-	ModeSafe
-	ModeDFU
-)
-
-var modeNames = [...]string{"unknown", "normal", "listening", "safe", "dfu"}
-
-// String is the mode's short name: "normal", "listening", "safe", "dfu", "unknown".
-func (m Mode) String() string {
-	if m >= 0 && int(m) < len(modeNames) {
-		return modeNames[m]
-	}
-	return fmt.Sprintf("mode(%d)", int(m))
-}
-
-// display is the mode as a sentence names it: "DFU" for dfu.
-func (m Mode) display() string {
-	if m == ModeDFU {
-		return "DFU"
-	}
-	return m.String()
-}
-
-// ParseMode reads a mode name as String prints it ("safe-mode" and "safe mode" too).
-func ParseMode(s string) (Mode, bool) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	s = strings.TrimSuffix(strings.TrimSuffix(s, " mode"), "-mode")
-	for i, n := range modeNames {
-		if n == s {
-			return Mode(i), true
-		}
-	}
-	return ModeUnknown, false
-}
-
-// RunsDeviceOS reports a mode in which Device OS answers control requests.
-func (m Mode) RunsDeviceOS() bool {
-	return m == ModeNormal || m == ModeListening || m == ModeSafe
-}
-
-// MarshalText writes the mode's name.
-func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
-
-// UnmarshalText reads a mode's name.
-func (m *Mode) UnmarshalText(b []byte) error {
-	v, ok := ParseMode(string(b))
-	if !ok {
-		return fmt.Errorf("unknown device mode %q", b)
-	}
-	*m = v
-	return nil
-}
 
 // Direction says which way a plan moves Device OS, because the rules differ: a downgrade
 // writes the user app first and prebootloaders last, a rescue rebuilds what is missing.
@@ -187,94 +125,6 @@ func ParseVerifyMode(s string) (VerifyMode, bool) {
 // MarshalText writes the verification mode's name.
 func (v VerifyMode) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 
-// Installed is one module as the device reports it (control request 90, the listening
-// mode `s` command, or its header and suffix read out of flash over DFU). A slot that
-// was read and found blank is simply not listed; NCP firmware, which DFU cannot read, is
-// unknown rather than missing when it is not listed.
-type Installed struct {
-	Function platform.Function `json:"function"`
-	Index    uint8             `json:"index"`
-	Version  uint16            `json:"version"`
-	// Start and Size locate the module in flash when known (0 = unknown); they let the
-	// planner see which installed modules a write destroys.
-	Start uint32 `json:"start,omitempty"`
-	Size  uint32 `json:"size,omitempty"`
-	// Valid: the device's integrity check (CRC) passed. A corrupt module is listed with
-	// Valid false so a rescue rewrites it.
-	Valid bool `json:"valid"`
-	// CRC is the stored CRC-32 when known (0 = unknown): with it, a module at the same
-	// version but of another build is not mistaken for the target's.
-	CRC uint32 `json:"crc,omitempty"`
-	// SHA256 is the hash in the module's suffix when known (the `u` field of user apps):
-	// the identity of a user app, whose version number says little.
-	SHA256 string `json:"sha256,omitempty"`
-	// Deps are the module's dependencies, as its header states them.
-	Deps []module.Dependency `json:"deps,omitempty"`
-}
-
-// InstalledFrom describes a module file as if it were on the device, e.g. to plan from
-// files instead of a device, or from what DFU read out of each slot.
-func InstalledFrom(m *module.Module) Installed {
-	in := Installed{
-		Function: m.Function,
-		Index:    m.Index,
-		Version:  m.Version,
-		Start:    m.Start,
-		Size:     uint32(m.Size()),
-		Valid:    m.Validate() == nil,
-		CRC:      m.StoredCRC,
-		Deps:     m.Dependencies(),
-	}
-	if len(m.SHA256) > 0 {
-		in.SHA256 = hex.EncodeToString(m.SHA256)
-	}
-	return in
-}
-
-// String describes the module briefly: "system 1 v4100" or "user 2 v6 (corrupt)".
-func (in Installed) String() string {
-	s := fmt.Sprintf("%s %d v%d", in.Function, in.Index, in.Version)
-	if !in.Valid {
-		s += " (corrupt)"
-	}
-	return s
-}
-
-// DeviceState is what the planner knows about the device.
-type DeviceState struct {
-	Platform *platform.Platform
-	Mode     Mode
-	// Modules is what the device has; empty means nothing is known, and the plan then
-	// writes every part of the target.
-	Modules []Installed
-	// Protected: Device Protection is on (Device OS 6.x); such a device may not go below
-	// Device OS 6.1.1 and needs service mode for DFU writes.
-	Protected bool
-	// DeviceOS is the running Device OS version when the device said so ("" = derive it
-	// from the system part's module version).
-	DeviceOS string
-	// YModem: listening-mode YMODEM flashing is known to work. When false the planner
-	// assumes it works exactly on Device OS up to 5.9.x (6.0.0 removed it).
-	YModem bool
-}
-
-// StateFromModules describes a device holding exactly these module files, for planning
-// without a device (pflash plan --from) and in tests. A nil platform is taken from the
-// first module.
-func StateFromModules(p *platform.Platform, mode Mode, mods []*module.Module) DeviceState {
-	st := DeviceState{Platform: p, Mode: mode}
-	for _, m := range mods {
-		if m == nil {
-			continue
-		}
-		if st.Platform == nil {
-			st.Platform, _ = platform.ByID(m.PlatformID)
-		}
-		st.Modules = append(st.Modules, InstalledFrom(m))
-	}
-	return st
-}
-
 // Options tune a plan. The zero value is the default: every part the target brings
 // (bootloader, SoftDevice and NCP included), no watchdog, module-table verification.
 type Options struct {
@@ -292,6 +142,10 @@ type Options struct {
 	// It never overrides device protection, a wrong platform or a module that does not
 	// fit its slot.
 	Force bool
+	// AllowSafeMode accepts a plan whose predicted end is safe mode (Plan.End says why:
+	// no application, an application that needs another Device OS): the person said yes
+	// to exactly that. Without it such a plan is refused before anything is written.
+	AllowSafeMode bool
 }
 
 // Target is where the device should end up, resolved by the caller into module files.
@@ -338,7 +192,7 @@ type Step struct {
 	// Mode is the mode an enter-mode, wait-for or reset step reaches, and the mode the
 	// device must be in for the others (ModeNormal meaning Device OS runs: normal,
 	// listening or safe).
-	Mode Mode
+	Mode state.Mode
 	// LED is what the person should see during the step and what to do otherwise.
 	LED led.Guidance
 	// Estimate is how long the step may take.
@@ -352,7 +206,7 @@ type Step struct {
 	Unmet []module.Dependency
 	// Expect is the module the device should report once this step (and the other
 	// parts of the same module) are done; nil for steps that leave no module behind.
-	Expect *Installed
+	Expect *state.Module
 }
 
 // Skip is a target module the plan leaves alone, and why.
@@ -380,11 +234,11 @@ type Plan struct {
 	// NeedsSteppingStone names the Device OS version the device must go through first
 	// (Make also returns a *SteppingStoneError); the plan then has no steps.
 	NeedsSteppingStone string
-	// Expect is what the device should report after the plan: the verification target.
-	Expect []Installed
-	// ExpectMode is the mode the device should be in at the end (normal, or safe when it
-	// has no application).
-	ExpectMode Mode
+	// Predicted is the device as the plan leaves it: every module it should report, the
+	// verification target. End is the mode it should come up in, and why when that is
+	// not normal mode (the person accepted it: Options.AllowSafeMode).
+	Predicted state.Device
+	End       state.Boot
 	// Verify is how the runner should check the result.
 	Verify VerifyMode
 }
@@ -403,24 +257,20 @@ func (p *Plan) Writes() []Step {
 // Done reports whether the device state already shows the step's effect, so a runner
 // resuming after a crash can skip it. Writes are done when the module they belong to is
 // installed at its version with a valid CRC (a half-written slot fails its CRC and is
-// written again); an invalidation when nothing valid is left at its address; mode
+// written again); an invalidation when nothing intact is left at its address; mode
 // changes when the device is in that mode. Resets, service mode and verification are
 // never done in advance.
-func (s *Step) Done(st DeviceState) bool {
+func (s *Step) Done(st state.Device) bool {
 	switch s.Kind {
 	case KindWrite, KindSetOTAFlag, KindWaitFor:
 		if s.Expect == nil {
 			return false
 		}
-		for _, in := range st.Modules {
-			if in.Function == s.Expect.Function && in.Index == s.Expect.Index {
-				return sameModule(in, *s.Expect)
-			}
-		}
-		return false
+		in, ok := st.Main(s.Expect.Function, s.Expect.Index)
+		return ok && in.SameBuild(*s.Expect)
 	case KindInvalidate:
-		for _, in := range st.Modules {
-			if in.Valid && in.Start == s.Address {
+		for _, in := range st.Installed() {
+			if in.Intact() && in.Start == s.Address {
 				return false
 			}
 		}
@@ -431,17 +281,6 @@ func (s *Step) Done(st DeviceState) bool {
 	return false
 }
 
-// sameModule reports whether the installed module is the expected one: same version,
-// valid, and the same build where both CRCs (or both hashes) are known.
-func sameModule(in, want Installed) bool {
-	if !in.Valid || in.Version != want.Version {
-		return false
-	}
-	if in.SHA256 != "" && want.SHA256 != "" && !strings.EqualFold(in.SHA256, want.SHA256) {
-		return false
-	}
-	if in.CRC != 0 && want.CRC != 0 && in.CRC != want.CRC {
-		return false
-	}
-	return true
-}
+// Expected lists the modules the device should report after the plan: every module that
+// counts (state.Device.Effective) in the predicted state.
+func (p *Plan) Expected() []state.Module { return p.Predicted.Effective() }

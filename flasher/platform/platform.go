@@ -71,6 +71,9 @@ type Slot struct {
 	// MinModuleVersion and MaxModuleVersion bound the module versions this variant of the
 	// slot is for (0 = unbounded), for slots that moved between Device OS versions.
 	MinModuleVersion, MaxModuleVersion uint16
+	// KnownSince is the first system module version whose Device OS knows this slot at all
+	// (0 = every version): an application there is invisible to an older Device OS.
+	KnownSince uint16
 }
 
 // End is the exclusive end of the slot's region: Start + MaxSize (for an EndFixed slot,

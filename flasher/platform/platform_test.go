@@ -495,7 +495,7 @@ func TestSlotVariantsAndNames(t *testing.T) {
 	s, ok = argon.Slot(FuncUser, 2)
 	require.True(t, ok)
 	assert.Equal(t, Slot{Name: "user-part", Function: FuncUser, Index: 2, Start: 0xB4000, MaxSize: 256 * 1024,
-		Storage: StorageInternal, Methods: []Method{MethodDFU, MethodControl, MethodYModem}}, s)
+		Storage: StorageInternal, Methods: []Method{MethodDFU, MethodControl, MethodYModem}, KnownSince: 3102}, s)
 	s, ok = argon.Slot(FuncUser, 1)
 	require.True(t, ok)
 	assert.Equal(t, uint32(0xD4000), s.Start)

@@ -170,8 +170,13 @@ func gen3Slots(o gen3Opts) []Slot {
 	s = append(s, Slot{Name: "system-part1", Function: FuncSystem, Index: 1, Start: 0x30000, MaxSize: 0xA4000,
 		HeaderOffset: 0x200, Storage: StorageInternal, Methods: methods(partMethods), MaxModuleVersion: gen3LastLegacyPart1})
 	if o.current {
+		// Known to Device OS since 3.1.0-rc.1 (system module 3102): commit 70edb002f "[gen3]
+		// 256KB application support" is first in v3.1.0-rc.1, whose Tinker already sits at
+		// 0xB4000 (DR 3.1.0-rc.1). Device OS checks the 128 KB slot at 0xD4000 (index 1)
+		// first and runs this one only when that holds no valid application (user_hal.cpp
+		// hal_user_module_get_descriptor @v3.1.0..v6.2.0).
 		s = append(s, Slot{Name: "user-part", Function: FuncUser, Index: 2, Start: 0xB4000, MaxSize: 0x40000,
-			Storage: StorageInternal, Methods: methods(partMethods)})
+			Storage: StorageInternal, Methods: methods(partMethods), KnownSince: 3102})
 	}
 	s = append(s, Slot{Name: "user-part", Function: FuncUser, Index: 1, Start: 0xD4000, MaxSize: 0x20000,
 		Storage: StorageInternal, Methods: methods(partMethods)})

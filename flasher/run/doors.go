@@ -10,8 +10,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
-	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // The runner reaches devices only through these two small interfaces, so that the same
@@ -76,10 +76,10 @@ type Link interface {
 	// ID is the device ID (24 hex digits, lower case).
 	ID() string
 	Platform() *platform.Platform
-	// Mode is plan.ModeDFU for the bootloader, plan.ModeListening or plan.ModeNormal when
+	// Mode is state.ModeDFU for the bootloader, state.ModeListening or state.ModeNormal when
 	// Device OS runs (safe mode looks like normal mode from outside; the runner tells it
 	// from the module table).
-	Mode() plan.Mode
+	Mode() state.Mode
 	// Instance identifies this enumeration: it changes whenever the device resets, which
 	// is how a wait tells "came back" from "has not left yet".
 	Instance() string

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/led"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // Event names (Event.Event). The JSON form is an interface scripts rely on: `pflash flash
@@ -100,7 +101,7 @@ type Event struct {
 
 	// Modules are the device's modules as last read (EvVerified, EvDone), in the shape
 	// `pflash inspect --device ID --json` prints them.
-	Modules []ModuleJSON `json:"modules,omitempty"`
+	Modules []state.Module `json:"modules,omitempty"`
 }
 
 // LEDGuidance is led.Guidance in words.

@@ -14,6 +14,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // job is one run of one plan on one device.
@@ -30,7 +31,7 @@ type job struct {
 	// link is the device as last found (nil when unknown or known to be stale); mode and
 	// inst are its mode and enumeration instance.
 	link Link
-	mode plan.Mode
+	mode state.Mode
 	inst string
 	// resetFrom is the instance the device had when the runner made it restart; a wait
 	// for it to come back accepts only another instance. "" when no restart is pending.
@@ -158,7 +159,7 @@ func (j *job) emitPlan() {
 
 // PlanEvent is the EvPlan event for a plan made for a device in mode: a summary, the
 // warnings as the message, and the whole plan as `pflash plan --json` prints it.
-func PlanEvent(p *plan.Plan, mode plan.Mode) Event {
+func PlanEvent(p *plan.Plan, mode state.Mode) Event {
 	var warn string
 	if len(p.Warnings) > 0 {
 		warn = strings.Join(p.Warnings, " ")
@@ -234,7 +235,7 @@ func (j *job) runPlan(ctx context.Context) error {
 			return j.cancelled()
 		}
 		j.startStep(s)
-		if s.Kind == plan.KindEnterMode && s.Window == 0 && j.link != nil && s.Done(plan.DeviceState{Mode: j.mode}) {
+		if s.Kind == plan.KindEnterMode && s.Window == 0 && j.link != nil && s.Done(state.Device{Mode: j.mode}) {
 			j.finishStep(s, true) // already there
 			continue
 		}
@@ -353,7 +354,7 @@ func (j *job) recoverLoss(ctx context.Context, s *plan.Step, err error, attempt 
 	j.emit(Event{Event: EvRetry, StepID: s.ID, StepIndex: j.idx + 1, Steps: len(j.plan.Steps), Error: err.Error(),
 		Message: "The device left USB in the middle of the step. If it was unplugged, plug it back in."})
 	back := j.lossGuidance()
-	l, werr := j.waitMode(ctx, plan.ModeUnknown, j.r.t.Reenumerate, "the device to come back on USB", back)
+	l, werr := j.waitMode(ctx, state.ModeUnknown, j.r.t.Reenumerate, "the device to come back on USB", back)
 	if werr != nil {
 		if errors.Is(werr, ErrCancelled) {
 			return werr
@@ -459,19 +460,19 @@ func (j *job) waitAttached(ctx context.Context) (Link, error) {
 		return l, nil
 	}
 	g := led.Guidance{Text: "Connect the device with a USB data cable (some cables only charge) and make sure it is powered."}
-	return j.waitMode(ctx, plan.ModeUnknown, j.r.t.Find, "the device "+j.id+" to be attached", g)
+	return j.waitMode(ctx, state.ModeUnknown, j.r.t.Find, "the device "+j.id+" to be attached", g)
 }
 
 // modeMatches reports whether the device's mode is what a step needs: DFU, listening, or
 // (for normal and safe) Device OS running.
-func modeMatches(have, want plan.Mode) bool {
+func modeMatches(have, want state.Mode) bool {
 	switch want {
-	case plan.ModeUnknown:
-		return have != plan.ModeUnknown
-	case plan.ModeDFU:
-		return have == plan.ModeDFU
-	case plan.ModeListening:
-		return have == plan.ModeListening
+	case state.ModeUnknown:
+		return have != state.ModeUnknown
+	case state.ModeDFU:
+		return have == state.ModeDFU
+	case state.ModeListening:
+		return have == state.ModeListening
 	}
 	return have.RunsDeviceOS()
 }
@@ -483,7 +484,7 @@ const wrongModeGrace = 3
 // waitMode waits until the device is attached in the wanted mode and, when the runner
 // made it restart (resetFrom), is a new enumeration. It emits a waiting event with the
 // LED guidance. A device that comes back in the wrong mode is reported as such.
-func (j *job) waitMode(ctx context.Context, want plan.Mode, timeout time.Duration, what string, g led.Guidance) (Link, error) {
+func (j *job) waitMode(ctx context.Context, want state.Mode, timeout time.Duration, what string, g led.Guidance) (Link, error) {
 	since := j.resetFrom
 	if j.link != nil && (since == "" || j.inst != since) && modeMatches(j.mode, want) {
 		j.resetFrom = ""
@@ -502,7 +503,7 @@ func (j *job) waitMode(ctx context.Context, want plan.Mode, timeout time.Duratio
 				j.setLink(l)
 				j.resetFrom = ""
 				return l, nil
-			case fresh && want != plan.ModeUnknown && l.Mode() != plan.ModeUnknown:
+			case fresh && want != state.ModeUnknown && l.Mode() != state.ModeUnknown:
 				wrong++
 				if wrong >= wrongModeGrace {
 					j.setLink(l)

@@ -11,8 +11,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
-	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // enterStep runs a KindEnterMode step. With a watchdog a later window first waits for the
@@ -29,11 +29,11 @@ func (j *job) enterStep(ctx context.Context, s *plan.Step) error {
 	}
 	var err error
 	switch s.Mode {
-	case plan.ModeDFU:
+	case state.ModeDFU:
 		_, err = j.ensureDFU(ctx, s.LED)
-	case plan.ModeSafe:
+	case state.ModeSafe:
 		err = j.enterSafe(ctx, s.LED)
-	case plan.ModeListening:
+	case state.ModeListening:
 		err = j.enterListening(ctx, s.LED)
 	default:
 		err = fmt.Errorf("run: %w: entering %s mode", ErrUnsupported, s.Mode)
@@ -57,7 +57,7 @@ func (j *job) awaitWatchdog(ctx context.Context, s *plan.Step) error {
 	j.resetFrom = j.inst
 	g := led.Expect(j.plan.Platform, led.GoalDFU)
 	g.Text = fmt.Sprintf("The watchdog restarts the device at the end of its period; the next piece of work (window %d of %d) starts once it is back.", s.Window, j.plan.Windows)
-	_, err := j.waitMode(ctx, plan.ModeUnknown, 2*period+j.r.t.Reenumerate, fmt.Sprintf("the watchdog to restart the device (window %d of %d)", s.Window, j.plan.Windows), g)
+	_, err := j.waitMode(ctx, state.ModeUnknown, 2*period+j.r.t.Reenumerate, fmt.Sprintf("the watchdog to restart the device (window %d of %d)", s.Window, j.plan.Windows), g)
 	var rp *replanError
 	if errors.As(err, &rp) {
 		return nil
@@ -73,14 +73,14 @@ func (j *job) ensureDFU(ctx context.Context, g led.Guidance) (Link, error) {
 	}
 	if err != nil {
 		// Between two resets (a watchdog, a restart it was asked for): wait for it.
-		if l, err = j.waitMode(ctx, plan.ModeUnknown, j.r.t.Reenumerate, "the device to be back on USB", g); err != nil {
+		if l, err = j.waitMode(ctx, state.ModeUnknown, j.r.t.Reenumerate, "the device to be back on USB", g); err != nil {
 			var rp *replanError
 			if !errors.As(err, &rp) {
 				return nil, err
 			}
 		}
 	}
-	if l.Mode() == plan.ModeDFU {
+	if l.Mode() == state.ModeDFU {
 		return l, nil
 	}
 	if g.Expect.IsZero() {
@@ -130,7 +130,7 @@ func (j *job) enterDFU(ctx context.Context, l Link, g led.Guidance) (Link, error
 		}
 		j.resetFrom = before
 		j.dropLink()
-		nl, err := j.waitMode(ctx, plan.ModeDFU, j.r.t.EnterMode, "the device to restart in DFU mode ("+w.name+")", g)
+		nl, err := j.waitMode(ctx, state.ModeDFU, j.r.t.EnterMode, "the device to restart in DFU mode ("+w.name+")", g)
 		if err == nil {
 			return nl, nil
 		}
@@ -144,12 +144,12 @@ func (j *job) enterDFU(ctx context.Context, l Link, g led.Guidance) (Link, error
 			break
 		}
 	}
-	return j.buttons(ctx, led.GoalDFU, plan.ModeDFU, errors.Join(errs...))
+	return j.buttons(ctx, led.GoalDFU, state.ModeDFU, errors.Join(errs...))
 }
 
 // buttons asks a person to switch the device's mode with its buttons, showing the LED
 // recipe, and waits for it.
-func (j *job) buttons(ctx context.Context, goal led.Goal, want plan.Mode, why error) (Link, error) {
+func (j *job) buttons(ctx context.Context, goal led.Goal, want state.Mode, why error) (Link, error) {
 	p := j.plan.Platform
 	g := led.Expect(p, goal)
 	if j.r.o.NoButtons {
@@ -176,13 +176,7 @@ func (j *job) systemVersion() uint16 {
 	if j.reading == nil {
 		return 0
 	}
-	var v uint16
-	for _, m := range j.reading.State.Modules {
-		if (m.Function == platform.FuncSystem || m.Function == platform.FuncMono) && m.Valid && m.Version > v {
-			v = m.Version
-		}
-	}
-	return v
+	return j.reading.State.SystemVersion()
 }
 
 // enterSafe restarts the device into safe mode: control request 60 from Device OS, the
@@ -195,7 +189,7 @@ func (j *job) enterSafe(ctx context.Context, g led.Guidance) error {
 	before := l.Instance()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if l.Mode() == plan.ModeDFU {
+	if l.Mode() == state.ModeDFU {
 		c, _, derr := l.DFU(rctx, 0)
 		if derr == nil {
 			derr = c.EnterSafeMode(rctx)
@@ -205,12 +199,12 @@ func (j *job) enterSafe(ctx context.Context, g led.Guidance) error {
 		err = l.Ctrl().EnterSafeMode(rctx)
 	}
 	if err != nil && !isGone(err) {
-		_, berr := j.buttons(ctx, led.GoalSafeMode, plan.ModeSafe, err)
+		_, berr := j.buttons(ctx, led.GoalSafeMode, state.ModeSafe, err)
 		return berr
 	}
 	j.resetFrom = before
 	j.dropLink()
-	_, err = j.waitMode(ctx, plan.ModeSafe, j.r.t.EnterMode, "the device to restart in safe mode", g)
+	_, err = j.waitMode(ctx, state.ModeSafe, j.r.t.EnterMode, "the device to restart in safe mode", g)
 	return err
 }
 
@@ -220,20 +214,20 @@ func (j *job) enterListening(ctx context.Context, g led.Guidance) error {
 	if err != nil {
 		return err
 	}
-	if l.Mode() == plan.ModeListening {
+	if l.Mode() == state.ModeListening {
 		return nil
 	}
-	if l.Mode() == plan.ModeDFU {
+	if l.Mode() == state.ModeDFU {
 		return &replanError{cause: fmt.Errorf("run: %w: the device is in DFU mode, listening mode needs Device OS", ErrWrongMode)}
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := l.Ctrl().StartListening(rctx); err != nil {
-		_, berr := j.buttons(ctx, led.GoalListening, plan.ModeListening, err)
+		_, berr := j.buttons(ctx, led.GoalListening, state.ModeListening, err)
 		return berr
 	}
 	j.dropLink()
-	_, err = j.waitMode(ctx, plan.ModeListening, j.r.t.EnterMode, "the device to enter listening mode", g)
+	_, err = j.waitMode(ctx, state.ModeListening, j.r.t.EnterMode, "the device to enter listening mode", g)
 	return err
 }
 
@@ -244,7 +238,7 @@ func (j *job) ensureDeviceOS(ctx context.Context, g led.Guidance) (Link, error) 
 		if !isGone(err) {
 			return nil, err
 		}
-		l, err = j.waitMode(ctx, plan.ModeNormal, j.r.t.Reenumerate, "the device to be back on USB", g)
+		l, err = j.waitMode(ctx, state.ModeNormal, j.r.t.Reenumerate, "the device to be back on USB", g)
 		if err != nil {
 			return nil, err
 		}
@@ -255,7 +249,7 @@ func (j *job) ensureDeviceOS(ctx context.Context, g led.Guidance) (Link, error) 
 	if err := j.leave(ctx, l); err != nil {
 		return nil, err
 	}
-	return j.waitMode(ctx, plan.ModeNormal, j.r.t.Reenumerate, "Device OS to start", g)
+	return j.waitMode(ctx, state.ModeNormal, j.r.t.Reenumerate, "Device OS to start", g)
 }
 
 // leave ends DFU mode (DfuSe zero-length DNLOAD) and marks the restart as the runner's.
@@ -283,11 +277,11 @@ func (j *job) leaveDFU(ctx context.Context, s *plan.Step) error {
 		if !isGone(err) {
 			return err
 		}
-		if l, err = j.waitMode(ctx, plan.ModeUnknown, j.r.t.Reenumerate, "the device to be back on USB", s.LED); err != nil {
+		if l, err = j.waitMode(ctx, state.ModeUnknown, j.r.t.Reenumerate, "the device to be back on USB", s.LED); err != nil {
 			return err
 		}
 	}
-	if l.Mode() == plan.ModeDFU {
+	if l.Mode() == state.ModeDFU {
 		if err := j.leave(ctx, l); err != nil {
 			return err
 		}
@@ -372,7 +366,7 @@ func (j *job) writeControl(ctx context.Context, s *plan.Step) error {
 		return err
 	}
 	c := l.Ctrl()
-	if l.Mode() != plan.ModeListening {
+	if l.Mode() != state.ModeListening {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := c.StartListening(rctx); err != nil {
 			j.r.log.Debug("run: listening mode not entered before the update", "device", j.id, "err", err)
@@ -450,9 +444,9 @@ func (j *job) stopListening(ctx context.Context) error {
 	deadline := time.Now().Add(j.r.t.EnterMode)
 	for {
 		if l, err := j.find(ctx); err == nil {
-			if l.Mode() == plan.ModeNormal {
+			if l.Mode() == state.ModeNormal {
 				j.setLink(l)
-				j.reading.Mode = plan.ModeNormal
+				j.reading.Mode = state.ModeNormal
 				return nil
 			}
 			_ = l.Close()

@@ -16,6 +16,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // noSoftwareDFU are doors on which software cannot switch the device to DFU mode: no
@@ -114,10 +115,10 @@ func TestYModemStep(t *testing.T) {
 	m, err := module.Parse(readShared(t, "releases", "argon-bootloader@4.1.0.bin"))
 	require.NoError(t, err)
 	p := d.Platform()
-	in := plan.InstalledFrom(m)
+	in := state.FromFile(nil, m)
 	pl := &plan.Plan{Platform: p, From: "2.3.0", To: "bootloader 1200", Steps: []plan.Step{
-		{ID: "write:bootloader@1200", Kind: plan.KindWrite, Module: m, Slot: "bootloader", Method: platform.MethodYModem, Data: m.Data, Mode: plan.ModeListening, Expect: &in},
-		{ID: "wait:bootloader@1200", Kind: plan.KindWaitFor, Module: m, Slot: "bootloader", Method: platform.MethodYModem, Mode: plan.ModeNormal, Expect: &in},
+		{ID: "write:bootloader@1200", Kind: plan.KindWrite, Module: m, Slot: "bootloader", Method: platform.MethodYModem, Data: m.Data, Mode: state.ModeListening, Expect: &in},
+		{ID: "wait:bootloader@1200", Kind: plan.KindWaitFor, Module: m, Slot: "bootloader", Method: platform.MethodYModem, Mode: state.ModeNormal, Expect: &in},
 	}}
 	rec := &recorder{}
 	r := newRunner(t, simdoor.New(true, d), rec, run.Options{})

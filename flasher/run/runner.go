@@ -9,8 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
+	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // Options configure a Runner.
@@ -118,6 +121,9 @@ type Prepared struct {
 func (r *Runner) Flash(ctx context.Context, id string, t plan.Target) (*Result, error) {
 	pr, err := r.Prepare(ctx, id, t)
 	if err != nil {
+		if pr != nil {
+			id = pr.ID
+		}
 		r.emitDone(id, nil, err, "", 0)
 		return nil, err
 	}
@@ -157,6 +163,12 @@ func (r *Runner) Prepare(ctx context.Context, id string, t plan.Target) (*Prepar
 		}
 	}
 	p, err := plan.Make(rd.State, t)
+	if errors.Is(err, plan.ErrEndsSafe) {
+		// The plan is made and shows where it ends; it runs once the person accepts that
+		// (Options.AllowSafeMode), so the caller gets both to show.
+		pr.Plan = p
+		return pr, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
@@ -206,6 +218,13 @@ func (r *Runner) pickDevice(ctx context.Context) (string, error) {
 // EvDone. On failure the returned error carries a remedy, and the journal stays so that
 // running the same target again finishes the job.
 func (r *Runner) Execute(ctx context.Context, pr *Prepared) (*Result, error) {
+	if end := pr.Plan.End; end.Mode != state.ModeNormal && end.Mode != state.ModeUnknown && !pr.Target.Options.AllowSafeMode {
+		// Predict, then write: nothing is written toward an end nobody accepted.
+		err := remedy.With(&plan.EndStateError{End: end, To: pr.Plan.To},
+			"Accept that the device ends in "+end.Mode.Title()+" mode, or change the target so it does not.")
+		r.emitDone(pr.ID, pr.Reading, err, "", 0)
+		return nil, err
+	}
 	j := &job{r: r, id: pr.ID, target: &pr.Target, start: pr.start, plan: pr.Plan, reading: pr.Reading}
 	defer j.closeLink()
 	res := &Result{Plan: pr.Plan, Reading: pr.Reading, Resumed: pr.Journal != nil}
@@ -227,20 +246,20 @@ func (r *Runner) Execute(ctx context.Context, pr *Prepared) (*Result, error) {
 	j.emitPlan()
 	j.saveJournal()
 	err := j.runSteps(ctx)
-	if err == nil && len(j.plan.Steps) == 0 && j.reading != nil && j.reading.Mode == plan.ModeListening {
+	if err == nil && len(j.plan.Steps) == 0 && j.reading != nil && j.reading.Mode == state.ModeListening {
 		err = j.stopListening(ctx)
 	}
 	res.Plan, res.Reading = j.plan, j.reading
 	res.Elapsed = time.Since(pr.start)
 	if err != nil {
-		state := j.describeState()
+		left := j.describeState(err)
 		j.journal.Status, j.journal.Error = JournalFailed, err.Error()
 		if errors.Is(err, ErrCancelled) {
 			j.journal.Status = JournalCancelled
 		}
 		j.saveJournal()
-		j.emit(Event{Event: EvFailed, Error: err.Error(), Remedy: remedy.Of(err), State: state, Mode: modeName(j.mode)})
-		r.emitDone(pr.ID, j.reading, err, state, j.fraction(0))
+		j.emit(Event{Event: EvFailed, Error: err.Error(), Remedy: remedy.Of(err), State: left, Mode: modeName(j.mode)})
+		r.emitDone(pr.ID, j.reading, err, left, j.fraction(0))
 		return res, err
 	}
 	j.journal.Status, j.journal.Current = JournalDone, ""
@@ -268,14 +287,14 @@ func (r *Runner) emit(e Event) {
 	r.o.Events(e)
 }
 
-func (r *Runner) emitDone(id string, rd *Reading, err error, state string, fraction float64) {
+func (r *Runner) emitDone(id string, rd *Reading, err error, left string, fraction float64) {
 	e := Event{Event: EvDone, DeviceID: id, Result: ResultOK, Fraction: fraction}
 	if rd != nil {
-		e.Modules = ModulesJSON(rd.Modules)
+		e.Modules = rd.Modules()
 		e.Mode = modeName(rd.Mode)
 	}
 	if err != nil {
-		e.Result, e.Error, e.Remedy, e.State = ResultFailed, err.Error(), remedy.Of(err), state
+		e.Result, e.Error, e.Remedy, e.State = ResultFailed, err.Error(), remedy.Of(err), left
 	}
 	r.emit(e)
 }
@@ -287,4 +306,32 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// Transient reports a failure that running the same target again can get past: the
+// device left the bus (unplugged, reset, out of power) or did not answer in time, a
+// transfer stalled or the DFU bootloader reported an error, or the run was cancelled or
+// interrupted by restarts. A device that differs from the plan's prediction, a refused
+// plan, or an update Device OS rejected is not: the same run would end the same way, so
+// no remedy offers a retry for them.
+func Transient(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, ErrVerify), errors.Is(err, ErrUnsupported):
+		return false
+	case errors.Is(err, plan.ErrEndsSafe), errors.Is(err, plan.ErrDependency), errors.Is(err, plan.ErrSteppingStone):
+		return false
+	case errors.Is(err, ErrCancelled), errors.Is(err, ErrGone), errors.Is(err, ErrRestarts), isGone(err),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, dfu.ErrStall):
+		return true
+	}
+	var se *dfu.StatusError
+	if errors.As(err, &se) {
+		return true
+	}
+	var re *ctrl.ResultError
+	if errors.As(err, &re) {
+		return false // Device OS answered and refused: it would refuse again
+	}
+	var pe *plan.Error
+	return !errors.As(err, &pe)
 }

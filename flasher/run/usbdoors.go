@@ -11,10 +11,10 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
-	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
@@ -92,14 +92,14 @@ func (u *USBDoors) Find(ctx context.Context, id string) (Link, error) {
 		}
 		return nil, err
 	}
-	l := &usbLink{u: u, d: d, info: info, mode: plan.ModeDFU}
+	l := &usbLink{u: u, d: d, info: info, mode: state.ModeDFU}
 	if !info.DFU {
-		l.mode = plan.ModeNormal
+		l.mode = state.ModeNormal
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		m, err := l.Ctrl().DeviceMode(pctx)
 		cancel()
 		if err == nil && m == ctrl.ModeListening {
-			l.mode = plan.ModeListening
+			l.mode = state.ModeListening
 		}
 	}
 	return l, nil
@@ -109,12 +109,12 @@ type usbLink struct {
 	u    *USBDoors
 	d    *usb.Device
 	info usb.Info
-	mode plan.Mode
+	mode state.Mode
 }
 
 func (l *usbLink) ID() string                   { return l.info.DeviceID }
 func (l *usbLink) Platform() *platform.Platform { return l.info.Platform }
-func (l *usbLink) Mode() plan.Mode              { return l.mode }
+func (l *usbLink) Mode() state.Mode             { return l.mode }
 func (l *usbLink) Instance() string             { return l.info.Key() }
 func (l *usbLink) Close() error                 { return l.d.Close() }
 

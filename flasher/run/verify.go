@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // read reads the device's modules, waiting it out if it restarts in the middle.
@@ -26,7 +26,7 @@ func (j *job) read(ctx context.Context) (*Reading, error) {
 			if !isGone(err) {
 				return nil, err
 			}
-			if l, err = j.waitMode(ctx, plan.ModeUnknown, j.r.t.Reenumerate, "the device to be back on USB", j.lossGuidanceOrNone()); err != nil {
+			if l, err = j.waitMode(ctx, state.ModeUnknown, j.r.t.Reenumerate, "the device to be back on USB", j.lossGuidanceOrNone()); err != nil {
 				var rp *replanError
 				if !errors.As(err, &rp) {
 					return nil, err
@@ -81,9 +81,10 @@ func (j *job) verify(ctx context.Context, s *plan.Step) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return remedy.With(fmt.Errorf("run: %w: %s", ErrVerify, strings.Join(problems, "; ")),
-				"Try the same target again (the same pflash command, or Resume in the app): the device is read again and what does not match is written again. "+
-					"If the same difference comes back, run `pflash inspect --device "+j.id+"` and report it.")
+			return remedy.With(&MismatchError{Problems: problems},
+				"The device does not match the plan's prediction, and running the same target again would do the same thing. "+
+					"Keep the device as it is and save the report (it lists every module), then report it; "+
+					"the device's state is described above.")
 		}
 		j.dropLink()
 		select {
@@ -97,78 +98,58 @@ func (j *job) verify(ctx context.Context, s *plan.Step) error {
 			return err
 		}
 	}
-	j.emit(Event{Event: EvVerified, Mode: modeName(j.reading.Mode), Modules: ModulesJSON(j.reading.Modules),
-		Message: fmt.Sprintf("The device runs in %s mode with Device OS %s and every expected module.", j.reading.Mode, firstNonEmpty(deviceOS(j.reading.Modules), j.plan.To))})
+	j.emit(Event{Event: EvVerified, Mode: modeName(j.reading.Mode), Modules: j.reading.Modules(),
+		Message: fmt.Sprintf("The device runs in %s mode with Device OS %s and every module the plan predicted.", j.reading.Mode, firstNonEmpty(j.reading.State.DeviceOSName(), j.plan.To))})
 	return nil
 }
 
-// compare lists how the reading differs from what the plan expects.
+// compare lists how the reading differs from the plan's prediction, naming the module.
 func (j *job) compare(rd *Reading) []string {
 	p := j.plan
 	var out []string
-	have := map[[2]int]plan.Installed{}
-	for _, in := range rd.State.Modules {
-		have[[2]int{int(in.Function), int(in.Index)}] = in
-	}
-	for _, e := range p.Expect {
+	for _, e := range p.Expected() {
 		name := slotName(p.Platform, e.Function, e.Index, e.Version)
-		in, ok := have[[2]int{int(e.Function), int(e.Index)}]
+		in, ok := rd.State.Main(e.Function, e.Index)
 		switch {
 		case !ok:
-			if e.Function == platform.FuncNCP && rd.Mode == plan.ModeDFU {
+			if e.Function == platform.FuncNCP && rd.State.Mode == state.ModeDFU {
 				continue // DFU cannot see the NCP
 			}
-			out = append(out, fmt.Sprintf("the device has no %s (expected version %d)", name, e.Version))
-		case !in.Valid:
-			out = append(out, fmt.Sprintf("the device's %s %d fails its integrity check", name, in.Version))
+			out = append(out, fmt.Sprintf("%s: predicted version %d, the device has none", name, e.Version))
+		case !in.Intact():
+			out = append(out, fmt.Sprintf("%s: predicted version %d, the device's %d fails its %s check", name, e.Version, in.Version, strings.Join(in.Failed(), " and ")))
 		case in.Version != e.Version:
-			out = append(out, fmt.Sprintf("the device's %s is version %d, not %d", name, in.Version, e.Version))
+			out = append(out, fmt.Sprintf("%s: predicted version %d, the device has %d", name, e.Version, in.Version))
 		case in.CRC != 0 && e.CRC != 0 && in.CRC != e.CRC:
-			out = append(out, fmt.Sprintf("the device's %s %d is another build (CRC %08x, expected %08x)", name, in.Version, in.CRC, e.CRC))
+			out = append(out, fmt.Sprintf("%s: predicted build CRC %08x, the device's %d is another build (CRC %08x)", name, e.CRC, in.Version, in.CRC))
 		}
 	}
-	want := p.ExpectMode
-	if want == plan.ModeUnknown {
-		want = plan.ModeNormal
+	want := p.End.Mode
+	if want == state.ModeUnknown {
+		want = state.ModeNormal
 	}
-	if rd.Mode != want && !(want == plan.ModeNormal && rd.Mode == plan.ModeListening) {
-		msg := fmt.Sprintf("the device runs in %s mode, not %s mode", rd.Mode, want)
-		if why := failedChecks(rd.Modules); why != "" {
-			msg += " (" + why + ")"
+	if rd.Mode != want && !(want == state.ModeNormal && rd.Mode == state.ModeListening) {
+		msg := fmt.Sprintf("mode: predicted %s, the device runs in %s mode", p.End, rd.Mode.Title())
+		if rd.Boot.Why != "" && rd.Boot.Mode == rd.Mode {
+			msg += " (" + rd.Boot.Why + ")"
 		}
 		out = append(out, msg)
 	}
 	return out
 }
 
-// failedChecks says which of the device's own checks fail, the reason for safe mode.
-func failedChecks(mods []device.ModuleStatus) string {
-	var out []string
-	app := false
-	for _, m := range mods {
-		if !m.Present || m.Location != "main" {
-			continue
-		}
-		if m.Function == platform.FuncUser && m.Valid {
-			app = true
-		}
-		f := m.Failed()
-		if len(f) == 0 {
-			continue
-		}
-		s := fmt.Sprintf("%s %d fails %s", firstNonEmpty(m.Name, m.Function.String()), m.Version, strings.Join(f, ", "))
-		for _, d := range m.Dependencies {
-			if !d.Met && !d.Unknown {
-				s += fmt.Sprintf("; it needs %s %d >= %d and the device has %d", d.Function, d.Index, d.Version, d.Have)
-			}
-		}
-		out = append(out, s)
-	}
-	if !app {
-		out = append(out, "there is no valid application")
-	}
-	return strings.Join(out, "; ")
+// MismatchError is a device that, read back after a run, differs from the plan's
+// prediction. It is not transient: running the same plan again would end the same way.
+type MismatchError struct {
+	Problems []string
 }
+
+func (e *MismatchError) Error() string {
+	return "run: " + ErrVerify.Error() + ": " + strings.Join(e.Problems, "; ")
+}
+
+// Unwrap makes the error match ErrVerify.
+func (e *MismatchError) Unwrap() error { return ErrVerify }
 
 func slotName(p *platform.Platform, fn platform.Function, idx uint8, ver uint16) string {
 	if p != nil {
@@ -342,25 +323,26 @@ func Title(s plan.Step) string {
 	return s.Kind.String()
 }
 
-func modeTitle(m plan.Mode) string {
-	if m == plan.ModeDFU {
+func modeTitle(m state.Mode) string {
+	if m == state.ModeDFU {
 		return "DFU"
 	}
 	return m.String()
 }
 
 // describeState says, after a failure or a cancel, what the device is left in and what
-// comes next, from what the runner last saw and which steps were done.
-func (j *job) describeState() string {
+// comes next, from what the runner last saw and which steps were done. Trying again is
+// offered only after a fault a retry can get past (Transient).
+func (j *job) describeState(cause error) string {
 	var b strings.Builder
 	switch {
-	case j.link == nil && j.mode == plan.ModeUnknown:
+	case j.link == nil && j.mode == state.ModeUnknown:
 		b.WriteString("The device's state is not known (it is not on USB).")
 	case j.link == nil:
 		fmt.Fprintf(&b, "The device was last seen in %s mode and is not on USB now (resetting, unplugged or without power).", modeTitle(j.mode))
-	case j.mode == plan.ModeDFU:
+	case j.mode == state.ModeDFU:
 		b.WriteString("The device is in DFU mode (blinking yellow).")
-	case j.mode == plan.ModeSafe:
+	case j.mode == state.ModeSafe:
 		b.WriteString("The device runs Device OS in safe mode (breathing magenta).")
 	default:
 		fmt.Fprintf(&b, "The device runs Device OS (%s mode).", j.mode)
@@ -392,6 +374,8 @@ func (j *job) describeState() string {
 			b.WriteString(" Until the rest is written the device may start in safe mode or stay in DFU mode; its bootloader was not touched, so DFU mode stays reachable.")
 		}
 	}
-	b.WriteString(" Trying the same target again (the same pflash command, or Resume in the app) reads the device and finishes the job.")
+	if Transient(cause) {
+		b.WriteString(" Trying the same target again (the same pflash command, or Resume in the app) reads the device and finishes the job.")
+	}
 	return b.String()
 }

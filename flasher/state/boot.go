@@ -95,10 +95,10 @@ func (d Device) ordered() []Module {
 	return mods
 }
 
-// Runnable reports whether Device OS can start: at least one system module, every system
-// module intact, and their dependencies on other system parts and on the radio stack met.
-// Unmet bootloader, NCP or application dependencies still let Device OS run (in safe
-// mode); a broken system part sends the bootloader to DFU mode (reference §2a, §6a).
+// Runnable reports whether Device OS can start at all: the bootloader finds every system
+// part intact (it checks headers and CRCs, never dependencies: bootloader/src/main.c) and,
+// where the platform has one, a SoftDevice is there. Otherwise the bootloader stays in DFU
+// mode. Unmet dependencies still let Device OS run, in safe mode.
 func (d Device) Runnable() bool { return d.dfuReason() == nil }
 
 func (d Device) dfuReason() *Boot {
@@ -114,29 +114,136 @@ func (d Device) dfuReason() *Boot {
 				Why: fmt.Sprintf("%s is damaged (it fails its %s check)", nameOf(m), strings.Join(m.Failed(), " and "))}
 		}
 		for _, dep := range m.Deps {
-			if isSystem(dep.Function) || dep.Function == platform.FuncRadio {
-				if ok, _ := d.Meets(dep.Need()); !ok {
-					mm, need := m, dep.Need()
-					return &Boot{Mode: ModeDFU, Cause: CauseSystemBroken, Module: &mm, Need: &need,
-						Why: d.needsSentence(m, need)}
-				}
+			if dep.Function != platform.FuncRadio {
+				continue
+			}
+			if _, present := d.Main(dep.Function, dep.Index); !present && !d.unread(dep.Function) {
+				mm, need := m, dep.Need()
+				return &Boot{Mode: ModeDFU, Cause: CauseSystemBroken, Module: &mm, Need: &need, Why: d.needsSentence(m, need)}
 			}
 		}
 	}
 	if !found {
-		return &Boot{Mode: ModeDFU, Cause: CauseNoSystem, Why: "there is no Device OS (no system part)"}
+		why := "there is no Device OS (no system part)"
+		if names := d.systemSlotNames(); len(names) > 0 {
+			verb := " is"
+			if len(names) > 1 {
+				verb = " are"
+			}
+			why = strings.Join(names, " and ") + verb + " missing: there is no Device OS"
+		}
+		return &Boot{Mode: ModeDFU, Cause: CauseNoSystem, Why: why}
 	}
 	return nil
 }
 
-// RunningApp is the application Device OS runs: the intact user part with the lowest
-// index, since a valid 128 KB Gen3 app at 0xD4000 wins over a 256 KB one (reference
-// §6c.5). Other user parts are leftovers nobody runs or checks.
+// refused reports a module Device OS itself said fails its dependency check (control
+// request 90 or `s`), whatever the reading shows of what it depends on: the device's own
+// verdict on what it read. A write makes the verdicts stale (Device.Write forgets them).
+func refused(m Module) bool {
+	if m.Source != SourceControl && m.Source != SourceSerial || m.Checks.Dependencies {
+		return false
+	}
+	for _, u := range m.Unchecked {
+		if u == "dependencies" {
+			return false
+		}
+	}
+	return true
+}
+
+// systemSlotNames names the platform's system parts in their current layout
+// ("system-part1", "system-part2").
+func (d Device) systemSlotNames() []string {
+	if d.Platform == nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range d.Platform.Slots {
+		if s.Function == platform.FuncSystem && !seen[s.Name] {
+			seen[s.Name] = true
+			out = append(out, s.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// userSlots are the platform's user slots in the order Device OS tries them (the 128 KB
+// Gen3 slot, index 1, before the 256 KB one: user_hal.cpp), without those the running
+// Device OS does not know.
+func (d Device) userSlots() []platform.Slot {
+	if d.Platform == nil {
+		return nil
+	}
+	sys := d.SystemVersion()
+	var out []platform.Slot
+	for _, s := range d.Platform.Slots {
+		if s.Function != platform.FuncUser || sys != 0 && s.KnownSince != 0 && sys < s.KnownSince {
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out
+}
+
+// inSlot reports whether a module's own start address puts it in the slot.
+func inSlot(m Module, s platform.Slot) bool {
+	if s.EndFixed {
+		return m.Start >= s.Start && m.Start < s.End()
+	}
+	return m.Start == s.Start
+}
+
+// userAt is the application whose header sits at the slot's start, if any.
+func (d Device) userAt(s platform.Slot) (Module, bool) {
+	var found *Module
+	for i := range d.Modules {
+		m := &d.Modules[i]
+		if m.Present && m.IsMain() && m.Function == platform.FuncUser && inSlot(*m, s) {
+			if found == nil || !found.Intact() && m.Intact() {
+				found = m
+			}
+		}
+	}
+	if found == nil {
+		return Module{}, false
+	}
+	return *found, true
+}
+
+// RunningApp is the application Device OS runs: in each user slot it knows, in its order,
+// the image whose own header starts there, that is intact (CRC, platform) and whose
+// dependencies are met; the first such one runs (user_hal.cpp validUserModuleInfoAtIndex,
+// reference §6c.5). A dependency nobody could read counts as met. Where the module
+// addresses are not known, the intact application with the lowest index stands for it.
 func (d Device) RunningApp() (Module, bool) {
+	runs := func(m Module) bool {
+		if !m.Intact() || refused(m) {
+			return false
+		}
+		for _, dep := range m.Deps {
+			if ok, known := d.Meets(dep.Need()); !ok && known {
+				return false
+			}
+		}
+		return true
+	}
+	slots := d.userSlots()
+	if len(slots) > 0 && d.located() {
+		for _, s := range slots {
+			if m, ok := d.userAt(s); ok && runs(m) {
+				return m, true
+			}
+		}
+		return Module{}, false
+	}
 	var best Module
 	found := false
 	for _, m := range d.Installed() {
-		if m.Function == platform.FuncUser && m.Intact() && (!found || m.Index < best.Index) {
+		if m.Function == platform.FuncUser && runs(m) && (!found || m.Index < best.Index) {
 			best, found = m, true
 		}
 	}
@@ -144,18 +251,31 @@ func (d Device) RunningApp() (Module, bool) {
 }
 
 // ignored reports a module whose dependencies nobody checks any more: an application
-// that is not the running one.
+// that is not the running one (while another one runs).
 func (d Device) ignored(m Module) bool {
 	if m.Function != platform.FuncUser {
 		return false
 	}
 	a, ok := d.RunningApp()
-	return ok && a.Index != m.Index
+	return ok && (a.Start != m.Start || a.Index != m.Index)
 }
 
-// Ignored reports an installed module Device OS does not look at (an application in the
-// user slot that does not run).
+// Ignored reports an installed module Device OS does not look at (an application in a
+// user slot that does not run while another one does).
 func (d Device) Ignored(m Module) bool { return d.ignored(m) }
+
+// Effective lists the installed modules that count: one per slot, without an
+// application that does not run while another one does (a leftover Device OS neither runs
+// nor, on older releases, even lists).
+func (d Device) Effective() []Module {
+	var out []Module
+	for _, m := range d.Installed() {
+		if !d.ignored(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 // Boot is the mode the device comes up in after a reset: DFU when Device OS cannot
 // start, safe mode when a module Device OS checks at start-up lacks a dependency or there
@@ -172,17 +292,8 @@ func (d Device) boot(wary bool) Boot {
 	if b := d.dfuReason(); b != nil {
 		return *b
 	}
-	_, hasApp := d.RunningApp()
-	var corruptApp *Module
 	for _, m := range d.ordered() {
-		if !m.Intact() {
-			if m.Function == platform.FuncUser && corruptApp == nil {
-				mm := m
-				corruptApp = &mm
-			}
-			continue
-		}
-		if !bootChecked(m.Function) || d.ignored(m) {
+		if !m.Intact() || !bootChecked(m.Function) || m.Function == platform.FuncUser {
 			continue
 		}
 		for _, dep := range m.Deps {
@@ -191,21 +302,78 @@ func (d Device) boot(wary bool) Boot {
 				continue
 			}
 			mm, need := m, dep.Need()
-			cause := CauseNeeds
-			if m.Function == platform.FuncUser {
-				cause = CauseAppNeeds
+			return Boot{Mode: ModeSafe, Cause: CauseNeeds, Module: &mm, Need: &need, Why: d.needsSentence(m, need)}
+		}
+		if refused(m) {
+			mm := m
+			return Boot{Mode: ModeSafe, Cause: CauseNeeds, Module: &mm,
+				Why: fmt.Sprintf("%s %d fails Device OS's own dependency check", nameOf(m), m.Version)}
+		}
+	}
+	app, ok := d.RunningApp()
+	if ok {
+		if wary {
+			for _, dep := range app.Deps {
+				if ok, _ := d.Meets(dep.Need()); !ok {
+					mm, need := app, dep.Need()
+					return Boot{Mode: ModeSafe, Cause: CauseAppNeeds, Module: &mm, Need: &need, Why: d.needsSentence(app, need)}
+				}
 			}
-			return Boot{Mode: ModeSafe, Cause: cause, Module: &mm, Need: &need, Why: d.needsSentence(m, need)}
+		}
+		return Boot{Mode: ModeNormal}
+	}
+	// No application runs: say why, of the first one Device OS would have tried.
+	var corrupt *Module
+	for _, m := range d.appCandidates() {
+		if !m.Intact() {
+			if corrupt == nil {
+				mm := m
+				corrupt = &mm
+			}
+			continue
+		}
+		for _, dep := range m.Deps {
+			if ok, known := d.Meets(dep.Need()); !ok && (known || wary) {
+				mm, need := m, dep.Need()
+				return Boot{Mode: ModeSafe, Cause: CauseAppNeeds, Module: &mm, Need: &need, Why: d.needsSentence(m, need)}
+			}
 		}
 	}
-	if !hasApp {
-		if corruptApp != nil {
-			return Boot{Mode: ModeSafe, Cause: CauseAppCorrupt, Module: corruptApp,
-				Why: fmt.Sprintf("the application is damaged (it fails its %s check)", strings.Join(corruptApp.Failed(), " and "))}
-		}
-		return Boot{Mode: ModeSafe, Cause: CauseNoApp, Why: "there is no application"}
+	if corrupt != nil {
+		return Boot{Mode: ModeSafe, Cause: CauseAppCorrupt, Module: corrupt,
+			Why: fmt.Sprintf("the application is damaged (it fails its %s check)", strings.Join(corrupt.Failed(), " and "))}
 	}
-	return Boot{Mode: ModeNormal}
+	return Boot{Mode: ModeSafe, Cause: CauseNoApp, Why: "there is no application"}
+}
+
+// appCandidates are the applications Device OS would look at, in its order.
+func (d Device) appCandidates() []Module {
+	var out []Module
+	slots := d.userSlots()
+	for _, s := range slots {
+		if m, ok := d.userAt(s); ok {
+			out = append(out, m)
+		}
+	}
+	if len(out) > 0 || len(slots) > 0 && d.located() {
+		return out
+	}
+	for _, m := range d.Installed() {
+		if m.Function == platform.FuncUser {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// located reports whether every application's address is known.
+func (d Device) located() bool {
+	for _, m := range d.Installed() {
+		if m.Function == platform.FuncUser && m.Start == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // needsSentence says what m lacks: "the application needs Device OS 5.5.1; system-part1

@@ -71,23 +71,67 @@ func (d Device) Clone() Device {
 // Known reports whether anything is known about the device's modules.
 func (d Device) Known() bool { return len(d.Modules) > 0 }
 
-// Main returns the main-store module of this function and index. Where a reading lists
-// one slot twice (a duplicate line), an intact report wins.
+// Main returns the main-store module of this function and index that Device OS finds.
+// Where a reading lists several (a Gen3 system-part1 left at 0x28000 by 6.x beside a
+// 1.5.2 one at 0x30000, or a duplicate line), an intact one is found before a damaged one
+// (a 6.1.2+ bootloader checks 0x28000, then falls back to 0x30000 when the first fails its
+// CRC: bootloader/src/nRF52840/dfu_usb.c is_application_valid @v6.2.0), then the one in
+// the slot variant the platform table lists first (the current layout), then the last one
+// listed.
 func (d Device) Main(fn platform.Function, idx uint8) (Module, bool) {
-	var found *Module
+	best, bestRank := -1, 0
 	for i := range d.Modules {
 		m := &d.Modules[i]
 		if !m.Present || !m.IsMain() || m.Function != fn || m.Index != idx {
 			continue
 		}
-		if found == nil || !found.Intact() && m.Intact() {
-			found = m
+		r := d.variant(*m)
+		if !m.Intact() {
+			r += 1 << 16
+		}
+		if best < 0 || r <= bestRank {
+			best, bestRank = i, r
 		}
 	}
-	if found == nil {
+	if best < 0 {
 		return Module{}, false
 	}
-	return *found, true
+	return d.Modules[best], true
+}
+
+// variant is the position in the platform table of the slot variant a module sits in
+// (0 when it cannot be told).
+func (d Device) variant(m Module) int {
+	if d.Platform == nil || m.Start == 0 {
+		return 0
+	}
+	n := 0
+	for _, s := range d.Platform.Slots {
+		if s.Function != m.Function || s.Index != m.Index {
+			continue
+		}
+		if s.Start == m.Start || s.EndFixed && m.Start >= s.Start && m.Start < s.End() {
+			return n
+		}
+		n++
+	}
+	return 0
+}
+
+// header is where a module's header sits in flash (its start plus the slot's header
+// offset): a write that covers it leaves nothing Device OS can find.
+func (d Device) header(m Module) uint64 {
+	if d.Platform != nil {
+		if s, ok := d.Platform.SlotFor(m.Function, m.Index, m.Version); ok && s.Start == m.Start {
+			return uint64(m.Start) + uint64(s.HeaderOffset)
+		}
+		for _, s := range d.Platform.Slots {
+			if s.Function == m.Function && s.Index == m.Index && s.Start == m.Start {
+				return uint64(m.Start) + uint64(s.HeaderOffset)
+			}
+		}
+	}
+	return uint64(m.Start)
 }
 
 // Installed lists the present main-store modules, by function and index.
@@ -190,27 +234,19 @@ func (d Device) DeviceOSName() string {
 	return best
 }
 
-// Write records a module as installed in its slot: whatever was in that slot is replaced,
-// and any module whose known extent the write overlaps is gone (a 1.5.2 system-part1 runs
-// over the first bytes of a 256 KB app at 0xB4000). Nothing else changes: an application
-// in the other Gen3 user slot stays there (see RunningApp).
+// Write records a module as installed at its start address. What was there is
+// replaced; a module the write overlaps is gone when the write covers its header, and
+// damaged (it fails its CRC) when only its body is hit, as flash behaves: a 1.5.2
+// system-part1 written at 0x30000 over a 6.x one at 0x28000 leaves the old header at
+// 0x28200 behind a broken image. Nothing else changes: an application in the other Gen3
+// user slot stays there (see RunningApp).
 func (d *Device) Write(m Module) {
 	m.Location = LocationMain
 	m.Present = true
 	m.Source = SourcePlan
-	external := func(x Module) bool { return x.Function == platform.FuncNCP }
-	d.Modules = slices.DeleteFunc(d.Modules, func(o Module) bool {
-		if !o.IsMain() {
-			return false
-		}
-		if o.Function == m.Function && o.Index == m.Index {
-			return true
-		}
-		if m.Size == 0 || o.Size == 0 || external(m) || external(o) {
-			return false
-		}
-		return uint64(o.Start) < m.End() && uint64(m.Start) < o.End()
-	})
+	d.overwrite(m.Start, m.End(), m.Label(), func(o Module) bool {
+		return o.Function == m.Function && o.Index == m.Index && (o.Start == m.Start || o.Start == 0 || m.Function == platform.FuncNCP)
+	}, m.Function == platform.FuncNCP)
 	if m.Function == platform.FuncNCP {
 		d.Unread = slices.DeleteFunc(d.Unread, func(f platform.Function) bool { return f == platform.FuncNCP })
 	}
@@ -218,13 +254,44 @@ func (d *Device) Write(m Module) {
 	d.Resolve()
 }
 
-// Invalidate records that the main-store module starting at addr no longer counts (its
-// first bytes were erased).
-func (d *Device) Invalidate(addr uint32) {
-	d.Modules = slices.DeleteFunc(d.Modules, func(o Module) bool {
-		return o.IsMain() && o.Present && o.Function != platform.FuncNCP && o.Start == addr
-	})
+// Invalidate records that size bytes from addr were overwritten with 0xFF (the first
+// sector of an old user part, say): a module whose header was there no longer counts.
+func (d *Device) Invalidate(addr, size uint32) {
+	d.overwrite(addr, uint64(addr)+uint64(size), "0xFF", func(Module) bool { return false }, false)
 	d.Resolve()
+}
+
+// overwrite applies a write of [start, end) to the modules in flash: replaced ones and
+// those whose header it covers go, those it only hits are damaged.
+func (d *Device) overwrite(start uint32, end uint64, what string, replaced func(Module) bool, external bool) {
+	var keep []Module
+	for _, o := range d.Modules {
+		if !o.IsMain() || !o.Present {
+			keep = append(keep, o)
+			continue
+		}
+		if replaced(o) {
+			continue
+		}
+		if external || o.Function == platform.FuncNCP || o.Size == 0 || end <= uint64(start) ||
+			!(uint64(o.Start) < end && uint64(start) < o.End()) {
+			keep = append(keep, o)
+			continue
+		}
+		if h := d.header(o); uint64(start) <= h && h < end {
+			continue
+		}
+		o.Checks.Integrity = false
+		o.Problem = "partly overwritten by " + what
+		keep = append(keep, o)
+	}
+	d.Modules = keep
+	// What the device said about dependencies described the flash before this write.
+	for i := range d.Modules {
+		if m := &d.Modules[i]; m.Source == SourceControl || m.Source == SourceSerial {
+			m.Checks.Dependencies = true
+		}
+	}
 }
 
 func isSystem(fn platform.Function) bool { return fn == platform.FuncSystem || fn == platform.FuncMono }

@@ -136,10 +136,12 @@ func TestWriteKeepsTheOtherUserSlot(t *testing.T) {
 	assert.Equal(t, uint8(1), app.Index)
 	assert.Equal(t, state.ModeNormal, d.Boot().Mode)
 
-	d.Invalidate(tinker.Start)
-	app, _ = d.RunningApp()
-	assert.Equal(t, uint8(2), app.Index)
-	assert.Equal(t, state.CauseAppNeeds, d.Boot().Cause)
+	d.Invalidate(tinker.Start, 4096)
+	_, ok = d.RunningApp()
+	assert.False(t, ok, "the 256 KB app needs Device OS 5.5.0: nothing runs")
+	b := d.Boot()
+	assert.Equal(t, state.CauseAppNeeds, b.Cause)
+	assert.Equal(t, uint8(2), b.Module.Index)
 }
 
 func TestModuleJSONRoundTrip(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/ctrldev"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/dfudev"
@@ -262,15 +263,15 @@ func TestDFUAltLayoutDescriptorAndModules(t *testing.T) {
 		assert.Equal(t, uint16(1200), uint16(hdr[10])|uint16(hdr[11])<<8)
 
 		// The whole DFU-mode module reading through real libusb calls.
-		mods, err := dfu.ReadModules(context.Background(), x.Client, p, x.Layout)
+		mods, err := slots.ReadModules(context.Background(), x.Client, p, x.Layout)
 		require.NoError(t, err)
-		var boot dfu.SlotModule
+		var boot slots.SlotModule
 		for _, m := range mods {
 			if m.Function == platform.FuncBootloader {
 				boot = m
 			}
 		}
-		assert.Equal(t, dfu.SlotPresent, boot.State)
+		assert.Equal(t, slots.SlotPresent, boot.State)
 		assert.Equal(t, uint16(1200), boot.Version)
 		assert.True(t, boot.Valid(), "%+v", boot)
 

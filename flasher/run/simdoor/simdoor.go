@@ -18,11 +18,11 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
-	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // Timeouts suit virtual devices at time scale 0, which restart in milliseconds: there a
@@ -87,12 +87,12 @@ func (d *Doors) Find(ctx context.Context, id string) (run.Link, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", run.ErrNotAttached, err)
 		}
-		mode := plan.ModeNormal
+		mode := state.ModeNormal
 		switch st.Mode {
 		case sim.ModeDFU:
-			mode = plan.ModeDFU
+			mode = state.ModeDFU
 		case sim.ModeListening:
-			mode = plan.ModeListening
+			mode = state.ModeListening
 		}
 		return &link{d: d, dev: dev, h: h, mode: mode, inst: fmt.Sprintf("%d/%d", st.Boots, st.Resets), serial: st.Serial}, nil
 	}
@@ -103,14 +103,14 @@ type link struct {
 	d      *Doors
 	dev    *sim.Device
 	h      *sim.Handle
-	mode   plan.Mode
+	mode   state.Mode
 	inst   string
 	serial string
 }
 
 func (l *link) ID() string                   { return l.dev.ID() }
 func (l *link) Platform() *platform.Platform { return l.dev.Platform() }
-func (l *link) Mode() plan.Mode              { return l.mode }
+func (l *link) Mode() state.Mode             { return l.mode }
 func (l *link) Instance() string             { return l.inst }
 func (l *link) Close() error                 { return nil }
 

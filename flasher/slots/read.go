@@ -1,4 +1,7 @@
-package dfu
+// Package slots reads the module slots of a Particle device out of its flash over DFU.
+// It is Particle's layout (flasher/platform) on top of the generic DFU client
+// (flasher/dfu): the one way to inspect a device stuck in DFU mode.
+package slots
 
 import (
 	"context"
@@ -7,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
@@ -136,7 +140,7 @@ const maxSuffix = 4096
 // is alt 0's memory map as the device reports it (nil: the platform's); slots outside it
 // or in unreadable sectors are skipped. c must be a client of the DFU interface set to
 // alt 0.
-func ReadModules(ctx context.Context, c *Client, p *platform.Platform, layout *memlayout.Layout) ([]SlotModule, error) {
+func ReadModules(ctx context.Context, c *dfu.Client, p *platform.Platform, layout *memlayout.Layout) ([]SlotModule, error) {
 	return ReadModulesWith(ctx, c, p, layout, ReadOptions{})
 }
 
@@ -154,7 +158,7 @@ func ReadModules(ctx context.Context, c *Client, p *platform.Platform, layout *m
 // The result is sorted by address, main store first. Transport failures (the device left
 // the bus) and device protection end the reading with an error; a slot the bootloader
 // refuses to read is reported as SlotUnreadable.
-func ReadModulesWith(ctx context.Context, c *Client, p *platform.Platform, layout *memlayout.Layout, o ReadOptions) ([]SlotModule, error) {
+func ReadModulesWith(ctx context.Context, c *dfu.Client, p *platform.Platform, layout *memlayout.Layout, o ReadOptions) ([]SlotModule, error) {
 	if p == nil {
 		return nil, errors.New("read modules: no platform given")
 	}
@@ -165,8 +169,8 @@ func ReadModulesWith(ctx context.Context, c *Client, p *platform.Platform, layou
 		}
 		layout = l
 	}
-	if isProtectedLayout(layout) {
-		return nil, fmt.Errorf("read modules: %q advertises every sector as erase-only: %w", layout.Name, ErrProtected)
+	if layout.EraseOnly() {
+		return nil, fmt.Errorf("read modules: %q advertises every sector as erase-only: %w", layout.Name, dfu.ErrProtected)
 	}
 	r := &slotReader{ctx: ctx, c: c, p: p, layout: layout, o: o}
 	if err := r.run(); err != nil {
@@ -177,7 +181,7 @@ func ReadModulesWith(ctx context.Context, c *Client, p *platform.Platform, layou
 
 type slotReader struct {
 	ctx    context.Context
-	c      *Client
+	c      *dfu.Client
 	p      *platform.Platform
 	layout *memlayout.Layout
 	o      ReadOptions
@@ -291,8 +295,8 @@ func (r *slotReader) read(addr, n uint32) (b []byte, refused error, err error) {
 	if err == nil {
 		return b, nil, nil
 	}
-	var se *StatusError
-	if errors.As(err, &se) && !errors.Is(err, ErrProtected) {
+	var se *dfu.StatusError
+	if errors.As(err, &se) && !errors.Is(err, dfu.ErrProtected) {
 		return nil, err, nil
 	}
 	return nil, nil, err

@@ -1,4 +1,4 @@
-package dfu_test
+package slots_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/dfudev"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/flash"
+	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
@@ -75,18 +76,18 @@ func (r *modRig) install(t *testing.T, bin []byte) {
 	require.NoError(t, r.mem.Load(m.Start, data))
 }
 
-func (r *modRig) read(t *testing.T, o dfu.ReadOptions) []dfu.SlotModule {
+func (r *modRig) read(t *testing.T, o slots.ReadOptions) []slots.SlotModule {
 	t.Helper()
-	mods, err := dfu.ReadModulesWith(context.Background(), r.client, r.p, r.layout, o)
+	mods, err := slots.ReadModulesWith(context.Background(), r.client, r.p, r.layout, o)
 	require.NoError(t, err)
 	return mods
 }
 
-func byName(mods []dfu.SlotModule) map[string]dfu.SlotModule {
-	out := map[string]dfu.SlotModule{}
+func byName(mods []slots.SlotModule) map[string]slots.SlotModule {
+	out := map[string]slots.SlotModule{}
 	for _, m := range mods {
 		k := m.Slot.Name
-		if m.Location != dfu.LocationMain {
+		if m.Location != slots.LocationMain {
 			k += "@" + m.Location
 		}
 		if _, dup := out[k]; dup {
@@ -113,15 +114,15 @@ func TestReadModulesBoron410(t *testing.T) {
 	r.install(t, release(t, "boron-system-part1@4.1.0.bin"))
 	r.install(t, release(t, "boron-softdevice@4.1.0.bin"))
 
-	mods := byName(r.read(t, dfu.ReadOptions{}))
+	mods := byName(r.read(t, slots.ReadOptions{}))
 	boot := mods["bootloader"]
-	assert.Equal(t, dfu.SlotPresent, boot.State)
+	assert.Equal(t, slots.SlotPresent, boot.State)
 	assert.Equal(t, uint16(1200), boot.Version)
 	assert.True(t, boot.Valid(), "%+v", boot.Checks)
 	assert.True(t, boot.IntegrityChecked)
 
 	part1 := mods["system-part1"]
-	require.Equal(t, dfu.SlotPresent, part1.State, part1.Problem)
+	require.Equal(t, slots.SlotPresent, part1.State, part1.Problem)
 	assert.Equal(t, uint32(0x30000), part1.Address)
 	assert.Equal(t, uint32(0x30000), part1.Slot.Start, "the ≤6.1.1 variant of the slot")
 	assert.Equal(t, uint16(4100), part1.Version)
@@ -131,7 +132,7 @@ func TestReadModulesBoron410(t *testing.T) {
 	assert.Equal(t, "4.1.0", part1.Module.DeviceOS())
 
 	sd := mods["softdevice"]
-	assert.Equal(t, dfu.SlotPresent, sd.State)
+	assert.Equal(t, slots.SlotPresent, sd.State)
 	assert.Equal(t, uint16(202), sd.Version, "FWID read from the info struct at 0x300C")
 	assert.Nil(t, sd.Module)
 	assert.True(t, sd.Valid())
@@ -139,10 +140,10 @@ func TestReadModulesBoron410(t *testing.T) {
 
 	// Both user slots are empty; only one system-part1 variant is reported.
 	users := 0
-	for _, m := range r.read(t, dfu.ReadOptions{}) {
+	for _, m := range r.read(t, slots.ReadOptions{}) {
 		if m.Function == platform.FuncUser {
 			users++
-			assert.Equal(t, dfu.SlotErased, m.State)
+			assert.Equal(t, slots.SlotErased, m.State)
 		}
 		if m.Function == platform.FuncSystem {
 			assert.Equal(t, uint32(0x30000), m.Slot.Start)
@@ -158,10 +159,10 @@ func TestReadModulesSkipIntegrityReadsLittle(t *testing.T) {
 	r.install(t, release(t, "boron-system-part1@4.1.0.bin"))
 	r.install(t, release(t, "boron-softdevice@4.1.0.bin"))
 
-	full := r.read(t, dfu.ReadOptions{})
+	full := r.read(t, slots.ReadOptions{})
 	fullBytes := uploadBytes(r.dev.Log())
 	before := len(r.dev.Log())
-	fast := r.read(t, dfu.ReadOptions{SkipIntegrity: true})
+	fast := r.read(t, slots.ReadOptions{SkipIntegrity: true})
 	fastBytes := uploadBytes(r.dev.Log()[before:])
 
 	require.Len(t, fast, len(full))
@@ -192,10 +193,10 @@ func TestReadModulesPhoton231(t *testing.T) {
 	tinker := app(t, "photon_tinker_tinker-0.4.5-photon.bin")
 	require.NoError(t, r.mem.Load(0x080E0000, tinker))
 
-	mods := byName(r.read(t, dfu.ReadOptions{}))
+	mods := byName(r.read(t, slots.ReadOptions{}))
 	for name, want := range map[string]uint16{"bootloader": 1006, "system-part1": 2302, "system-part2": 2302, "user-part": 3, "user-part@factory": 3} {
 		m := mods[name]
-		assert.Equal(t, dfu.SlotPresent, m.State, "%s: %s", name, m.Problem)
+		assert.Equal(t, slots.SlotPresent, m.State, "%s: %s", name, m.Problem)
 		assert.Equal(t, want, m.Version, name)
 		assert.True(t, m.Valid(), "%s: %+v", name, m.Checks)
 	}
@@ -212,19 +213,19 @@ func TestReadModulesElectron231(t *testing.T) {
 	r.install(t, release(t, "electron-system-part2@2.3.1.bin"))
 	r.install(t, release(t, "electron-system-part3@2.3.1.bin"))
 
-	mods := byName(r.read(t, dfu.ReadOptions{}))
+	mods := byName(r.read(t, slots.ReadOptions{}))
 	for name, want := range map[string]struct {
 		idx  uint8
 		addr uint32
 	}{"system-part1": {3, 0x08060000}, "system-part2": {1, 0x08020000}, "system-part3": {2, 0x08040000}} {
 		m := mods[name]
-		assert.Equal(t, dfu.SlotPresent, m.State, name)
+		assert.Equal(t, slots.SlotPresent, m.State, name)
 		assert.Equal(t, want.idx, m.Index, name)
 		assert.Equal(t, want.addr, m.Address, name)
 		assert.Equal(t, uint16(2302), m.Version, name)
 		assert.True(t, m.Valid(), "%s: %+v", name, m.Checks)
 	}
-	assert.Equal(t, dfu.SlotErased, mods["user-part"].State)
+	assert.Equal(t, slots.SlotErased, mods["user-part"].State)
 	_, factory := mods["user-part@factory"]
 	assert.False(t, factory, "an empty factory slot is not listed, as Device OS does")
 }
@@ -234,17 +235,17 @@ func TestReadModulesDamage(t *testing.T) {
 	cases := []struct {
 		name    string
 		install func(r *modRig)
-		state   dfu.SlotState
+		state   slots.SlotState
 		problem string
 	}{
-		{"erased", func(r *modRig) {}, dfu.SlotErased, ""},
-		{"half-written", func(r *modRig) { require.NoError(t, r.mem.Load(0x30000, part1[:len(part1)/2])) }, dfu.SlotCorrupt, "half-written"},
+		{"erased", func(r *modRig) {}, slots.SlotErased, ""},
+		{"half-written", func(r *modRig) { require.NoError(t, r.mem.Load(0x30000, part1[:len(part1)/2])) }, slots.SlotCorrupt, "half-written"},
 		{"bit flip", func(r *modRig) {
 			b := append([]byte(nil), part1...)
 			b[len(b)/2] ^= 0x10
 			require.NoError(t, r.mem.Load(0x30000, b))
-		}, dfu.SlotCorrupt, "CRC mismatch"},
-		{"debris", func(r *modRig) { require.NoError(t, r.mem.Load(0x28000, make([]byte, 0x1000))) }, dfu.SlotCorrupt, "no valid module header"},
+		}, slots.SlotCorrupt, "CRC mismatch"},
+		{"debris", func(r *modRig) { require.NoError(t, r.mem.Load(0x28000, make([]byte, 0x1000))) }, slots.SlotCorrupt, "no valid module header"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -252,8 +253,8 @@ func TestReadModulesDamage(t *testing.T) {
 			r.install(t, release(t, "boron-bootloader@4.1.0.bin"))
 			r.install(t, release(t, "boron-softdevice@4.1.0.bin"))
 			c.install(r)
-			var sys []dfu.SlotModule
-			for _, m := range r.read(t, dfu.ReadOptions{}) {
+			var sys []slots.SlotModule
+			for _, m := range r.read(t, slots.ReadOptions{}) {
 				if m.Function == platform.FuncSystem {
 					sys = append(sys, m)
 				}
@@ -273,9 +274,9 @@ func TestReadModulesFailedDependency(t *testing.T) {
 	r.install(t, release(t, "boron-bootloader@1.5.2.bin"))
 	r.install(t, release(t, "boron-system-part1@4.1.0.bin"))
 	r.install(t, release(t, "boron-softdevice@4.1.0.bin"))
-	mods := byName(r.read(t, dfu.ReadOptions{}))
+	mods := byName(r.read(t, slots.ReadOptions{}))
 	part1 := mods["system-part1"]
-	assert.Equal(t, dfu.SlotPresent, part1.State)
+	assert.Equal(t, slots.SlotPresent, part1.State)
 	assert.True(t, part1.Checks.Integrity && part1.Checks.Range && part1.Checks.Platform)
 	assert.False(t, part1.Checks.Dependencies, "needs bootloader 1200, 502 installed")
 	assert.False(t, part1.Valid())
@@ -302,8 +303,8 @@ func TestReadModulesMovedSystemPart(t *testing.T) {
 	require.NoError(t, err)
 	r.install(t, bin)
 
-	var sys []dfu.SlotModule
-	for _, m := range r.read(t, dfu.ReadOptions{}) {
+	var sys []slots.SlotModule
+	for _, m := range r.read(t, slots.ReadOptions{}) {
 		if m.Function == platform.FuncSystem || m.Function == platform.FuncMono {
 			sys = append(sys, m)
 		}
@@ -326,13 +327,13 @@ func TestReadModulesEndFixedUserPart(t *testing.T) {
 	tinker := app(t, "p2_tinker_tinker-5.0.0-p2.bin")
 	r.install(t, tinker)
 	for _, skip := range []bool{false, true} {
-		mods := byName(r.read(t, dfu.ReadOptions{SkipIntegrity: skip}))
+		mods := byName(r.read(t, slots.ReadOptions{SkipIntegrity: skip}))
 		u := mods["user-part"]
-		require.Equal(t, dfu.SlotPresent, u.State, u.Problem)
+		require.Equal(t, slots.SlotPresent, u.State, u.Problem)
 		assert.Equal(t, uint32(0x085F4000), u.Address, "found from the fixed end through DYNAMIC_LOCATION")
 		assert.Equal(t, uint16(6), u.Version)
 		assert.Equal(t, !skip, u.IntegrityChecked)
-		assert.Equal(t, dfu.SlotErased, mods["system-part1"].State)
+		assert.Equal(t, slots.SlotErased, mods["system-part1"].State)
 		assert.False(t, u.Checks.Dependencies, "system part 1 ≥ 5002 is missing")
 	}
 }
@@ -345,9 +346,9 @@ func TestReadModulesLongSuffixWithoutIntegrity(t *testing.T) {
 	r.install(t, bin)
 	want, err := module.Parse(bin)
 	require.NoError(t, err)
-	mods := byName(r.read(t, dfu.ReadOptions{SkipIntegrity: true}))
+	mods := byName(r.read(t, slots.ReadOptions{SkipIntegrity: true}))
 	u := mods["user-part"]
-	require.Equal(t, dfu.SlotPresent, u.State, u.Problem)
+	require.Equal(t, slots.SlotPresent, u.State, u.Problem)
 	require.NotNil(t, u.Module)
 	assert.Equal(t, want.SHA256, u.Module.SHA256)
 	assert.Equal(t, len(want.AssetDependencies()), len(u.Module.AssetDependencies()))
@@ -358,15 +359,15 @@ func TestReadModulesSoftDeviceHalfWritten(t *testing.T) {
 	r := newModRig(t, "boron")
 	sd := release(t, "boron-softdevice@4.1.0.bin")[module.PrefixSize:]
 	require.NoError(t, r.mem.Load(0x1000, sd[:len(sd)/2]))
-	mods := byName(r.read(t, dfu.ReadOptions{}))
-	assert.Equal(t, dfu.SlotCorrupt, mods["softdevice"].State)
+	mods := byName(r.read(t, slots.ReadOptions{}))
+	assert.Equal(t, slots.SlotCorrupt, mods["softdevice"].State)
 	assert.Contains(t, mods["softdevice"].Problem, "half-written")
 
 	// Without its info structure it is not recognisable at all.
 	r = newModRig(t, "boron")
 	require.NoError(t, r.mem.Load(0x1000, sd[:0x1000]))
-	mods = byName(r.read(t, dfu.ReadOptions{}))
-	assert.Equal(t, dfu.SlotCorrupt, mods["softdevice"].State)
+	mods = byName(r.read(t, slots.ReadOptions{}))
+	assert.Equal(t, slots.SlotCorrupt, mods["softdevice"].State)
 	assert.Contains(t, mods["softdevice"].Problem, "information structure")
 }
 
@@ -374,7 +375,7 @@ func TestReadModulesProtected(t *testing.T) {
 	r := newModRig(t, "boron")
 	l, err := memlayout.Parse(dfudev.ProtectedName(r.p.Alts[0].Layout))
 	require.NoError(t, err)
-	_, err = dfu.ReadModules(context.Background(), r.client, r.p, l)
+	_, err = slots.ReadModules(context.Background(), r.client, r.p, l)
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, dfu.ErrProtected), "%v", err)
 }
@@ -384,7 +385,7 @@ func TestReadModulesDeviceGone(t *testing.T) {
 	r.install(t, release(t, "boron-bootloader@4.1.0.bin"))
 	gone := &goneAfter{dev: r.dev, n: 30}
 	c := dfu.New(gone, dfu.Options{TransferSize: 4096, Retries: -1})
-	_, err := dfu.ReadModules(context.Background(), c, r.p, nil)
+	_, err := slots.ReadModules(context.Background(), c, r.p, nil)
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, dfu.ErrNoDevice), "%v", err)
 	assert.True(t, strings.Contains(err.Error(), "Boron"), "%v", err)
