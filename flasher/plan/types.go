@@ -281,6 +281,16 @@ func (s *Step) Done(st state.Device) bool {
 	return false
 }
 
-// Expected lists the modules the device should report after the plan: every module that
-// counts (state.Device.Effective) in the predicted state.
-func (p *Plan) Expected() []state.Module { return p.Predicted.Effective() }
+// Expected lists the modules the device should report after the plan: every intact
+// module that counts (state.Device.Effective) in the predicted state. A damaged module the
+// plan leaves alone is part of the prediction (it shapes the end mode) but nothing to
+// verify.
+func (p *Plan) Expected() []state.Module {
+	var out []state.Module
+	for _, m := range p.Predicted.Effective() {
+		if m.Intact() {
+			out = append(out, m)
+		}
+	}
+	return out
+}
