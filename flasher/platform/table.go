@@ -150,6 +150,10 @@ func gen3ProtectedAlts(extFlash8MB bool) []Alt {
 
 type gen3Opts struct {
 	ncp bool // ESP32 NCP module (DC ncpFirmware, storage externalMcu)
+	// ncpSince is the first system module version whose Device OS lists and updates the
+	// NCP (HAL_PLATFORM_NCP_UPDATABLE): 0 on the Argon, 3000 (3.0.0-alpha.1, commit
+	// 31aaf36b1) on the Tracker.
+	ncpSince uint16
 	// current: the platform got Device OS >= 3.1.0 (256 KB user part at 0xB4000) and
 	// >= 6.1.2 (system-part1 at 0x28000). Xenon, A SoM and X SoM stopped at 1.5.x.
 	current bool
@@ -189,7 +193,7 @@ func gen3Slots(o gen3Opts) []Slot {
 	if o.ncp {
 		// module_ncp_mono: 1500*1024 on the NCP's own flash, start 0.
 		s = append(s, Slot{Name: "ncp-firmware", Function: FuncNCP, Index: 0, Start: 0, MaxSize: 1500 * kib,
-			Storage: StorageNCP, Methods: methods(ncpMethods)})
+			Storage: StorageNCP, Methods: methods(ncpMethods), KnownSince: o.ncpSince})
 	}
 	if o.current {
 		s = append(s, Slot{Name: "mono", Function: FuncMono, Index: 0, Start: 0x28000, MaxSize: 0xCC000,
@@ -411,7 +415,7 @@ var table = []*Platform{
 		ID: 26, Name: "tracker", DisplayName: "Asset Tracker / Monitor One",
 		Aliases:       []string{"assettracker", "tracker one", "tracker som", "monitor one"},
 		HasModeButton: false, FirstDeviceOS: "1.5.3-tracker.1",
-	}, true, gen3Opts{ncp: true, current: true}),
+	}, true, gen3Opts{ncp: true, ncpSince: 3000, current: true}),
 	rtlPlatform(Platform{
 		ID: 28, Name: "trackerm", DisplayName: "Tracker-M", Gen: 3, // DC generation 3 although RTL872x
 		HasModeButton: false, FirstDeviceOS: "5.0.0",

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
@@ -40,6 +41,17 @@ func (h *ctrlHandler) HandleRequest(reqType uint16, payload []byte) (int32, []by
 			m = ctrl.ModeListening
 		}
 		return ctrl.CodeOK, ctrl.EncodeDeviceModeReply(m)
+	case ctrl.ReqNCPFirmwareVersion:
+		// getNcpFirmwareVersion (system/src/control/config.cpp) exists only where Device OS
+		// drives an ESP32 over Wi-Fi: Argon always, Tracker from 3.0.0 (the NCP slot's
+		// KnownSince); elsewhere SYSTEM_ERROR_NOT_SUPPORTED.
+		d.mu.Lock()
+		v, known := d.ncpKnownLocked()
+		d.mu.Unlock()
+		if !known {
+			return ctrl.CodeNotSupported, nil
+		}
+		return ctrl.CodeOK, ctrl.EncodeNCPVersionReply(ctrl.NCPVersion{Version: fmt.Sprintf("0.0.%d", v), ModuleVersion: uint32(v)})
 	case ctrl.ReqGetModuleInfo:
 		d.mu.Lock()
 		mods := d.scanLocked().table()

@@ -147,6 +147,13 @@ func New(o Options) (*Device, error) {
 	} else if !haveBoot {
 		slog.Warn("sim: no bootloader among the modules: the device will not run at all", "platform", p.Name)
 	}
+	if p.HasNCP && d.ncp == nil {
+		v := o.NCPVersion
+		if v == 0 {
+			v = DefaultNCPVersion
+		}
+		d.ncp = &ncpState{version: v}
+	}
 	d.door = &usbDoor{d: d}
 	d.mode, d.ready, d.reason = ModeOff, true, "not powered"
 	if o.Mode != ModeOff {
@@ -826,6 +833,9 @@ func (s *scan) depProblem(name string, fn platform.Function, deps [2]module.Depe
 func userProblem(s *scan) string {
 	u, ok := s.userSlot()
 	if !ok {
+		if s.userSlots() > 0 {
+			return "no user application"
+		}
 		return ""
 	}
 	switch {
@@ -890,6 +900,19 @@ func (d *Device) enterDeviceOSLocked(mode Mode, safe bool, reason string, s *sca
 	d.fw = fw
 	d.dfu = nil
 	d.desc = d.cdcDescriptors()
+}
+
+// ncpKnownLocked is the NCP's firmware version as the running Device OS knows it: known
+// only where it lists and updates the NCP (the NCP slot's KnownSince). d.mu must be held.
+func (d *Device) ncpKnownLocked() (uint16, bool) {
+	sl, ok := d.p.Slot(platform.FuncNCP, 0)
+	if !ok || d.ncp == nil || !d.mode.cdc() {
+		return 0, false
+	}
+	if sys := d.sysVersionLocked(); sl.KnownSince != 0 && sys != 0 && sys < sl.KnownSince {
+		return 0, false
+	}
+	return d.ncp.version, true
 }
 
 // setListening enters or leaves listening mode without a reset, as Device OS does.

@@ -48,10 +48,6 @@ type bootFamily struct {
 	// skipValidate: the Electron's system part 2 loader sets bootloader_validated = true
 	// ("Electron's firmware still contains an embedded bootloader image").
 	skipValidate bool
-	// userPart2Since is the system module version from which Device OS knows the 256 KB
-	// user part (index 2 at 0xB4000, Device OS 3.1.0 = 3103); 0 when the platform never
-	// had one.
-	userPart2Since uint16
 }
 
 func familyOf(p *platform.Platform) bootFamily {
@@ -61,7 +57,7 @@ func familyOf(p *platform.Platform) bootFamily {
 	case p.MCU == "stm32f2xx":
 		return bootFamily{validateSystemIndex: 2}
 	case p.MCU == "nrf52840":
-		return bootFamily{validateSystemIndex: 1, userPart2Since: 3103}
+		return bootFamily{validateSystemIndex: 1}
 	}
 	return bootFamily{validateSystemIndex: 1}
 }
@@ -230,19 +226,32 @@ func (d *Device) scanLocked() *scan {
 		}
 		groups[k] = append(groups[k], sl)
 	}
+	// pick finds a slot's module where it may sit. For a slot that moved (Gen3
+	// system-part1: 0x28000 since 6.1.2, 0x30000 before) the 6.1.2+ bootloader checks the
+	// new place and falls back to the old one when the header or CRC there is bad
+	// (bootloader/src/nRF52840/dfu_usb.c is_application_valid @v6.2.0): an intact module is
+	// found before a damaged one, in the table's order.
 	pick := func(k key) *slotModule {
-		var first *slotModule
+		var first, found *slotModule
 		for _, sl := range groups[k] {
 			if sl.Storage != platform.StorageInternal {
 				continue
 			}
 			sm := readSlot(d.internal, sl, p.ID, ctrl.StoreMain, sl.Start)
 			if sm.found && sl.AcceptsVersion(sm.version) {
-				return sm
+				if sm.crcOK {
+					return sm
+				}
+				if found == nil {
+					found = sm
+				}
 			}
 			if first == nil || (s.sys != 0 && sl.AcceptsVersion(s.sys)) {
 				first = sm
 			}
+		}
+		if found != nil {
+			return found
 		}
 		return first
 	}
@@ -257,17 +266,16 @@ func (d *Device) scanLocked() *scan {
 		switch k.fn {
 		case platform.FuncMono, platform.FuncRadio, platform.FuncNCP:
 			continue // listed separately (mono only when modular firmware is absent)
-		case platform.FuncUser:
-			if k.idx == 2 && s.fam.userPart2Since != 0 && s.sys < s.fam.userPart2Since {
-				continue
-			}
+		}
+		if !s.knows(groups[k][0]) {
+			continue // a slot this Device OS does not know (the 256 KB user part before 3.1.0)
 		}
 		sm := pick(k)
 		if sm == nil {
 			continue
 		}
-		if k.fn == platform.FuncUser && k.idx == 1 && !sm.found && s.fam.userPart2Since != 0 && s.sys >= s.fam.userPart2Since {
-			continue // the 128 KB compatibility slot is only reported when it holds something
+		if k.fn == platform.FuncUser && !sm.found && s.userSlots() > 1 {
+			continue // HAL_System_Info drops an erased user slot when there are two
 		}
 		s.slots = append(s.slots, sm)
 		s.bySlot[slotKey(sm.slot.Function, sm.slot.Index)] = sm
@@ -326,26 +334,60 @@ func (s *scan) main(fn platform.Function, idx uint8) *slotModule {
 	return s.bySlot[slotKey(fn, idx)]
 }
 
-// userSlot is the user part Device OS runs: on Gen3 ≥ 3.1.0 a valid image in the 128 KB
-// compatibility slot (index 1 at 0xD4000) wins over the 256 KB one (index 2), as the
-// docs' "256K user binaries" note says; elsewhere the only user slot.
-func (s *scan) userSlot() (*slotModule, bool) {
+// knows reports whether the running Device OS knows a slot at all (Slot.KnownSince: the
+// 256 KB Gen3 user part came with 3.1.0-rc.1, the Tracker's NCP with 3.0.0).
+func (s *scan) knows(sl platform.Slot) bool {
+	return sl.KnownSince == 0 || s.sys == 0 || s.sys >= sl.KnownSince
+}
+
+// userSlots counts the user slots this Device OS knows.
+func (s *scan) userSlots() int {
+	n := 0
+	seen := map[uint8]bool{}
+	for _, sl := range s.p.Slots {
+		if sl.Function == platform.FuncUser && !seen[sl.Index] && s.knows(sl) {
+			seen[sl.Index] = true
+			n++
+		}
+	}
+	return n
+}
+
+// userCandidates are the user slots Device OS tries, in its order: the 128 KB Gen3 slot
+// (index 1, 0xD4000) before the 256 KB one (index 2, 0xB4000), "as it takes precedence"
+// (hal/src/nRF52840/user_hal.cpp hal_user_module_get_descriptor @v3.1.0..v6.2.0).
+func (s *scan) userCandidates() []*slotModule {
 	var users []*slotModule
 	for _, sm := range s.slots {
 		if sm.store == ctrl.StoreMain && sm.slot.Function == platform.FuncUser {
 			users = append(users, sm)
 		}
 	}
+	sort.SliceStable(users, func(i, j int) bool { return users[i].slot.Index < users[j].slot.Index })
+	return users
+}
+
+// userRuns is validUserModuleInfoAtIndex: the image's own header starts at the slot (the
+// scan only finds it there), it is for this platform, its CRC holds and its dependencies
+// are met (validate_module_dependencies).
+func (s *scan) userRuns(u *slotModule) bool {
+	return u.found && u.platformOK && u.crcOK && s.depsOK(platform.FuncUser, u.deps, false)
+}
+
+// userSlot is the user part Device OS runs: the first candidate that is valid; without
+// one, the first candidate (which then explains safe mode).
+func (s *scan) userSlot() (*slotModule, bool) {
+	users := s.userCandidates()
 	if len(users) == 0 {
 		return nil, false
 	}
 	for _, u := range users {
-		if u.slot.Index == 1 && u.found && u.crcOK && len(users) > 1 {
+		if s.userRuns(u) {
 			return u, true
 		}
 	}
 	for _, u := range users {
-		if u.slot.Index == 2 {
+		if u.found {
 			return u, true
 		}
 	}
@@ -472,7 +514,16 @@ func (m Module) Valid() bool { return m.Present && m.Checked == m.Passed }
 // user parts), a valid factory image, the radio stack, the NCP.
 func (s *scan) table() []Module {
 	var out []Module
+	// "128KB application will take precedence and the newer 256KB application will not be
+	// reported" (HAL_System_Info, hal/src/nRF52840/ota_flash_hal.cpp @v3.1.0..v6.2.0).
+	var shadowed *slotModule
+	if users := s.userCandidates(); len(users) > 1 && s.userRuns(users[0]) {
+		shadowed = users[1]
+	}
 	for _, sm := range s.slots {
+		if sm == shadowed {
+			continue
+		}
 		m := Module{Name: sm.slot.Name, Function: sm.slot.Function, Index: sm.slot.Index, Store: sm.store,
 			MaxSize: sm.slot.MaxSize, Checked: validChecked}
 		if sm.found {
@@ -488,8 +539,8 @@ func (s *scan) table() []Module {
 			Present: true, Version: rs.fwid, Start: rs.slot.Start, Size: rs.size - rs.slot.Start,
 			MaxSize: rs.slot.MaxSize, Checked: validChecked, Passed: validChecked})
 	}
-	if n := s.ncp; n != nil {
-		sl, _ := s.p.Slot(platform.FuncNCP, 0)
+	if sl, ok := s.p.Slot(platform.FuncNCP, 0); ok && s.ncp != nil && s.knows(sl) {
+		n := s.ncp
 		out = append(out, Module{Name: sl.Name, Function: platform.FuncNCP, Store: ctrl.StoreMain, Present: true,
 			Version: n.version, Size: uint32(len(n.image)), MaxSize: sl.MaxSize, Checked: validChecked, Passed: validChecked})
 	}

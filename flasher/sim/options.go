@@ -127,12 +127,22 @@ type Options struct {
 	// DeviceOS overrides the Device OS version the device reports (control request 30,
 	// `v`); empty derives it from the installed system part's module version.
 	DeviceOS string
+	// NCPVersion is the module version of the network coprocessor's firmware a device with
+	// one (Argon, Tracker) has when Modules holds no NCP firmware: the ESP32 is another chip,
+	// flashed at the factory, and is never blank. 0 means DefaultNCPVersion.
+	NCPVersion uint16
 	// NoSerial leaves out the pty serial door, for tests that do not need it.
 	NoSerial bool
 	// SerialTimeScale scales Device OS's serial waits (YMODEM NAK timeout 5 s, ...); 0
 	// uses Scale, but never below 0.1, so that real serial peers (lrzsz) keep up.
 	SerialTimeScale float64
 }
+
+// DefaultNCPVersion is the ESP32 NCP firmware a virtual Argon or Tracker holds unless told
+// otherwise: 0.0.5 (module version 5), the version the Argon shipped with (particle-cli's
+// argon-ncp-firmware-0.0.5-ota.bin). It is older than the 0.0.7 that Tracker system-part1
+// 3.0.0 to 5.5.x depends on, as on a Tracker that never ran Device OS 3.x.
+const DefaultNCPVersion = 5
 
 // Device-time costs of the things a device does besides flash and USB transfers.
 const (

@@ -118,10 +118,10 @@ func SyntheticSet(p *platform.Platform, deviceOS string) ([][]byte, error) {
 }
 
 // SyntheticUserPart builds a Tinker-like application for a system module version: the
-// 256 KB slot (index 2) on Gen3 from Device OS 3.1.0, the classic one otherwise.
+// 256 KB slot (index 2) on Gen3 from Device OS 3.1.0-rc.1, the classic one otherwise.
 func SyntheticUserPart(p *platform.Platform, sys uint16, deps ...module.Dependency) ([]byte, error) {
 	idx := uint8(1)
-	if f := familyOf(p); f.userPart2Since != 0 && sys >= f.userPart2Since {
+	if sl, ok := p.Slot(platform.FuncUser, 2); ok && sys >= sl.KnownSince {
 		idx = 2
 	}
 	sl, ok := p.Slot(platform.FuncUser, idx)
