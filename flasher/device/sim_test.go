@@ -17,9 +17,9 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
-	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )

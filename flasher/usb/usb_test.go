@@ -26,12 +26,12 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
-	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/ctrldev"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/dfudev"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/flash"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
+	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
