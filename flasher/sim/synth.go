@@ -148,22 +148,30 @@ func SyntheticSoftDevice(p *platform.Platform, fwid uint16) ([]byte, error) {
 		return nil, fmt.Errorf("sim: SoftDevice: %w", err)
 	}
 	spec.Size = 16 * 1024
-	flashEnd := sl.Start + uint32(spec.Size) - module.PrefixSize
-	seed := uint64(p.ID)<<16 | uint64(fwid)
-	spec.Fill = func(body []byte) {
-		r := rand.New(rand.NewPCG(seed, 0x50f7de71ce))
-		for i := range body {
-			body[i] = byte(r.Uint32())
-		}
-		// body offset = flash address - 0x1000 + the 24-byte prefix dropped on the way.
-		at := func(addr uint32) []byte { return body[addr-sl.Start+module.PrefixSize:] }
-		binary.LittleEndian.PutUint32(at(sdMagicAddr), sdMagic)
-		binary.LittleEndian.PutUint32(at(sdSizeAddr), flashEnd)
-		binary.LittleEndian.PutUint32(at(sdFWIDAddr), 0xFFFF0000|uint32(fwid))
-	}
+	SoftDeviceBody(&spec)
 	b, err := module.Build(spec)
 	if err != nil {
 		return nil, fmt.Errorf("sim: SoftDevice: %w", err)
 	}
 	return b, nil
+}
+
+// SoftDeviceBody makes a SoftDevice spec's body carry the nRF52 info struct Device OS reads
+// the radio stack's version from (magic, size, the FWID = spec.Version), at the flash
+// addresses the body lands on once written at spec.Start without its 24-byte prefix.
+func SoftDeviceBody(spec *module.Spec) {
+	start, fwid := spec.Start, spec.Version
+	flashEnd := start + uint32(spec.Size) - module.PrefixSize
+	seed := uint64(spec.PlatformID)<<16 | uint64(fwid)
+	spec.Fill = func(body []byte) {
+		r := rand.New(rand.NewPCG(seed, 0x50f7de71ce))
+		for i := range body {
+			body[i] = byte(r.Uint32())
+		}
+		// body offset = flash address - start + the 24-byte prefix dropped on the way.
+		at := func(addr uint32) []byte { return body[addr-start+module.PrefixSize:] }
+		binary.LittleEndian.PutUint32(at(sdMagicAddr), sdMagic)
+		binary.LittleEndian.PutUint32(at(sdSizeAddr), flashEnd)
+		binary.LittleEndian.PutUint32(at(sdFWIDAddr), 0xFFFF0000|uint32(fwid))
+	}
 }
