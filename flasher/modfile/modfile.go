@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -97,6 +98,14 @@ func parseZip(name string, data []byte) ([]*module.Module, error) {
 		return nil, remedy.With(fmt.Errorf("%s: %w", name, err), "Give a .zip bundle of module files; download it again if it is damaged.")
 	}
 	files := append([]*zip.File(nil), zr.File...)
+	// Refuse the whole bundle if any entry could land outside it when unpacked: nothing is
+	// flashed from a bundle built to trick an unzipper, even if its .bin files are fine.
+	for _, zf := range files {
+		if why := unsafeEntry(zf); why != "" {
+			return nil, remedy.With(fmt.Errorf("%s: the entry %q %s", name, zf.Name, why),
+				"Do not use this bundle: a genuine Particle bundle holds only module files and folders inside it. Download the release again from Particle.")
+		}
+	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	var out []*module.Module
 	for _, zf := range files {
@@ -127,6 +136,37 @@ func parseZip(name string, data []byte) ([]*module.Module, error) {
 		return nil, remedy.With(fmt.Errorf("%s holds no .bin module files", name), "Give a bundle of module files.")
 	}
 	return out, nil
+}
+
+// unsafeEntry says why a zip entry's name or kind is not acceptable in a bundle: an
+// absolute path, a ".." element, a link, a device or a name that leaves the bundle's
+// folders once cleaned ("" when it is fine). Backslashes count as separators, as an
+// unzipper on Windows treats them.
+func unsafeEntry(zf *zip.File) string {
+	n := zf.Name
+	if n == "" || strings.ContainsRune(n, 0) {
+		return "has no usable name"
+	}
+	slashed := strings.ReplaceAll(n, "\\", "/")
+	if strings.HasPrefix(slashed, "/") || len(slashed) >= 2 && slashed[1] == ':' {
+		return "is an absolute path"
+	}
+	for _, part := range strings.Split(slashed, "/") {
+		if part == ".." {
+			return "points outside the bundle (..)"
+		}
+	}
+	if c := path.Clean(slashed); c == ".." || strings.HasPrefix(c, "../") || strings.HasPrefix(c, "/") {
+		return "points outside the bundle"
+	}
+	mode := zf.Mode()
+	switch {
+	case mode&os.ModeSymlink != 0:
+		return "is a symbolic link"
+	case mode&(os.ModeDevice|os.ModeNamedPipe|os.ModeSocket|os.ModeCharDevice) != 0:
+		return "is not a file"
+	}
+	return ""
 }
 
 func isBin(name string) bool { return strings.EqualFold(filepath.Ext(name), ".bin") }

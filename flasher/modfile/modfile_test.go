@@ -86,3 +86,53 @@ func TestLoadShapes(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "far larger than any module")
 }
+
+// TestZipEntriesOutsideTheBundleAreRefused: a bundle with an entry that would land outside
+// it when unpacked (.., an absolute path, a link) is refused as a whole, naming the entry,
+// even though its module files are fine.
+func TestZipEntriesOutsideTheBundleAreRefused(t *testing.T) {
+	set := boronSet(t)
+	for _, tc := range []struct {
+		entry, why string
+	}{
+		{"../../evil", "points outside the bundle"},
+		{"release/../../evil.bin", "points outside the bundle"},
+		{`..\evil.bin`, "points outside the bundle"},
+		{"/etc/evil.bin", "is an absolute path"},
+		{`C:\evil.bin`, "is an absolute path"},
+	} {
+		t.Run(tc.entry, func(t *testing.T) {
+			b := zipOf(t, map[string][]byte{"system-part1.bin": set[1], tc.entry: set[0]})
+			mods, err := modfile.Parse("bundle.zip", b)
+			require.Error(t, err)
+			assert.Empty(t, mods)
+			assert.Contains(t, err.Error(), fmt.Sprintf("%q", tc.entry))
+			assert.Contains(t, err.Error(), tc.why)
+			assert.Contains(t, remedy.Of(err), "Do not use this bundle")
+		})
+	}
+	t.Run("symbolic link", func(t *testing.T) {
+		var zb bytes.Buffer
+		zw := zip.NewWriter(&zb)
+		h := &zip.FileHeader{Name: "link.bin"}
+		h.SetMode(os.ModeSymlink | 0o777)
+		w, err := zw.CreateHeader(h)
+		require.NoError(t, err)
+		_, err = w.Write([]byte("/etc/passwd"))
+		require.NoError(t, err)
+		f, err := zw.Create("system-part1.bin")
+		require.NoError(t, err)
+		_, err = f.Write(set[1])
+		require.NoError(t, err)
+		require.NoError(t, zw.Close())
+		_, err = modfile.Parse("bundle.zip", zb.Bytes())
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `"link.bin" is a symbolic link`)
+	})
+	t.Run("folders inside the bundle are fine", func(t *testing.T) {
+		b := zipOf(t, map[string][]byte{"release/boron-system-part1.bin": set[1], "release/./boron-bootloader.bin": set[0]})
+		mods, err := modfile.Parse("bundle.zip", b)
+		require.NoError(t, err)
+		assert.Len(t, mods, 2)
+	})
+}
