@@ -50,10 +50,10 @@ func (c matrixCase) String() string {
 type matrixOutcome int
 
 const (
-	outRefused      matrixOutcome = iota // refused before any write, with a reason
-	outPredicted                         // ran and ended in exactly the predicted state
-	outOtherwise                         // ended somewhere the plan did not predict
-	outUnacceptedSafe                    // started, then ended in safe mode nobody accepted
+	outRefused        matrixOutcome = iota // refused before any write, with a reason
+	outPredicted                           // ran and ended in exactly the predicted state
+	outOtherwise                           // ended somewhere the plan did not predict
+	outUnacceptedSafe                      // started, then ended in safe mode nobody accepted
 )
 
 // matrixReleases lists, per platform, the releases the catalog can build (a header dump
