@@ -11,8 +11,8 @@ import (
 	"fyne.io/fyne/v2/app"
 
 	"github.com/particle-flasher/particle-flasher/assets"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
-	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
 // AppID is the Fyne application ID; it must match cmd/particle-flasher/FyneApp.toml.
@@ -51,9 +51,11 @@ func Run(opts Options) {
 	if opts.DemoScale == 0 {
 		opts.DemoScale = DefaultDemoScale
 	}
-	doors, host, closeDoors := realDoors(opts)
-	m := newMainUI(w, opts, &SimDoor{}, doors)
-	m.runs.usbHost = host // the runner reaches real devices through the same libusb host
+	hw := realDoors(opts)
+	m := newMainUI(w, opts, demo.New(false), hw.Doors())
+	if hw.USB != nil {
+		m.runs.usb = hw.USB // the runner reaches real devices through the same libusb host
+	}
 	w.SetContent(m.content())
 	w.Resize(fyne.NewSize(1100, 700))
 	if v := os.Getenv(SmokeExitEnv); v != "" {
@@ -78,7 +80,7 @@ func Run(opts Options) {
 	shotsErr := shots(5 * time.Second) // the walk quit the app, or the person closed it
 	m.stop()
 	_ = m.sims.Close()
-	closeDoors()
+	hw.Close()
 	if shotsErr != nil {
 		slog.Error("screenshots: some screens could not be taken", "err", shotsErr)
 		os.Exit(1)
@@ -87,15 +89,13 @@ func Run(opts Options) {
 
 // realDoors opens the hardware doors unless the app runs the demo only. Without libusb
 // the app still opens: the empty state offers the virtual devices.
-func realDoors(opts Options) ([]device.Door, *usb.Host, func()) {
+func realDoors(opts Options) *device.Hardware {
 	if opts.Demo {
-		return nil, nil, func() {}
+		return &device.Hardware{}
 	}
-	doors := []device.Door{&device.SerialDoor{}}
-	h, err := usb.NewHost()
-	if err != nil {
-		slog.Warn("USB unavailable; only serial ports are watched", "err", err)
-		return doors, nil, func() {}
+	hw := device.OpenHardware()
+	if hw.USBErr != nil {
+		slog.Warn("USB unavailable; only serial ports are watched", "err", hw.USBErr)
 	}
-	return append([]device.Door{&device.USBDoor{Host: h}}, doors...), h, func() { _ = h.Close() }
+	return hw
 }

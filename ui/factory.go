@@ -18,6 +18,8 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/factory"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/modfile"
@@ -26,8 +28,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
-	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
 // factorySwitchText is the bench's on switch. It is off when the tab opens: flashing
@@ -286,18 +287,16 @@ func (f *factoryView) start(version string) error {
 		return remedy.With(err, "Choose a report folder you can write to.")
 	}
 	virtual := f.m.demoOn || f.m.opts.Demo
-	var doors run.Doors
-	var sd *simdoor.Doors
+	var doors device.Doors
 	var journal *run.Store
 	if virtual {
-		sd = simdoor.New(f.m.runs.FastSims, f.m.sims.Devices()...)
-		doors = sd
+		doors = f.m.sims
 	} else {
-		if f.m.runs.usbHost == nil {
+		if f.m.runs.usb == nil {
 			_ = rep.Close()
 			return remedy.With(fmt.Errorf("USB is not available"), "Check that libusb is installed and the udev rule is in place (Settings > Permissions), then restart the app.")
 		}
-		doors = &run.USBDoors{Host: f.m.runs.usbHost}
+		doors = f.m.runs.usb
 		dir := f.m.runs.StateDir
 		if dir == "" {
 			if dir, err = run.DefaultStateDir(); err != nil {
@@ -338,9 +337,6 @@ func (f *factoryView) start(version string) error {
 			})
 		},
 	}
-	if sd != nil {
-		go syncSims(ctx, f.m.sims, sd, f.m.sims.Devices())
-	}
 	go func() {
 		tot, err := factory.Run(ctx, o)
 		if cerr := rep.Close(); err == nil {
@@ -368,57 +364,25 @@ func (f *factoryView) start(version string) error {
 	return nil
 }
 
-// syncSims makes virtual devices plugged in while the bench runs reachable to it, as a
-// unit put on a real bench is.
-func syncSims(ctx context.Context, from *SimDoor, to *simdoor.Doors, have []*sim.Device) {
-	known := map[*sim.Device]bool{}
-	for _, d := range have {
-		known[d] = true
-	}
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			for _, d := range from.Devices() {
-				if !known[d] {
-					known[d] = true
-					to.Add(d)
-				}
-			}
-		}
-	}
-}
-
-// factoryTarget resolves the version for a platform: the simulator's synthetic release
-// for virtual devices, the firmware cache (downloading what it lacks) for real ones.
+// factoryTarget resolves the version for a unit's platform with the engine's one
+// resolver: the releases built for virtual devices, the firmware cache (downloading what
+// it lacks) for real ones. A platform that never got the version is refused for its units
+// (naming its releases) while the others are flashed; the release's application comes
+// along, for units whose own cannot run on the version.
 func factoryTarget(ctx context.Context, p *platform.Platform, version string, app *module.Module, virtual bool) (plan.Target, error) {
-	tgt := plan.Target{Name: version, App: app, Options: plan.Options{Verify: verifyPref()}}
+	var src target.Source
 	if virtual {
-		var err error
-		tgt.Modules, err = syntheticRelease(p, version)
-		return tgt, err
-	}
-	c, err := cache.Open(cacheOptions())
-	if err != nil {
-		return tgt, err
+		src = demo.Source()
+	} else {
+		c, err := cache.Open(cacheOptions())
+		if err != nil {
+			return plan.Target{}, err
+		}
+		src = target.FromCache{Cache: c}
 	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	res, err := c.Fetch(fctx, version, p.Name, cache.FetchOptions{})
-	if err != nil {
-		return tgt, err
-	}
-	for _, cf := range res.Files {
-		mods, err := modfile.Load(cf.Entry.Path)
-		if err != nil {
-			return tgt, remedy.With(err, "The firmware cache is damaged: run `pflash cache verify`.")
-		}
-		tgt.Modules = append(tgt.Modules, mods...)
-	}
-	return tgt, nil
+	return target.Resolve(fctx, src, p, target.Spec{Version: version, AppModule: app, Options: plan.Options{Verify: verifyPref()}})
 }
 
 // apply renders one bench event.

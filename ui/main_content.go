@@ -13,8 +13,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
-	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
 // ActionsFunc builds the part of the device panel that acts on a device: the target
@@ -28,7 +28,7 @@ type mainUI struct {
 	win     fyne.Window
 	opts    Options
 	anim    *animator
-	sims    *SimDoor
+	sims    *demo.Doors
 	actions ActionsFunc
 
 	devices map[string]device.Device
@@ -59,7 +59,7 @@ type mainUI struct {
 
 // newMainUI builds the window content and starts the device watcher over the given doors
 // plus sims, the in-process door the demo devices are plugged into.
-func newMainUI(w fyne.Window, opts Options, sims *SimDoor, doors []device.Door) *mainUI {
+func newMainUI(w fyne.Window, opts Options, sims *demo.Doors, doors []device.Door) *mainUI {
 	m := &mainUI{win: w, opts: opts, anim: newAnimator(), sims: sims, devices: map[string]device.Device{}}
 	m.actions = opts.Actions
 	if m.actions == nil {
@@ -168,7 +168,7 @@ func notShowingHelp() string {
 		"3. On Linux, a normal user needs the udev rule: see Settings > Permissions.\n" +
 		"4. On Windows, the DFU driver must be installed (Settings shows how).\n" +
 		"5. If the device still does not appear, put it in DFU mode by hand: the Recovery tab shows the button sequence and continues by itself when the device shows up.\n\n" +
-		usb.PermissionRemedy()
+		device.PermissionRemedy()
 }
 
 // startDemo plugs the three demo devices into the in-process door. Building them costs a
@@ -179,16 +179,12 @@ func (m *mainUI) startDemo() {
 	}
 	m.demoOn = true
 	go func() {
-		devs, err := DemoDevicesAt(m.opts.DemoScale)
-		if err != nil {
+		if err := m.sims.AddDemo(m.opts.DemoScale); err != nil {
 			slog.Error("demo devices", "err", err)
 			onUI(func() { m.status.SetText("Could not start the virtual devices: " + err.Error()) })
 			return
 		}
-		for _, d := range devs {
-			m.sims.Add(d)
-		}
-		slog.Info("demo: virtual devices plugged in", "count", len(devs))
+		slog.Info("demo: virtual devices plugged in", "count", m.sims.Len())
 	}()
 }
 

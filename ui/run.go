@@ -19,10 +19,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
-	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
-	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
 // runState is what mainUI keeps for flashing: one runner for every device (it runs
@@ -30,12 +27,10 @@ import (
 // by device ID, so a run keeps its view when the device re-enumerates or another device
 // is selected. Touched only on the UI thread.
 type runState struct {
-	runner   *run.Runner
-	sims     *simdoor.Doors
-	simAdded map[*sim.Device]bool
-	usbHost  *usb.Host
-	tempDir  string // journals of a demo-only window, removed at stop
-	targets  map[string]*targetSection
+	runner  *run.Runner
+	usb     *device.USB // the real devices, through the watcher's libusb host
+	tempDir string      // journals of a demo-only window, removed at stop
+	targets map[string]*targetSection
 
 	// Timeouts, StateDir and FastSims tune the runner before its first use; tests set
 	// them (short timeouts, a temp journal dir, the sims' host delays shortened).
@@ -97,17 +92,6 @@ func (m *mainUI) held(id string) bool {
 
 func (m *mainUI) runnerFor() *run.Runner {
 	rs := &m.runs
-	if rs.sims == nil {
-		rs.sims = simdoor.New(rs.FastSims)
-		rs.simAdded = map[*sim.Device]bool{}
-	}
-	// The demo and tests plug sims in at any time: keep the runner's door in step.
-	for _, d := range m.sims.Devices() {
-		if !rs.simAdded[d] {
-			rs.sims.Add(d)
-			rs.simAdded[d] = true
-		}
-	}
 	if rs.runner != nil {
 		return rs.runner
 	}
@@ -127,10 +111,8 @@ func (m *mainUI) runnerFor() *run.Runner {
 		}
 		rs.tempDir, dir = tmp, tmp
 	}
-	doors := multiDoors{rs.sims}
-	if rs.usbHost != nil {
-		doors = append(doors, &run.USBDoors{Host: rs.usbHost})
-	}
+	m.sims.SetFast(rs.FastSims)
+	doors := m.doors()
 	var store *run.Store
 	if dir != "" {
 		store = &run.Store{Dir: dir}
@@ -158,45 +140,12 @@ func (m *mainUI) stopRuns() {
 	}
 }
 
-// multiDoors lets one runner reach virtual and real devices: a device is looked for
-// behind each door in turn.
-type multiDoors []run.Doors
-
-// List returns the devices behind every door; it fails only when no door answers.
-func (md multiDoors) List(ctx context.Context) ([]run.Attached, error) {
-	var out []run.Attached
-	var errs []error
-	for _, d := range md {
-		l, err := d.List(ctx)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, l...)
+// doors are everything a runner reaches: the virtual devices and the real ones.
+func (m *mainUI) doors() device.Doors {
+	if m.runs.usb == nil {
+		return device.Join(m.sims)
 	}
-	if len(out) == 0 && len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
-}
-
-// Find opens the device behind the first door that has it. A door's own failure (no
-// permission) wins over another door's "not attached", since it says why.
-func (md multiDoors) Find(ctx context.Context, id string) (run.Link, error) {
-	var firstErr error
-	for _, d := range md {
-		l, err := d.Find(ctx, id)
-		if err == nil {
-			return l, nil
-		}
-		if !errors.Is(err, run.ErrNotAttached) && firstErr == nil {
-			firstErr = err
-		}
-	}
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return nil, run.ErrNotAttached
+	return device.Join(m.sims, m.runs.usb)
 }
 
 // runView shows one run: the step, two progress bars with the time left, the LED

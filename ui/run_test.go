@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
@@ -39,7 +40,7 @@ func newRunRig(t *testing.T, scale float64) *rig {
 	var m *mainUI
 	state := t.TempDir()
 	onUIWait(func() {
-		m = newMainUI(w, Options{Demo: true, DemoScale: scale}, &SimDoor{}, nil)
+		m = newMainUI(w, Options{Demo: true, DemoScale: scale}, demo.New(false), nil)
 		m.runs.Timeouts = run.Timeouts{Find: 5 * time.Second, EnterMode: 5 * time.Second, Buttons: 2 * time.Second,
 			Reenumerate: 5 * time.Second, Apply: 10 * time.Second, Step: 20 * time.Second, Settle: 3 * time.Second, EstimateFactor: -1}
 		m.runs.StateDir = state

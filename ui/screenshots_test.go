@@ -14,6 +14,8 @@ import (
 	"fyne.io/fyne/v2/test"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 )
 
 // checkShots asserts dir holds every screen's PNG, each a real picture of the window:
@@ -54,7 +56,7 @@ func TestScreenshotWalk(t *testing.T) {
 	w := test.NewWindow(nil)
 	var m *mainUI
 	onUIWait(func() {
-		m = newMainUI(w, Options{Demo: true, DemoScale: DefaultDemoScale}, &SimDoor{}, nil)
+		m = newMainUI(w, Options{Demo: true, DemoScale: DefaultDemoScale}, demo.New(false), nil)
 		w.SetContent(m.content())
 		w.Resize(fyne.NewSize(1100, 700))
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
@@ -24,6 +24,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
 // prepareTimeout bounds resolving a target (a download included) and reading the device.
@@ -391,49 +392,40 @@ func (t *targetSection) newPrep() (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// resolve turns the choice into module files: a virtual device gets the simulator's
-// synthetic release of the version (the demo has no internet to rely on); a real one the
-// release from the firmware cache, downloaded if missing.
+// resolve turns the choice into module files with the engine's one resolver: a virtual
+// device gets the release built from Particle's published headers (the demo has no
+// internet to rely on), a real one the release from the firmware cache, downloaded with a
+// bar if missing.
 func (t *targetSection) resolve(ctx context.Context, s targetSpec, gen int) (plan.Target, error) {
-	tgt := plan.Target{Options: s.opts, App: s.app}
-	tgt.Options.Verify = verifyPref()
+	var src target.Source
 	switch {
-	case len(s.localMods) > 0:
-		if len(s.localMods) == 1 && s.localMods[0].Function == platform.FuncUser && s.app == nil {
-			tgt.App = s.localMods[0]
-		} else {
-			tgt.Modules = s.localMods
-		}
-		// Unnamed: the plan names the target by the Device OS its files make up.
-	case s.version != "" && s.virtual:
-		mods, err := syntheticRelease(s.platform, s.version)
+	case s.version == "":
+	case s.virtual:
+		src = demo.Source()
+	default:
+		c, err := cache.Open(t.downloadOptions(s, gen))
 		if err != nil {
-			return tgt, err
+			return plan.Target{}, err
 		}
-		tgt.Modules, tgt.Name = mods, s.version
-	case s.version != "":
-		mods, err := t.fetch(ctx, s.version, s.platform, gen)
-		if err != nil {
-			return tgt, err
-		}
-		tgt.Modules, tgt.Name = mods, s.version
+		src = target.FromCache{Cache: c}
+		onUI(func() {
+			if gen == t.gen {
+				t.setStatus("Getting Device OS " + s.version + " for the " + s.platform.DisplayName + " from the firmware cache...")
+				t.download.SetValue(0)
+				t.download.Show()
+			}
+		})
+		defer onUI(func() { t.download.Hide() })
+		defer onUI(func() { t.downloadInf.Stop(); t.downloadInf.Hide() })
 	}
-	return tgt, nil
+	tgt, err := target.Resolve(ctx, src, s.platform, target.Spec{Version: s.version, Modules: s.localMods, AppModule: s.app, Options: s.opts})
+	tgt.Options.Verify = verifyPref()
+	return tgt, err
 }
 
-// fetch gets a release from the firmware cache with a download bar, plus the release's
-// application when it can be had, as `pflash flash` does: it replaces an app the target
-// cannot run.
-func (t *targetSection) fetch(ctx context.Context, version string, p *platform.Platform, gen int) ([]*module.Module, error) {
-	onUI(func() {
-		if gen == t.gen {
-			t.setStatus("Getting Device OS " + version + " for the " + p.DisplayName + " from the firmware cache...")
-			t.download.SetValue(0)
-			t.download.Show()
-		}
-	})
-	defer onUI(func() { t.download.Hide() })
-	defer onUI(func() { t.downloadInf.Stop(); t.downloadInf.Hide() })
+// downloadOptions are the cache's options with a progress callback that moves the
+// download bar (or, with sizes unknown, says which file moves).
+func (t *targetSection) downloadOptions(s targetSpec, gen int) cache.Options {
 	co := cacheOptions()
 	co.Progress = func(pg cache.Progress) {
 		file := pg.File
@@ -458,37 +450,7 @@ func (t *targetSection) fetch(ctx context.Context, version string, p *platform.P
 			}
 		})
 	}
-	c, err := cache.Open(co)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.Fetch(ctx, version, p.Name, cache.FetchOptions{})
-	if err != nil {
-		return nil, err
-	}
-	files := res.Files
-	for _, m := range res.Release.Modules {
-		if !m.IsUser() {
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		app, err := c.Fetch(actx, res.Release.Version, p.Name, cache.FetchOptions{Modules: []string{m.Name}})
-		cancel()
-		if err != nil {
-			slog.Info("release application not available; planning without it", "version", version, "err", err)
-			continue
-		}
-		files = append(files, app.Files...)
-	}
-	var out []*module.Module
-	for _, cf := range files {
-		mods, err := modfile.Load(cf.Entry.Path)
-		if err != nil {
-			return nil, remedy.With(err, "The firmware cache is damaged: run `pflash cache verify`.")
-		}
-		out = append(out, mods...)
-	}
-	return out, nil
+	return co
 }
 
 func (t *targetSection) setStatus(s string) {

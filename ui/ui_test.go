@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/assets"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
@@ -34,14 +35,14 @@ type rig struct {
 	ctx context.Context
 }
 
-func newRig(t *testing.T, demo bool) *rig {
+func newRig(t *testing.T, demoOnly bool) *rig {
 	t.Helper()
 	a := test.NewTempApp(t)
 	_ = a
 	w := test.NewWindow(nil)
 	var m *mainUI
 	onUIWait(func() {
-		m = newMainUI(w, Options{Demo: demo}, &SimDoor{}, nil)
+		m = newMainUI(w, Options{Demo: demoOnly}, demo.New(false), nil)
 		w.SetContent(m.content())
 		w.Resize(fyne.NewSize(1100, 700))
 	})
@@ -261,7 +262,9 @@ func TestModeChangeKeepsRow(t *testing.T) {
 	require.NotNil(t, boron)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	require.NoError(t, simCtrl(boron).EnterDFU(ctx))
+	l, err := r.m.sims.Find(ctx, boron.ID())
+	require.NoError(t, err)
+	require.NoError(t, l.Ctrl().EnterDFU(ctx))
 	r.eventually("the Boron in DFU mode", func() bool {
 		d, ok := r.m.devices[key]
 		return ok && d.Mode == device.ModeDFU

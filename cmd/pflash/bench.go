@@ -14,6 +14,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
 type benchFlags struct {
@@ -121,18 +122,21 @@ func benchModules(ctx context.Context, g *globals, f benchFlags, p *platform.Pla
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cached := &cacheFlags{offline: true}
-	if fm, err := fetchRelease(cctx, g, from, p, cached); err == nil {
-		if tm, err := fetchRelease(cctx, g, to, p, cached); err == nil {
-			for _, m := range fm {
-				fromFiles = append(fromFiles, m.Data)
-			}
-			for _, m := range tm {
-				if m.Function != platform.FuncUser {
+	if c, err := (&cacheFlags{offline: true}).open(g, nil); err == nil {
+		src := target.FromCache{Cache: c, AppWait: time.Millisecond}
+		if fm, err := src.Release(cctx, from, p); err == nil {
+			if tm, err := src.Release(cctx, to, p); err == nil {
+				for _, m := range fm.OS {
+					fromFiles = append(fromFiles, m.Data)
+				}
+				if fm.App != nil {
+					fromFiles = append(fromFiles, fm.App.Data)
+				}
+				for _, m := range tm.OS {
 					toFiles = append(toFiles, m.Data)
 				}
+				return fromFiles, toFiles, "real (firmware cache)", nil
 			}
-			return fromFiles, toFiles, "real (firmware cache)", nil
 		}
 	}
 	if fromFiles, err = factorybench.SyntheticModules(p, from, true); err != nil {

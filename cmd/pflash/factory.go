@@ -16,6 +16,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
 // factoryPoll and factoryGrace are the bench's polling period and unplug grace (zero:
@@ -78,7 +79,7 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 		if _, err := flashTarget(ctx, g, tf, nil); err != nil {
 			return err
 		}
-	} else if !looksLikeVersion(f.to) {
+	} else if !target.LooksLikeVersion(f.to) {
 		_, err := flashTarget(ctx, g, tf, nil)
 		return err
 	} else if f.app != "" {

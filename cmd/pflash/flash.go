@@ -13,25 +13,25 @@ import (
 
 	"github.com/spf13/cobra"
 
-	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
-	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/target"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
 // flashDoors opens what the writing commands reach devices through: libusb and the
 // serial ports. Its error is ready to return (exit code and remedy). Tests replace it (the
 // simulator's serial ports are ptys the OS does not list).
-var flashDoors = func(g *globals) (frun.Doors, func(), error) {
+var flashDoors = func(g *globals) (device.Doors, func(), error) {
 	h, err := usb.NewHost()
 	if err != nil {
 		return nil, nil, &exitError{code: exitCode(err), err: withRemedy(fmt.Errorf("opening USB: %w", err),
 			"run `pflash doctor` to see what keeps pflash from USB")}
 	}
-	return &frun.USBDoors{Host: h}, func() {
+	return &device.USB{Host: h}, func() {
 		if err := h.Close(); err != nil {
 			slog.Debug("closing libusb", "err", err)
 		}
@@ -178,7 +178,7 @@ func exitCode(err error) int {
 		return ee.code
 	case errors.As(err, &pe):
 		return exitAccess
-	case errors.Is(err, frun.ErrGone), errors.Is(err, frun.ErrNotAttached):
+	case errors.Is(err, frun.ErrGone), errors.Is(err, device.ErrNotAttached):
 		return exitNoDevice
 	}
 	return exitFailed
@@ -194,19 +194,19 @@ func withRemedy(err error, fix string) error {
 }
 
 // pickFlashDevice finds the device to flash: the one named, or the only one attached.
-func pickFlashDevice(ctx context.Context, doors frun.Doors, id string) (frun.Attached, error) {
+func pickFlashDevice(ctx context.Context, doors device.Doors, id string) (device.Attached, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		devs, err := doors.List(ctx)
 		if err != nil {
 			var pe *usb.PermissionError
 			if errors.As(err, &pe) {
-				return frun.Attached{}, &exitError{code: exitAccess, err: err}
+				return device.Attached{}, &exitError{code: exitAccess, err: err}
 			}
-			return frun.Attached{}, &exitError{code: exitFailed, err: err}
+			return device.Attached{}, &exitError{code: exitFailed, err: err}
 		}
-		devs, problem := frun.Readable(devs)
-		var match []frun.Attached
+		devs, problem := device.Readable(devs)
+		var match []device.Attached
 		for _, d := range devs {
 			if id == "" || strings.EqualFold(d.ID, strings.TrimSpace(id)) {
 				match = append(match, d)
@@ -216,25 +216,25 @@ func pickFlashDevice(ctx context.Context, doors frun.Doors, id string) (frun.Att
 		case len(match) == 1 && match[0].Platform != nil:
 			return match[0], nil
 		case len(match) == 1:
-			return frun.Attached{}, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("the device %s is a platform this version does not know", match[0].ID), "update pflash")}
+			return device.Attached{}, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("the device %s is a platform this version does not know", match[0].ID), "update pflash")}
 		case len(match) > 1:
 			var ids []string
 			for _, d := range match {
 				ids = append(ids, d.ID)
 			}
-			return frun.Attached{}, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("%d devices are attached (%s)", len(match), strings.Join(ids, ", ")),
+			return device.Attached{}, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("%d devices are attached (%s)", len(match), strings.Join(ids, ", ")),
 				"say which one with --device ID")}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			if problem != nil {
 				// The device asked for may be the one that cannot be read.
-				return frun.Attached{}, &exitError{code: exitCode(problem), err: withRemedy(problem, "run `pflash doctor` to see what keeps pflash from the device")}
+				return device.Attached{}, &exitError{code: exitCode(problem), err: withRemedy(problem, "run `pflash doctor` to see what keeps pflash from the device")}
 			}
 			what := "no Particle device is attached"
 			if id != "" {
 				what = "no attached device has the ID " + id
 			}
-			return frun.Attached{}, &exitError{code: exitNoDevice, err: remedy.With(errors.New(what),
+			return device.Attached{}, &exitError{code: exitNoDevice, err: remedy.With(errors.New(what),
 				"check the USB cable (some only charge) and that the device is powered; `pflash list` shows the attached devices")}
 		}
 		select {
@@ -244,87 +244,32 @@ func pickFlashDevice(ctx context.Context, doors frun.Doors, id string) (frun.Att
 	}
 }
 
-// flashTarget resolves --to and --app into module files.
+// flashTarget resolves --to and --app for a device of platform p with the engine's one
+// resolver (flasher/target): a version through the firmware cache, files as they are.
 func flashTarget(ctx context.Context, g *globals, f flashFlags, p *platform.Platform) (plan.Target, error) {
-	var tgt plan.Target
-	if _, err := os.Stat(f.to); err == nil {
-		mods, err := loadModules(f.to)
+	var src target.Source
+	if _, err := os.Stat(f.to); err != nil && target.LooksLikeVersion(f.to) {
+		c, err := f.dl.open(g, nil)
 		if err != nil {
-			return tgt, err
+			return plan.Target{}, err
 		}
-		if len(mods) == 1 && mods[0].Function == platform.FuncUser && f.app == "" {
-			tgt.App = mods[0]
-		} else {
-			tgt.Modules = mods
-		}
-		// Unnamed: the plan names the target by the Device OS its files make up.
-	} else if looksLikeVersion(f.to) {
-		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, &f.dl)
-		if err != nil {
-			return tgt, err
-		}
-		tgt.Modules = mods
-		tgt.Name = strings.TrimPrefix(f.to, "v")
-	} else {
-		return tgt, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("--to %s: no such file or directory, and not a Device OS version", f.to),
-			"Give a version such as 4.1.0, a module file, a directory of modules or a .zip bundle.")}
+		src = target.FromCache{Cache: c}
 	}
-	if f.app != "" {
-		mods, err := loadModules(f.app)
-		if err != nil {
-			return tgt, err
-		}
-		if len(mods) != 1 {
-			return tgt, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("--app %s holds %d modules", f.app, len(mods)), "Give one application .bin file.")}
-		}
-		tgt.App = mods[0]
-	}
-	return tgt, nil
+	tgt, err := target.Resolve(ctx, src, p, target.Spec{To: f.to, App: f.app})
+	return tgt, resolveExit(err)
 }
 
-// fetchRelease resolves a Device OS version for a platform through the firmware cache
-// (downloading what it lacks unless offline), with the release's application when the
-// cache can have it: the replacement for an app the target cannot run.
-func fetchRelease(ctx context.Context, g *globals, version string, p *platform.Platform, dl *cacheFlags) ([]*module.Module, error) {
-	c, err := dl.open(g, nil)
-	if err != nil {
-		return nil, err
+// resolveExit gives a resolver's error its exit status: 2 for something that is not a
+// target at all, 1 otherwise.
+func resolveExit(err error) error {
+	var ee *exitError
+	if err == nil || errors.As(err, &ee) {
+		return err
 	}
-	res, err := c.Fetch(ctx, version, p.Name, cache.FetchOptions{})
-	if err != nil {
-		return nil, &exitError{code: exitFailed, err: err}
+	if errors.Is(err, target.ErrBadSpec) {
+		return &exitError{code: exitUsage, err: err}
 	}
-	files := res.Files
-	// The application is only needed when the device's own cannot run on the target, so a
-	// cached copy is taken when there is one, and the network asked only briefly.
-	cached, err := cache.Open(cache.Options{Dir: g.cacheDir, Offline: true, Logger: slog.Default()})
-	if err != nil {
-		cached = c
-	}
-	for _, m := range res.Release.Modules {
-		if !m.IsUser() {
-			continue
-		}
-		want := cache.FetchOptions{Modules: []string{m.Name}}
-		app, err := cached.Fetch(ctx, res.Release.Version, p.Name, want)
-		if err != nil && !dl.offline {
-			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			app, err = c.Fetch(actx, res.Release.Version, p.Name, want)
-			cancel()
-		}
-		if err == nil {
-			files = append(files, app.Files...)
-		}
-	}
-	var out []*module.Module
-	for _, cf := range files {
-		mods, err := loadModules(cf.Entry.Path)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, mods...)
-	}
-	return out, nil
+	return &exitError{code: exitFailed, err: err}
 }
 
 // confirm asks before writing; without a terminal to ask on, --yes is required.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
@@ -29,12 +30,12 @@ func TestFlashCommandThroughUSB(t *testing.T) {
 		var args []string
 		require.NoError(t, json.Unmarshal([]byte(os.Getenv(flashEnvArgs)), &args))
 		ports := os.Getenv(flashEnvPorts)
-		flashDoors = func(*globals) (frun.Doors, func(), error) {
+		flashDoors = func(*globals) (device.Doors, func(), error) {
 			h, err := usb.NewHost()
 			if err != nil {
 				return nil, nil, err
 			}
-			return &frun.USBDoors{Host: h, ListPorts: simports.Reader(ports)}, func() { _ = h.Close() }, nil
+			return &device.USB{Host: h, ListPorts: simports.Reader(ports)}, func() { _ = h.Close() }, nil
 		}
 		flashTimeouts = frun.Timeouts{Find: 20 * time.Second, EnterMode: 20 * time.Second, Reenumerate: 20 * time.Second, Settle: 5 * time.Second}
 		os.Exit(flashExec(args, os.Stdout, os.Stderr))

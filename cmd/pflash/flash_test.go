@@ -17,11 +17,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
@@ -73,7 +74,7 @@ var photon152 = []string{"photon-bootloader@1.5.2+lto.bin", "photon-system-part1
 func flashInProcess(t *testing.T, devs ...*sim.Device) {
 	t.Helper()
 	oldDoors, oldTimeouts := flashDoors, flashTimeouts
-	flashDoors = func(*globals) (frun.Doors, func(), error) { return simdoor.New(true, devs...), func() {}, nil }
+	flashDoors = func(*globals) (device.Doors, func(), error) { return demo.New(true, devs...), func() {}, nil }
 	flashTimeouts = frun.Timeouts{Find: 2 * time.Second, EnterMode: 2 * time.Second, Buttons: time.Second,
 		Reenumerate: 2 * time.Second, Apply: 5 * time.Second, Settle: 2 * time.Second, EstimateFactor: -1}
 	t.Cleanup(func() { flashDoors, flashTimeouts = oldDoors, oldTimeouts })
@@ -211,8 +212,8 @@ func TestFlashFailureReportsStateAndRemedy(t *testing.T) {
 	flashInProcess(t, d)
 	flashTimeouts.Reenumerate = 300 * time.Millisecond
 	// Unplugged in the middle of the first DFU write.
-	inner := simdoor.New(true, d)
-	flashDoors = func(*globals) (frun.Doors, func(), error) {
+	inner := demo.New(true, d)
+	flashDoors = func(*globals) (device.Doors, func(), error) {
 		return &flashUnplugDoors{Doors: inner, d: d}, func() {}, nil
 	}
 	code, out, _ := flashRun(t, "flash", "--to", "2.3.1", "--device", d.ID(), "--yes", "--json", "--offline",
@@ -230,12 +231,12 @@ func TestFlashFailureReportsStateAndRemedy(t *testing.T) {
 // flashUnplugDoors unplug the device 50 control transfers after the DFU interface is first
 // opened.
 type flashUnplugDoors struct {
-	*simdoor.Doors
+	*demo.Doors
 	d     *sim.Device
 	armed bool
 }
 
-func (u *flashUnplugDoors) Find(ctx context.Context, id string) (frun.Link, error) {
+func (u *flashUnplugDoors) Find(ctx context.Context, id string) (device.Link, error) {
 	l, err := u.Doors.Find(ctx, id)
 	if err != nil {
 		return nil, err
@@ -244,7 +245,7 @@ func (u *flashUnplugDoors) Find(ctx context.Context, id string) (frun.Link, erro
 }
 
 type flashUnplugLink struct {
-	frun.Link
+	device.Link
 	u *flashUnplugDoors
 }
 
@@ -257,10 +258,10 @@ func (l *flashUnplugLink) DFU(ctx context.Context, alt uint8) (*dfu.Client, *mem
 }
 
 // flashDeniedDoors list one Particle device the OS will not let pflash open.
-type flashDeniedDoors struct{ frun.Doors }
+type flashDeniedDoors struct{ device.Doors }
 
-func (d flashDeniedDoors) List(ctx context.Context) ([]frun.Attached, error) {
-	return []frun.Attached{{Where: "USB 1-4", DFU: true,
+func (d flashDeniedDoors) List(ctx context.Context) ([]device.Attached, error) {
+	return []device.Attached{{Where: "USB 1-4", DFU: true,
 		Problem: &usb.PermissionError{Device: "USB 1-4 (2b04:d00d)", Err: errors.New("LIBUSB_ERROR_ACCESS")}}}, nil
 }
 
@@ -268,7 +269,9 @@ func (d flashDeniedDoors) List(ctx context.Context) ([]frun.Attached, error) {
 // the exit code is 4 and the message names the permission problem and its fix.
 func TestFlashUnreadableDeviceExitsWithAccess(t *testing.T) {
 	oldDoors := flashDoors
-	flashDoors = func(*globals) (frun.Doors, func(), error) { return flashDeniedDoors{simdoor.New(true)}, func() {}, nil }
+	flashDoors = func(*globals) (device.Doors, func(), error) {
+		return flashDeniedDoors{demo.New(true)}, func() {}, nil
+	}
 	t.Cleanup(func() { flashDoors = oldDoors })
 	code, out, errb := flashRun(t, "flash", "--to", "2.3.1", "--yes", "--offline", "--state-dir", t.TempDir())
 	assert.Equal(t, exitAccess, code, "%s\n%s", out, errb)

@@ -34,7 +34,7 @@ var openDoors = func(g *globals) (doors []device.Door, closeAll func(), err erro
 			fmt.Fprintf(g.stderr, "What to do: %s\n", r)
 		}
 	} else {
-		doors = append(doors, &device.USBDoor{Host: h})
+		doors = append(doors, &device.USB{Host: h})
 		closeAll = func() {
 			if err := h.Close(); err != nil {
 				slog.Debug("closing libusb", "err", err)

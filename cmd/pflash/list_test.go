@@ -18,6 +18,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+	"github.com/particle-flasher/particle-flasher/internal/stubdev"
 )
 
 // listExec runs pflash in-process; the tests write `inspect-device ID` for
@@ -46,7 +47,7 @@ type listStubDoor struct {
 }
 
 func (s *listStubDoor) Name() string { return s.name }
-func (s *listStubDoor) List(context.Context) ([]device.Sighting, error) {
+func (s *listStubDoor) Sightings(context.Context) ([]device.Sighting, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]device.Sighting(nil), s.sights...), nil
@@ -55,12 +56,12 @@ func (s *listStubDoor) NeedsProbe(x device.Sighting) bool { _, ok := s.probes[x.
 func (s *listStubDoor) Probe(_ context.Context, x device.Sighting) (device.Probe, error) {
 	return s.probes[x.Key], nil
 }
-func (s *listStubDoor) Modules(_ context.Context, x device.Sighting, p *platform.Platform, mode state.Mode) (state.Device, error) {
+func (s *listStubDoor) Open(_ context.Context, x device.Sighting, mode state.Mode) (device.Link, error) {
 	m, ok := s.mods[x.Key]
 	if !ok {
-		return state.Device{}, device.ErrNotSupported
+		return nil, device.ErrNotSupported
 	}
-	return state.Device{Platform: p, Mode: mode, Modules: m}, nil
+	return stubdev.New(x.DeviceID, x.Platform, mode, x.Key, m), nil
 }
 
 func listWithDoors(t *testing.T, doors ...device.Door) {
@@ -90,6 +91,7 @@ func listBoronModules(depOK bool) []state.Module {
 		{Function: platform.FuncRadio, Version: 202, Location: "main", Present: true, Checks: state.AllChecks, Source: state.SourceControl},
 	}
 	if !depOK {
+		mods[0].Version = 502 // the bootloader the 4.1.0 system part needs 1200 of
 		mods[1].Deps[0].Have = 502
 	}
 	return mods

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +16,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
 type planFlags struct {
@@ -115,7 +114,7 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 	}
 	// A version with nothing said about the device plans for the attached one, as
 	// `pflash flash` would: the plan shown is the plan flash runs.
-	if f.device != "" || (looksLikeVersion(f.to) && len(f.from) == 0 && f.platform == "") {
+	if f.device != "" || (target.LooksLikeVersion(f.to) && len(f.from) == 0 && f.platform == "") {
 		return planAttached(ctx, g, f, verify)
 	}
 
@@ -147,44 +146,21 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 	}
 	p = platformOf(p, from)
 
-	var tgt plan.Target
-	if _, err := os.Stat(f.to); err == nil {
-		mods, err := loadModules(f.to)
+	var src target.Source
+	if _, err := os.Stat(f.to); err != nil && target.LooksLikeVersion(f.to) && p != nil {
+		c, err := f.dl.open(g, nil)
 		if err != nil {
 			return nil, err
 		}
-		// A lone application is the app to install; in a bundle it is the release's Tinker.
-		if len(mods) == 1 && mods[0].Function == platform.FuncUser && f.app == "" {
-			tgt.App = mods[0]
-		} else {
-			tgt.Modules = mods
-		}
-		p = platformOf(p, mods)
-	} else if looksLikeVersion(f.to) {
-		if p == nil {
-			return nil, planUsage(fmt.Errorf("--to %s is a Device OS version, but the platform is not known", f.to),
-				"Add --platform NAME, or describe the device with --from.")
-		}
-		mods, err := fetchRelease(ctx, g, strings.TrimPrefix(f.to, "v"), p, &f.dl)
-		if err != nil {
-			return nil, err
-		}
-		tgt.Modules = mods
-		tgt.Name = strings.TrimPrefix(f.to, "v")
-	} else {
-		return nil, planUsage(fmt.Errorf("--to %s: no such file or directory, and not a Device OS version", f.to),
-			"Give a module file, a directory of modules, a .zip bundle or a version such as 4.1.0.")
+		src = target.FromCache{Cache: c}
 	}
-	if f.app != "" {
-		mods, err := loadModules(f.app)
-		if err != nil {
-			return nil, err
-		}
-		if len(mods) != 1 {
-			return nil, planUsage(fmt.Errorf("--app %s holds %d modules", f.app, len(mods)), "Give one application .bin file.")
-		}
-		tgt.App = mods[0]
-		p = platformOf(p, mods)
+	tgt, err := target.Resolve(ctx, src, p, target.Spec{To: f.to, App: f.app})
+	if err != nil {
+		return nil, resolveExit(err)
+	}
+	p = platformOf(p, tgt.Modules)
+	if tgt.App != nil {
+		p = platformOf(p, []*module.Module{tgt.App})
 	}
 	if p == nil {
 		return nil, planUsage(errors.New("the platform is not known"), "Add --platform NAME.")
@@ -243,10 +219,6 @@ func platformOf(p *platform.Platform, mods []*module.Module) *platform.Platform 
 	}
 	return nil
 }
-
-var versionRE = regexp.MustCompile(`^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)
-
-func looksLikeVersion(s string) bool { return versionRE.MatchString(strings.TrimSpace(s)) }
 
 // loadModules reads a module file, every .bin in a directory, or every .bin in a .zip.
 // A file that is not a module fails the command (exit 1); a path or bundle that holds no

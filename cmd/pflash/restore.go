@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
@@ -174,16 +175,16 @@ func answersNot(err error) bool {
 // to put the device in DFU mode (exactly, when the platform is known from --platform or
 // the device's journal) and waits up to f.wait for one to appear (dfuOnly: for the device
 // to appear in DFU mode; lead says why the person is asked).
-func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors frun.Doors, store *frun.Store,
-	f restoreFlags, plat *platform.Platform, dfuOnly bool, lead string) (frun.Attached, error) {
+func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors device.Doors, store *frun.Store,
+	f restoreFlags, plat *platform.Platform, dfuOnly bool, lead string) (device.Attached, error) {
 	id := strings.ToLower(strings.TrimSpace(f.device))
-	find := func() (frun.Attached, bool, error) {
+	find := func() (device.Attached, bool, error) {
 		devs, err := doors.List(ctx)
 		if err != nil {
-			return frun.Attached{}, false, &exitError{code: exitCode(err), err: withRemedy(err, "run `pflash doctor` to see what keeps pflash from USB")}
+			return device.Attached{}, false, &exitError{code: exitCode(err), err: withRemedy(err, "run `pflash doctor` to see what keeps pflash from USB")}
 		}
-		devs, problem := frun.Readable(devs)
-		var match []frun.Attached
+		devs, problem := device.Readable(devs)
+		var match []device.Attached
 		for _, d := range devs {
 			if (id == "" || strings.EqualFold(d.ID, id)) && (d.DFU || !dfuOnly) {
 				match = append(match, d)
@@ -191,11 +192,11 @@ func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors 
 		}
 		if len(match) == 0 && problem != nil {
 			// Pressing buttons does not help a device pflash may not open.
-			return frun.Attached{}, false, &exitError{code: exitCode(problem), err: withRemedy(problem, "run `pflash doctor` to see what keeps pflash from the device")}
+			return device.Attached{}, false, &exitError{code: exitCode(problem), err: withRemedy(problem, "run `pflash doctor` to see what keeps pflash from the device")}
 		}
 		switch {
 		case len(match) == 1 && match[0].Platform == nil:
-			return frun.Attached{}, false, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("the device %s is a platform this version does not know", match[0].ID), "update pflash")}
+			return device.Attached{}, false, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("the device %s is a platform this version does not know", match[0].ID), "update pflash")}
 		case len(match) == 1:
 			return match[0], true, nil
 		case len(match) > 1:
@@ -203,10 +204,10 @@ func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors 
 			for _, d := range match {
 				ids = append(ids, d.ID)
 			}
-			return frun.Attached{}, false, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("%d devices are attached (%s)", len(match), strings.Join(ids, ", ")),
+			return device.Attached{}, false, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("%d devices are attached (%s)", len(match), strings.Join(ids, ", ")),
 				"say which one with --device ID")}
 		}
-		return frun.Attached{}, false, nil
+		return device.Attached{}, false, nil
 	}
 	if d, ok, err := find(); ok || err != nil {
 		return d, err
@@ -250,14 +251,14 @@ func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors 
 	for {
 		select {
 		case <-ctx.Done():
-			return frun.Attached{}, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("stopped while waiting for %s: %w", who, ctx.Err()),
+			return device.Attached{}, &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("stopped while waiting for %s: %w", who, ctx.Err()),
 				"run the same command again when the device is in DFU mode")}
 		case <-deadline.C:
 			what := "no Particle device appeared"
 			if id != "" {
 				what = "the device " + id + " did not appear"
 			}
-			return frun.Attached{}, &exitError{code: exitNoDevice, err: remedy.With(fmt.Errorf("%s within %s", what, f.wait),
+			return device.Attached{}, &exitError{code: exitNoDevice, err: remedy.With(fmt.Errorf("%s within %s", what, f.wait),
 				"Check the USB cable (some only charge) and that the LED blinks yellow (DFU mode) after the button sequence; "+
 					"then run the same command again, with a longer --wait if you need more time. `pflash list` shows what is attached.")}
 		case <-tick.C:

@@ -14,10 +14,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	frun "github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
@@ -115,8 +116,8 @@ func TestRestoreGuidesIntoDFU(t *testing.T) {
 	cacheDir := flashCache(t)
 	d := restoreArgon(t)
 	flashInProcess(t)
-	doors := simdoor.New(true) // an empty bus
-	flashDoors = func(*globals) (frun.Doors, func(), error) { return doors, func() {}, nil }
+	doors := demo.New(true) // an empty bus
+	flashDoors = func(*globals) (device.Doors, func(), error) { return doors, func() {}, nil }
 
 	var stdout, stderr syncBuffer
 	codec := make(chan int, 1)
@@ -202,11 +203,11 @@ func TestRestoreGuidanceFromJournal(t *testing.T) {
 // application that hangs USB): it is listed, but only the DFU bootloader can be opened,
 // until the device has been in DFU mode (where the application gets rewritten).
 type restoreMuteDoors struct {
-	*simdoor.Doors
+	*demo.Doors
 	cured atomic.Bool
 }
 
-func (m *restoreMuteDoors) Find(ctx context.Context, id string) (frun.Link, error) {
+func (m *restoreMuteDoors) Find(ctx context.Context, id string) (device.Link, error) {
 	l, err := m.Doors.Find(ctx, id)
 	if err != nil {
 		return nil, err
@@ -239,8 +240,8 @@ func TestRestoreDeviceThatDoesNotAnswer(t *testing.T) {
 	require.Equal(t, sim.ModeSafe, d.Mode(), "a corrupt application: safe mode")
 	cacheDir := flashCache(t)
 	flashInProcess(t, d)
-	flashDoors = func(*globals) (frun.Doors, func(), error) {
-		return &restoreMuteDoors{Doors: simdoor.New(true, d)}, func() {}, nil
+	flashDoors = func(*globals) (device.Doors, func(), error) {
+		return &restoreMuteDoors{Doors: demo.New(true, d)}, func() {}, nil
 	}
 
 	var stdout, stderr syncBuffer

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +20,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/sim/releases"
+	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
 // envFirmwareDir names a directory of Device OS module files for `sim --version`, until
@@ -256,76 +258,65 @@ func simModules(ctx context.Context, g *globals, p *platform.Platform, f *simFla
 		}
 		return mods, fmt.Sprintf("Device OS %s from %s (%s)", f.version, f.firmwareDir, strings.Join(names, ", ")), nil
 	case f.version != "":
-		mods, names, why := firmwareFromCache(ctx, g, p, f.version)
-		if why == "" {
-			return mods, fmt.Sprintf("Device OS %s from the firmware cache (%s)", f.version, strings.Join(names, ", ")), nil
-		}
-		mods, err := sim.SyntheticSet(p, f.version)
-		if err != nil {
-			return nil, "", &exitError{code: exitFailed, err: err}
-		}
-		sys, _ := module.SystemModuleVersion(f.version)
-		bl, _ := module.BootloaderModuleVersion(f.version)
-		fmt.Fprintf(g.stderr, "pflash sim: no firmware directory (--firmware-dir or %s) and %s: using synthetic modules with Device OS %s's module versions (system %d, bootloader %d)\n",
-			envFirmwareDir, why, f.version, sys, bl)
-		return mods, fmt.Sprintf("synthetic Device OS %s modules", f.version), nil
+		return simRelease(ctx, g, p, strings.TrimPrefix(f.version, "v"))
 	}
 	return nil, "an erased flash", nil
 }
 
-// firmwareFromCache takes a release's modules (Tinker included) from the firmware cache
-// without touching the network; why says what is missing when it cannot.
-func firmwareFromCache(ctx context.Context, g *globals, p *platform.Platform, version string) ([][]byte, []string, string) {
-	dir := g.cacheDir
-	if dir == "" {
-		d, err := cache.DefaultDir()
-		if err != nil {
-			return nil, nil, "no firmware cache"
+// simRelease is a release for a virtual device, through the one resolver's sources: the
+// firmware cache when it holds the release (offline: nothing is downloaded), else the
+// release built from Particle's header dump. A version the platform never got is refused,
+// naming its releases.
+func simRelease(ctx context.Context, g *globals, p *platform.Platform, version string) ([][]byte, string, error) {
+	cat, err := cache.Embedded()
+	if err != nil {
+		return nil, "", &exitError{code: exitFailed, err: err}
+	}
+	built := releases.Source{Catalog: cat}
+	rel := cachedRelease(ctx, g, p, version)
+	from := ""
+	if rel != nil {
+		from = "from the firmware cache: " + strings.Join(rel.Files, ", ")
+		if rel.App == nil {
+			// Device OS without its Tinker would sit in safe mode: the release's
+			// application, built from its header dump, stands in.
+			if b, err := built.Release(ctx, version, p); err == nil && b.App != nil {
+				rel.App = b.App
+				from += ", and the release's application built from its published header"
+			}
 		}
-		dir = d
-	}
-	if _, err := os.Stat(dir); err != nil {
-		return nil, nil, "no firmware cache at " + dir
-	}
-	c, err := cache.Open(cache.Options{Dir: dir, Offline: true, Logger: slog.Default()})
-	if err != nil {
-		return nil, nil, "the firmware cache cannot be opened (" + err.Error() + ")"
-	}
-	res, err := c.Fetch(ctx, version, p.Name, cache.FetchOptions{IncludeUser: true})
-	synthUser := false
-	if err != nil {
-		// Device OS without its Tinker: the device would sit in safe mode, so a synthetic
-		// application built for the release stands in.
-		res, err = c.Fetch(ctx, version, p.Name, cache.FetchOptions{})
-		synthUser = true
-	}
-	if err != nil {
-		return nil, nil, fmt.Sprintf("Device OS %s for %s is not in the firmware cache (pflash cache fetch %s --platform %s)", version, p.Name, version, p.Name)
+	} else {
+		if err := target.Published(built, p, version); err != nil {
+			return nil, "", &exitError{code: exitUsage, err: err}
+		}
+		var err error
+		if rel, err = built.Release(ctx, version, p); err != nil {
+			return nil, "", &exitError{code: exitFailed, err: err}
+		}
+		from = "built from Particle's published module headers"
 	}
 	var mods [][]byte
-	var names []string
-	if synthUser {
-		sys, _ := module.SystemModuleVersion(version)
-		idx := uint8(1)
-		if p.Name == "electron" || p.Gen == 2 {
-			idx = 2
-		}
-		user, err := sim.SyntheticUserPart(p, sys, module.Dependency{Function: platform.FuncSystem, Index: idx, Version: sys})
-		if err != nil {
-			return nil, nil, "no application could be built (" + err.Error() + ")"
-		}
-		mods = append(mods, user)
-		names = append(names, "synthetic application")
+	for _, m := range rel.OS {
+		mods = append(mods, m.Data)
 	}
-	for _, cf := range res.Files {
-		b, err := os.ReadFile(cf.Entry.Path)
-		if err != nil {
-			return nil, nil, "a cached file is unreadable (" + err.Error() + ")"
-		}
-		mods = append(mods, b)
-		names = append(names, cf.Module.Asset)
+	if rel.App != nil {
+		mods = append(mods, rel.App.Data)
 	}
-	return mods, names, ""
+	return mods, fmt.Sprintf("Device OS %s (%s)", version, from), nil
+}
+
+// cachedRelease is the release (and its application when cached) from the firmware
+// cache, without the network; nil when the cache does not hold its Device OS parts.
+func cachedRelease(ctx context.Context, g *globals, p *platform.Platform, version string) *target.Release {
+	c, err := (&cacheFlags{offline: true}).open(g, nil)
+	if err != nil {
+		return nil
+	}
+	rel, err := target.FromCache{Cache: c, AppWait: time.Millisecond}.Release(ctx, version, p)
+	if err != nil {
+		return nil
+	}
+	return rel
 }
 
 // firmwareFromDir picks, from a directory tree of .bin files, the modules of one Device

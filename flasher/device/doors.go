@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
+	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
+	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
-	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
@@ -48,38 +50,31 @@ type Probe struct {
 // (modules of a normal-mode device over a serial port, say).
 var ErrNotSupported = errors.New("device: not possible through this door")
 
-// Door is one way of reaching devices. Implementations must bound every call's time.
+// Door is one way the watcher sees devices come and go: USB (the same USB type the runner
+// finds devices through), serial ports, virtual devices (flasher/demo). Implementations
+// must bound every call's time.
 type Door interface {
 	// Name is DoorUSB or DoorSerial.
 	Name() string
-	// List returns what the door sees now. It must be cheap: it runs every poll.
-	List(ctx context.Context) ([]Sighting, error)
+	// Sightings returns what the door sees now. It must be cheap: it runs every poll.
+	Sightings(ctx context.Context) ([]Sighting, error)
 	// NeedsProbe tells whether Probe has something to learn for this sighting (a device ID
 	// the listing lacks, or a mode the USB IDs cannot tell).
 	NeedsProbe(s Sighting) bool
 	// Probe asks the device what the listing could not tell.
 	Probe(ctx context.Context, s Sighting) (Probe, error)
-	// Modules reads the modules through this door for a device in mode m, or returns
-	// ErrNotSupported.
-	Modules(ctx context.Context, s Sighting, p *platform.Platform, m state.Mode) (state.Device, error)
+	// Open opens the device a sighting shows, in mode m (as the listing and the probe
+	// told it), for reading its modules (Read); ErrNotSupported when this door cannot.
+	Open(ctx context.Context, s Sighting, m state.Mode) (Link, error)
 }
 
-// USBDoor reaches devices through libusb: DFU mode by the PID, normal and listening mode by
-// control requests.
-type USBDoor struct {
-	Host *usb.Host
-	// RequestTimeout bounds a control request (default 3 s; module info on a busy device
-	// can take a moment).
-	RequestTimeout time.Duration
-	// DFURead tunes the DFU-mode module reading (default: verify every CRC).
-	DFURead slots.ReadOptions
-}
+// The watcher's view of USB: the same USB type the runner finds devices through.
 
 // Name is DoorUSB.
-func (u *USBDoor) Name() string { return DoorUSB }
+func (u *USB) Name() string { return DoorUSB }
 
-// List lists the Particle devices on the bus.
-func (u *USBDoor) List(ctx context.Context) ([]Sighting, error) {
+// Sightings lists the Particle devices on the bus.
+func (u *USB) Sightings(ctx context.Context) ([]Sighting, error) {
 	infos, err := u.Host.List()
 	if err != nil {
 		return nil, err
@@ -95,40 +90,44 @@ func (u *USBDoor) List(ctx context.Context) ([]Sighting, error) {
 // NeedsProbe: a normal-PID device may be in listening mode, which only a control request
 // tells; a device whose serial holds no ID (old Gen2 Device OS) is asked for it. DFU mode
 // and unopenable devices have nothing more to give.
-func (u *USBDoor) NeedsProbe(s Sighting) bool { return !s.DFU && s.Err == nil }
+func (u *USB) NeedsProbe(s Sighting) bool { return !s.DFU && s.Err == nil }
 
-func (u *USBDoor) timeout() time.Duration {
-	if u.RequestTimeout > 0 {
-		return u.RequestTimeout
+func (u *USB) probeTimeout() time.Duration {
+	if u.ProbeTimeout > 0 {
+		return u.ProbeTimeout
 	}
 	return 3 * time.Second
 }
 
-func (u *USBDoor) open(s Sighting) (*usb.Device, error) {
+func infoOf(s Sighting) (usb.Info, error) {
 	info, ok := s.Ref.(usb.Info)
 	if !ok {
-		return nil, fmt.Errorf("device: USB sighting %s carries no usb.Info", s.Key)
+		return usb.Info{}, fmt.Errorf("device: USB sighting %s carries no usb.Info", s.Key)
 	}
-	return u.Host.OpenInfo(info)
+	return info, nil
 }
 
 // Probe asks a normal-mode device for its mode (control request 72) and, if the serial
 // string did not hold it, its device ID (request 20). Firmware without control requests
 // (Device OS < 0.8 on Gen2) answers neither: the mode stays unknown (normal).
-func (u *USBDoor) Probe(ctx context.Context, s Sighting) (Probe, error) {
+func (u *USB) Probe(ctx context.Context, s Sighting) (Probe, error) {
 	pr := Probe{DeviceID: s.DeviceID, Platform: s.Platform, Mode: ModeNormal}
 	if s.DFU {
 		pr.Mode = ModeDFU
 		return pr, nil
 	}
-	d, err := u.open(s)
+	info, err := infoOf(s)
+	if err != nil {
+		return pr, err
+	}
+	d, err := u.Host.OpenInfo(info)
 	if err != nil {
 		return pr, err
 	}
 	defer d.Close()
-	ctx, cancel := context.WithTimeout(ctx, u.timeout())
+	ctx, cancel := context.WithTimeout(ctx, u.probeTimeout())
 	defer cancel()
-	c := d.Ctrl(ctrl.Options{RequestTimeout: u.timeout()})
+	c := d.Ctrl(ctrl.Options{RequestTimeout: u.probeTimeout()})
 	if pr.DeviceID == "" {
 		if id, err := c.DeviceID(ctx); err == nil {
 			pr.DeviceID = id
@@ -146,31 +145,26 @@ func (u *USBDoor) Probe(ctx context.Context, s Sighting) (Probe, error) {
 	return pr, nil
 }
 
-// Modules reads the modules: control requests in normal, safe and listening mode, DfuSe
-// UPLOAD of every slot in DFU mode.
-func (u *USBDoor) Modules(ctx context.Context, s Sighting, p *platform.Platform, m state.Mode) (state.Device, error) {
+// Open opens the sighting's device for reading.
+func (u *USB) Open(ctx context.Context, s Sighting, m state.Mode) (Link, error) {
 	if s.Err != nil {
-		return state.Device{}, s.Err
+		return nil, s.Err
 	}
-	d, err := u.open(s)
+	info, err := infoOf(s)
 	if err != nil {
-		return state.Device{}, err
+		return nil, err
 	}
-	defer d.Close()
+	if info.Platform == nil {
+		return nil, remedy.With(fmt.Errorf("the %s is a Particle platform this version does not know", info), "Update Particle Flasher.")
+	}
+	d, err := u.Host.OpenInfo(info)
+	if err != nil {
+		return nil, err
+	}
 	if s.DFU {
-		x, err := d.DFU(0)
-		if err != nil {
-			return state.Device{}, err
-		}
-		return ReadDFU(ctx, x.Client, p, x.Layout, u.DFURead)
+		m = ModeDFU
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*u.timeout())
-	defer cancel()
-	rd, err := ReadControl(ctx, d.Ctrl(ctrl.Options{RequestTimeout: 2 * u.timeout()}), p, m)
-	if err != nil {
-		return state.Device{}, fmt.Errorf("%s: %w", d.Info(), err)
-	}
-	return rd, nil
+	return &usbLink{u: u, d: d, info: info, mode: m}, nil
 }
 
 // SerialDoor reaches devices through their USB CDC serial ports: identity from the port's
@@ -190,8 +184,8 @@ type SerialDoor struct {
 // Name is DoorSerial.
 func (sd *SerialDoor) Name() string { return DoorSerial }
 
-// List lists the Particle serial ports.
-func (sd *SerialDoor) List(ctx context.Context) ([]Sighting, error) {
+// Sightings lists the Particle serial ports.
+func (sd *SerialDoor) Sightings(ctx context.Context) ([]Sighting, error) {
 	list := sd.ListPorts
 	if list == nil {
 		list = serialport.List
@@ -244,15 +238,33 @@ func (sd *SerialDoor) Probe(ctx context.Context, s Sighting) (Probe, error) {
 	return pr, nil
 }
 
-// Modules asks `s`, which only listening mode answers.
-func (sd *SerialDoor) Modules(ctx context.Context, s Sighting, p *platform.Platform, m state.Mode) (state.Device, error) {
+// Open opens the port of a device in listening mode, where its console answers.
+func (sd *SerialDoor) Open(ctx context.Context, s Sighting, m state.Mode) (Link, error) {
 	if m != ModeListening {
-		return state.Device{}, ErrNotSupported
+		return nil, ErrNotSupported
 	}
-	c, done, err := sd.console(s.Path)
-	if err != nil {
-		return state.Device{}, err
-	}
-	defer done()
-	return ReadConsole(ctx, c, p)
+	return &serialLink{sd: sd, s: s}, nil
+}
+
+// serialLink is a device reached through its serial port alone (listening mode): the
+// console, and the 14400-baud trigger into DFU mode.
+type serialLink struct {
+	sd *SerialDoor
+	s  Sighting
+}
+
+func (l *serialLink) ID() string                   { return l.s.DeviceID }
+func (l *serialLink) Platform() *platform.Platform { return l.s.Platform }
+func (l *serialLink) Mode() state.Mode             { return ModeListening }
+func (l *serialLink) Instance() string             { return l.s.Key }
+func (l *serialLink) Close() error                 { return nil }
+func (l *serialLink) Ctrl() *ctrl.Client           { return nil }
+func (l *serialLink) TriggerDFU(ctx context.Context) error {
+	return serialport.TriggerDFU(l.s.Path)
+}
+func (l *serialLink) DFU(context.Context, uint8) (*dfu.Client, *memlayout.Layout, error) {
+	return nil, nil, ErrNotSupported
+}
+func (l *serialLink) Console(ctx context.Context) (*listen.Console, func(), error) {
+	return l.sd.console(l.s.Path)
 }

@@ -43,7 +43,7 @@ func TestRealDoorsAgainstSims(t *testing.T) {
 		require.NoError(t, err)
 		defer func() { assert.NoError(t, h.Close()) }()
 		doors := []device.Door{
-			&device.USBDoor{Host: h},
+			&device.USB{Host: h},
 			&device.SerialDoor{ListPorts: func() ([]serialport.PortInfo, error) { return ports, nil },
 				Console: listen.Options{Quiet: 50 * time.Millisecond}},
 		}

@@ -136,11 +136,13 @@ func TestModulesAgreeAcrossDoors(t *testing.T) {
 				},
 				Console: listen.Options{Quiet: 50 * time.Millisecond},
 			}
-			sights, err := door.List(ctx)
+			sights, err := door.Sightings(ctx)
 			require.NoError(t, err)
 			require.Len(t, sights, 1)
 			assert.Equal(t, d.ID(), sights[0].DeviceID)
-			listening, err := door.Modules(ctx, sights[0], p, device.ModeListening)
+			l, err := door.Open(ctx, sights[0], device.ModeListening)
+			require.NoError(t, err)
+			listening, err := device.Read(ctx, l)
 			require.NoError(t, err)
 			assert.Equal(t, want, summarise(p, listening.Modules), "listening mode `s`")
 

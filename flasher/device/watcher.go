@@ -367,7 +367,7 @@ func (w *Watcher) poll(ctx context.Context, spawn func(func(context.Context) fun
 	}
 	var ls []listing
 	for _, d := range w.o.Doors {
-		s, err := d.List(ctx)
+		s, err := d.Sightings(ctx)
 		ls = append(ls, listing{d, s, err})
 	}
 	now := time.Now()
@@ -844,10 +844,18 @@ func (w *Watcher) readModules(dev *devState, spawn func(func(context.Context) fu
 		var rd state.Device
 		var err error
 		for _, t := range tries {
-			rd, err = t.door.Modules(rctx, t.s, p, mode)
+			var l Link
+			if l, err = t.door.Open(rctx, t.s, mode); err != nil {
+				continue
+			}
+			rd, err = Read(rctx, l)
+			_ = l.Close()
 			if err == nil {
 				break
 			}
+		}
+		if err == nil && rd.Platform == nil {
+			rd.Platform = p
 		}
 		w.mu.Lock()
 		if w.reading[readID]--; w.reading[readID] <= 0 {

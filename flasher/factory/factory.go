@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
@@ -115,7 +116,7 @@ type Event struct {
 // Options configure a bench.
 type Options struct {
 	// Doors reach the devices; required.
-	Doors run.Doors
+	Doors device.Doors
 	// Target resolves the target for a platform; called at most once per platform
 	// (cached, errors included), concurrently safe.
 	Target func(ctx context.Context, p *platform.Platform) (plan.Target, error)
@@ -266,7 +267,7 @@ func (b *bench) loop(ctx, startCtx context.Context, stopStarting func()) {
 				lastErr = msg
 			}
 		} else {
-			readable, problem := run.Readable(devs)
+			readable, problem := device.Readable(devs)
 			switch {
 			case problem == nil:
 				lastErr = ""
@@ -291,9 +292,9 @@ func (b *bench) loop(ctx, startCtx context.Context, stopStarting func()) {
 }
 
 // observe handles one listing of the bus.
-func (b *bench) observe(ctx, startCtx context.Context, devs []run.Attached) {
+func (b *bench) observe(ctx, startCtx context.Context, devs []device.Attached) {
 	now := time.Now()
-	byID := map[string][]run.Attached{}
+	byID := map[string][]device.Attached{}
 	var order []string
 	for _, d := range devs {
 		id := strings.ToLower(d.ID)
@@ -381,7 +382,7 @@ func (b *bench) observe(ctx, startCtx context.Context, devs []run.Attached) {
 // held). Doors list one entry per enumeration, so two entries are two units (at two
 // Wheres on real USB): nothing the host can address tells them apart, and flashing "the
 // device with this ID" could write half a plan to one and half to the other.
-func (b *bench) duplicateAtOnce(u *unit, at []run.Attached) []Event {
+func (b *bench) duplicateAtOnce(u *unit, at []device.Attached) []Event {
 	var where []string
 	for _, a := range at {
 		where = append(where, a.Where)

@@ -15,13 +15,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/factory"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
@@ -90,7 +91,7 @@ func TestBenchEightMixedBorons(t *testing.T) {
 	rep, err := factory.OpenReport(filepath.Join(dir, "bench.csv"))
 	require.NoError(t, err)
 	ev := newEvents()
-	o := benchOptions(t, simdoor.New(true, devs...), ev, len(devs))
+	o := benchOptions(t, demo.New(true, devs...), ev, len(devs))
 	o.Report = rep
 	tot, err := factory.Run(testCtx(t, 2*time.Minute), o)
 	require.NoError(t, err)
@@ -173,7 +174,7 @@ func TestBenchReplug(t *testing.T) {
 	require.NoError(t, err)
 	defer rep.Close()
 	ev := newEvents()
-	o := benchOptions(t, simdoor.New(true, d), ev, 2)
+	o := benchOptions(t, demo.New(true, d), ev, 2)
 	o.Report = rep
 	type result struct {
 		tot factory.Totals
@@ -225,7 +226,7 @@ func TestBenchDuplicateIDs(t *testing.T) {
 	b := newBoron(t, boron152, sim.Options{DeviceID: id, Mode: sim.ModeDFU})
 	other := newBoron(t, boron152, sim.Options{})
 	ev := newEvents()
-	o := benchOptions(t, simdoor.New(true, a, b, other), ev, 1)
+	o := benchOptions(t, demo.New(true, a, b, other), ev, 1)
 	tot, err := factory.Run(testCtx(t, time.Minute), o)
 	require.NoError(t, err)
 	assert.Equal(t, factory.Totals{Seen: 3, OK: 1, Duplicates: 1}, tot)
@@ -255,7 +256,7 @@ func TestBenchFailingUnit(t *testing.T) {
 	rep, err := factory.OpenReport(filepath.Join(dir, "r.csv"))
 	require.NoError(t, err)
 	ev := newEvents()
-	o := benchOptions(t, simdoor.New(true, good1, bad, good2), ev, 3)
+	o := benchOptions(t, demo.New(true, good1, bad, good2), ev, 3)
 	o.Report = rep
 	tot, err := factory.Run(testCtx(t, time.Minute), o)
 	require.NoError(t, err)
@@ -345,7 +346,7 @@ func TestBenchJobsLimit(t *testing.T) {
 		devs = append(devs, newBoron(t, boron152, sim.Options{Scale: 0.002}))
 	}
 	ev := newEvents()
-	o := benchOptions(t, simdoor.New(true, devs...), ev, 4)
+	o := benchOptions(t, demo.New(true, devs...), ev, 4)
 	o.Jobs = 2
 	o.Timeouts = run.Timeouts{}
 	tot, err := factory.Run(testCtx(t, 2*time.Minute), o)
@@ -377,7 +378,7 @@ func TestBenchCancel(t *testing.T) {
 	require.NoError(t, err)
 	defer rep.Close()
 	ev := newEvents()
-	o := benchOptions(t, simdoor.New(true, d), ev, 0)
+	o := benchOptions(t, demo.New(true, d), ev, 0)
 	o.Timeouts = run.Timeouts{}
 	o.Report = rep
 	ctx, cancel := context.WithCancel(testCtx(t, time.Minute))
@@ -410,7 +411,7 @@ func TestBenchCancel(t *testing.T) {
 	_, err = d.WaitReady(testCtx(t, 10*time.Second))
 	require.NoError(t, err)
 	ev2 := newEvents()
-	o2 := benchOptions(t, simdoor.New(true, d), ev2, 1)
+	o2 := benchOptions(t, demo.New(true, d), ev2, 1)
 	o2.Timeouts = run.Timeouts{}
 	o2.Journal = o.Journal
 	tot, err = factory.Run(testCtx(t, time.Minute), o2)
@@ -427,7 +428,7 @@ func TestBenchUntilStopsQueue(t *testing.T) {
 		devs = append(devs, newBoron(t, boron152, sim.Options{}))
 	}
 	ev := newEvents()
-	o := benchOptions(t, simdoor.New(true, devs...), ev, 2)
+	o := benchOptions(t, demo.New(true, devs...), ev, 2)
 	o.Jobs = 1
 	tot, err := factory.Run(testCtx(t, time.Minute), o)
 	require.NoError(t, err)
@@ -452,7 +453,7 @@ func TestBenchBlankBoard(t *testing.T) {
 	require.Equal(t, sim.ModeDFU, d.Mode())
 
 	refused := newEvents()
-	o := benchOptions(t, simdoor.New(true, d), refused, 1)
+	o := benchOptions(t, demo.New(true, d), refused, 1)
 	tot, err := factory.Run(testCtx(t, time.Minute), o)
 	require.NoError(t, err)
 	assert.Equal(t, 1, tot.Failed, "%+v", tot)
@@ -466,7 +467,7 @@ func TestBenchBlankBoard(t *testing.T) {
 	app, err := module.Parse(tinker)
 	require.NoError(t, err)
 	ev := newEvents()
-	o = benchOptions(t, simdoor.New(true, d), ev, 1)
+	o = benchOptions(t, demo.New(true, d), ev, 1)
 	o.Target = func(ctx context.Context, p *platform.Platform) (plan.Target, error) {
 		tgt := target410(t)
 		tgt.ReplacementApp = app
@@ -486,12 +487,12 @@ func TestBenchBlankBoard(t *testing.T) {
 // unreadableDoors adds to a bus a Particle device that cannot be opened, as libusb shows
 // a unit plugged into a bench without the udev rule.
 type unreadableDoors struct {
-	run.Doors
+	device.Doors
 }
 
-func (u unreadableDoors) List(ctx context.Context) ([]run.Attached, error) {
+func (u unreadableDoors) List(ctx context.Context) ([]device.Attached, error) {
 	devs, err := u.Doors.List(ctx)
-	return append(devs, run.Attached{Where: "USB 1-9", DFU: true, Platform: nil,
+	return append(devs, device.Attached{Where: "USB 1-9", DFU: true, Platform: nil,
 		Problem: remedy.With(errors.New("USB 1-9: access denied opening the device"), "install the udev rule (pflash doctor shows it)")}), err
 }
 
@@ -501,7 +502,7 @@ func TestBenchUnreadableUnit(t *testing.T) {
 	a := newBoron(t, boron152, sim.Options{})
 	b := newBoron(t, boron152, sim.Options{Mode: sim.ModeDFU})
 	ev := newEvents()
-	o := benchOptions(t, unreadableDoors{simdoor.New(true, a, b)}, ev, 2)
+	o := benchOptions(t, unreadableDoors{demo.New(true, a, b)}, ev, 2)
 	tot, err := factory.Run(testCtx(t, time.Minute), o)
 	require.NoError(t, err)
 	assert.Equal(t, 2, tot.OK)

@@ -11,12 +11,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/factory"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
@@ -86,7 +87,7 @@ func newBoron(t testing.TB, set []string, o sim.Options) *sim.Device {
 }
 
 // fastTimeouts suit devices at time scale 0, which restart in milliseconds.
-var fastTimeouts = simdoor.Timeouts
+var fastTimeouts = demo.Timeouts
 
 // events keeps a bench's events.
 type events struct {
@@ -141,7 +142,7 @@ func (e *events) waitFor(t *testing.T, d time.Duration, pred func(factory.Event)
 }
 
 // benchOptions are options for a bench of devices at scale 0 that stops after n units.
-func benchOptions(t *testing.T, doors run.Doors, ev *events, n int) factory.Options {
+func benchOptions(t *testing.T, doors device.Doors, ev *events, n int) factory.Options {
 	tgt := target410(t)
 	var calls sync.Map
 	return factory.Options{

@@ -42,6 +42,10 @@ func Make(st state.Device, t Target) (*Plan, error) {
 			if _, err := checkModule(p, part); err != nil {
 				return nil, err
 			}
+			if part.PlatformID != p.ID {
+				warn = append(warn, fmt.Sprintf("%s is the %s's build; the same SoftDevice serves every %s platform and its header is dropped on the way to flash, so it is written over DFU for this %s.",
+					upperFirst(fileDesc(part)), platformName(part.PlatformID), p.MCU, p.DisplayName))
+			}
 			if part.Function == platform.FuncUser {
 				if replacement == nil {
 					replacement = part
@@ -253,7 +257,8 @@ func checkModule(p *platform.Platform, m *module.Module) (platform.Slot, error) 
 			"Download the file again (pflash cache verify checks cached files); a file that fails its CRC must never be written.",
 			"%s is not a valid module: %v", fileDesc(m), err)
 	}
-	if m.PlatformID != p.ID {
+	shared := sharedRadioStack(p, m)
+	if m.PlatformID != p.ID && !shared {
 		other := fmt.Sprintf("platform %d", m.PlatformID)
 		if op, ok := platform.ByID(m.PlatformID); ok {
 			other = op.DisplayName
@@ -275,11 +280,32 @@ func checkModule(p *platform.Platform, m *module.Module) (platform.Slot, error) 
 			"Use a module built for this platform and Device OS version; this one was built for another flash layout.",
 			"%s does not fit the %s's %s slot (0x%08x, %d bytes): %v", fileDesc(m), p.DisplayName, slot.Name, slot.Start, slot.MaxSize, err)
 	}
+	if shared {
+		// Device OS refuses another platform's radio stack (SYSTEM_ERROR_OTA_INVALID_PLATFORM),
+		// so only the DFU write without the header may take it.
+		slot.Methods = []platform.Method{platform.MethodDFUDropHeader}
+	}
 	if len(slot.Methods) == 0 {
 		return platform.Slot{}, fail(ErrNoMethod, "Only an SWD/JTAG debugger can write this part.",
 			"nothing this tool does can write the %s's %s", p.DisplayName, slot.Name)
 	}
 	return slot, nil
+}
+
+// sharedRadioStack reports a SoftDevice built for another platform of the same radio MCU:
+// Particle's Gen3 releases before 4.0 ship the Argon's SoftDevice (platform 12) for every
+// nRF52840 platform. The S140 image is the same; only its 24-byte header names the Argon,
+// and that header is dropped on the way to flash (DROP_MODULE_INFO): Device OS then
+// describes the radio stack by the FWID it reads from flash and its own platform ID
+// (hal/src/nRF52840/platform_radio_stack.cpp @v6.2.0). Device OS itself checks the header's
+// platform when it installs one (ota_flash_hal.cpp fetch_module), so such a module may only
+// be written over DFU without its header.
+func sharedRadioStack(p *platform.Platform, m *module.Module) bool {
+	if m.Function != platform.FuncRadio || !m.Flags.Has(module.FlagDropModuleInfo) || !p.HasRadioStack {
+		return false
+	}
+	o, ok := platform.ByID(m.PlatformID)
+	return ok && o.HasRadioStack && o.MCU == p.MCU
 }
 
 func noDuplicates(mods []*module.Module) error {
@@ -570,6 +596,14 @@ func describe(m *module.Module) string {
 		}
 	}
 	return s
+}
+
+// platformName names a platform ID for people.
+func platformName(id uint16) string {
+	if p, ok := platform.ByID(id); ok {
+		return p.DisplayName
+	}
+	return fmt.Sprintf("platform %d", id)
 }
 
 // fileDesc names a module by what it is, since the planner never sees file names.

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
@@ -132,7 +133,7 @@ func journeyChild(t *testing.T) {
 	h, err := usb.NewHost()
 	require.NoError(t, err)
 	defer h.Close()
-	doors := &run.USBDoors{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
+	doors := &device.USB{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
 	r := run.New(run.Options{Doors: doors, Journal: &run.Store{Dir: os.Getenv(envState)}, Poll: 20 * time.Millisecond, ListenSettle: -1,
 		Timeouts: run.Timeouts{Find: 20 * time.Second, EnterMode: 20 * time.Second, Reenumerate: 20 * time.Second, Apply: 30 * time.Second, Settle: 5 * time.Second},
 		Events: func(e run.Event) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
@@ -47,7 +48,7 @@ func TestBenchChild(t *testing.T) {
 	h, err := usb.NewHost()
 	require.NoError(t, err)
 	defer h.Close()
-	doors := &run.USBDoors{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
+	doors := &device.USB{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
 	r := run.New(run.Options{Doors: doors, Journal: &run.Store{Dir: os.Getenv(envState)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -17,7 +17,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
@@ -160,7 +160,7 @@ func faultCase(t *testing.T, rng *rand.Rand) (o outcome) {
 	tgt := propertyTarget(ct, to)
 	store := &run.Store{Dir: ct.TempDir()}
 	rec := &recorder{}
-	r := newRunner(ct, simdoor.New(true, d), rec, run.Options{Journal: store, Timeouts: shortTimeouts})
+	r := newRunner(ct, demo.New(true, d), rec, run.Options{Journal: store, Timeouts: shortTimeouts})
 	ctx := testCtx(ct, time.Minute)
 	pr, err := r.Prepare(ctx, d.ID(), tgt)
 	if err != nil {
@@ -265,7 +265,7 @@ func faultCase(t *testing.T, rng *rand.Rand) (o outcome) {
 		o.problem = "unreachable after the fault: " + st.Reason
 		return o
 	}
-	r2 := newRunner(ct, simdoor.New(true, d), &recorder{}, run.Options{Journal: store})
+	r2 := newRunner(ct, demo.New(true, d), &recorder{}, run.Options{Journal: store})
 	res, err := r2.Flash(testCtx(ct, time.Minute), d.ID(), tgt)
 	if err != nil {
 		o.problem = fmt.Sprintf("resume failed after %v: %v", errFirst(rec), err)

@@ -15,7 +15,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	synth "github.com/particle-flasher/particle-flasher/flasher/sim/releases"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
@@ -66,7 +66,7 @@ func TestTrackerNeedsItsNCP(t *testing.T) {
 	before := flashDigest(d)
 
 	rec := &recorder{}
-	r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+	r := newRunner(t, demo.New(true, d), rec, run.Options{})
 	tgt := plan.Target{Modules: without(to, "ncp"), ReplacementApp: to.App.Module}
 	_, err = r.Flash(testCtx(t, time.Minute), d.ID(), tgt)
 	require.Error(t, err)
@@ -138,7 +138,7 @@ func TestArgonBigAppHealedBothWays(t *testing.T) {
 	t.Run("replace the application", func(t *testing.T) {
 		d, _ := argonWithBigApp(t)
 		rec := &recorder{}
-		r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+		r := newRunner(t, demo.New(true, d), rec, run.Options{})
 		tinker, err := module.Parse(readShared(t, "apps", "argon_tinker_tinker-0.8.0-rc.27-argon.bin"))
 		require.NoError(t, err)
 		require.Equal(t, uint32(0xD4000), tinker.Start, "the 128 KB Tinker")
@@ -153,7 +153,7 @@ func TestArgonBigAppHealedBothWays(t *testing.T) {
 	t.Run("replace it with the release's Tinker at 0xB4000", func(t *testing.T) {
 		d, _ := argonWithBigApp(t)
 		rec := &recorder{}
-		r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+		r := newRunner(t, demo.New(true, d), rec, run.Options{})
 		tgt := lookupRelease("argon/4.1.0").target(t)
 		tgt.ReplacementApp = catalogRelease(t, "argon", "4.1.0").App.Module
 		_, err := r.Flash(testCtx(t, time.Minute), d.ID(), tgt)
@@ -163,7 +163,7 @@ func TestArgonBigAppHealedBothWays(t *testing.T) {
 	t.Run("upgrade Device OS to what the application needs", func(t *testing.T) {
 		d, app := argonWithBigApp(t)
 		rec := &recorder{}
-		r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+		r := newRunner(t, demo.New(true, d), rec, run.Options{})
 		to := catalogRelease(t, "argon", "5.5.0")
 		tgt := plan.Target{Name: "5.5.0", Modules: to.Modules(), ReplacementApp: to.App.Module}
 		res, err := r.Flash(testCtx(t, time.Minute), d.ID(), tgt)
@@ -197,7 +197,7 @@ func TestBoronDowngrade650To152(t *testing.T) {
 			t.Cleanup(func() { _ = d.Close() })
 			require.Equal(t, mode, d.Mode(), d.Status().Reason)
 			rec := &recorder{}
-			r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+			r := newRunner(t, demo.New(true, d), rec, run.Options{})
 			tgt := lookupRelease("boron/1.5.2").target(t)
 			tgt.ReplacementApp = catalogRelease(t, "boron", "1.5.2").App.Module
 			res, err := r.Flash(testCtx(t, time.Minute), d.ID(), tgt)
@@ -214,7 +214,7 @@ func TestBoronDowngrade650To152(t *testing.T) {
 func readSim(t *testing.T, d *sim.Device) state.Device {
 	t.Helper()
 	ctx := testCtx(t, 10*time.Second)
-	l, err := simdoor.New(true, d).Find(ctx, d.ID())
+	l, err := demo.New(true, d).Find(ctx, d.ID())
 	require.NoError(t, err)
 	defer l.Close()
 	rd, err := device.ReadControl(ctx, l.Ctrl(), d.Platform(), state.ModeNormal)
@@ -235,7 +235,7 @@ func TestBoronDowngradeWipesTheOldSystemPart(t *testing.T) {
 	t.Cleanup(func() { _ = d.Close() })
 	require.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
 	rec := &recorder{}
-	r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+	r := newRunner(t, demo.New(true, d), rec, run.Options{})
 	tgt := lookupRelease("boron/1.5.2").target(t)
 	tgt.ReplacementApp = catalogRelease(t, "boron", "1.5.2").App.Module
 	res, err := r.Flash(testCtx(t, time.Minute), d.ID(), tgt)

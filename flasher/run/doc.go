@@ -17,8 +17,8 @@
 // same target again: the device is read again (a half-written slot fails its CRC) and
 // planned afresh, so the journal only has to say what was going on.
 //
-// The runner reaches devices through two small interfaces, Doors and Link. USBDoors
-// implements them over flasher/usb and flasher/serialport for real hardware (and for the
-// simulator behind the libusb shim); flasher/run/simdoor implements them over
-// flasher/sim devices in-process for fast tests.
+// The runner reaches devices through two small interfaces, device.Doors and device.Link:
+// device.USB implements them over flasher/usb and flasher/serialport for real hardware
+// (and for the simulator behind the libusb shim); flasher/demo implements them over
+// flasher/sim devices in-process, for the app's demo and for fast tests.
 package run

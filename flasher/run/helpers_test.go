@@ -12,11 +12,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
@@ -158,7 +159,7 @@ func newSim(t testing.TB, key string, o sim.Options) *sim.Device {
 }
 
 // fastTimeouts suit devices at time scale 0, which restart in milliseconds.
-var fastTimeouts = simdoor.Timeouts
+var fastTimeouts = demo.Timeouts
 
 // recorder keeps the events of a run.
 type recorder struct {
@@ -195,7 +196,7 @@ func (r *recorder) names() string {
 	return strings.Join(out, " ")
 }
 
-func newRunner(t testing.TB, doors run.Doors, rec *recorder, o run.Options) *run.Runner {
+func newRunner(t testing.TB, doors device.Doors, rec *recorder, o run.Options) *run.Runner {
 	o.Doors = doors
 	o.Events = rec.add
 	if o.Timeouts == (run.Timeouts{}) {
@@ -238,7 +239,7 @@ func requireAt(t testing.TB, d *sim.Device, tgt plan.Target) {
 	}
 }
 
-var _ = simdoor.New
+var _ = demo.New
 
 // lookupRelease finds a release by key among the real and the synthetic ones.
 func lookupRelease(key string) release {

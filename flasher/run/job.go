@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
@@ -30,7 +31,7 @@ type job struct {
 
 	// link is the device as last found (nil when unknown or known to be stale); mode and
 	// inst are its mode and enumeration instance.
-	link Link
+	link device.Link
 	mode state.Mode
 	inst string
 	// resetFrom is the instance the device had when the runner made it restart; a wait
@@ -78,7 +79,7 @@ func (j *job) closeLink() {
 	}
 }
 
-func (j *job) setLink(l Link) {
+func (j *job) setLink(l device.Link) {
 	if j.link != nil && j.link != l {
 		_ = j.link.Close()
 	}
@@ -428,20 +429,20 @@ func (j *job) lossGuidance() led.Guidance {
 
 // isGone reports an error that means the device is no longer on the bus.
 func isGone(err error) bool {
-	return errors.Is(err, dfu.ErrNoDevice) || errors.Is(err, ErrNotAttached) || errors.Is(err, ctrl.ErrNotFound)
+	return errors.Is(err, dfu.ErrNoDevice) || errors.Is(err, device.ErrNotAttached) || errors.Is(err, ctrl.ErrNotFound)
 }
 
 // ---- finding and waiting ----------------------------------------------------------------
 
 // find asks the doors for the device now.
-func (j *job) find(ctx context.Context) (Link, error) {
+func (j *job) find(ctx context.Context) (device.Link, error) {
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return j.r.o.Doors.Find(fctx, j.id)
 }
 
 // current returns a link to the device, finding it again if the last one is gone.
-func (j *job) current(ctx context.Context) (Link, error) {
+func (j *job) current(ctx context.Context) (device.Link, error) {
 	if j.link != nil {
 		return j.link, nil
 	}
@@ -454,7 +455,7 @@ func (j *job) current(ctx context.Context) (Link, error) {
 }
 
 // waitAttached waits for the device to be on the bus in any mode.
-func (j *job) waitAttached(ctx context.Context) (Link, error) {
+func (j *job) waitAttached(ctx context.Context) (device.Link, error) {
 	if l, err := j.find(ctx); err == nil {
 		j.setLink(l)
 		return l, nil
@@ -484,7 +485,7 @@ const wrongModeGrace = 3
 // waitMode waits until the device is attached in the wanted mode and, when the runner
 // made it restart (resetFrom), is a new enumeration. It emits a waiting event with the
 // LED guidance. A device that comes back in the wrong mode is reported as such.
-func (j *job) waitMode(ctx context.Context, want state.Mode, timeout time.Duration, what string, g led.Guidance) (Link, error) {
+func (j *job) waitMode(ctx context.Context, want state.Mode, timeout time.Duration, what string, g led.Guidance) (device.Link, error) {
 	since := j.resetFrom
 	if j.link != nil && (since == "" || j.inst != since) && modeMatches(j.mode, want) {
 		j.resetFrom = ""

@@ -15,7 +15,7 @@ import (
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	synth "github.com/particle-flasher/particle-flasher/flasher/sim/releases"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
@@ -160,7 +160,7 @@ func runMatrixCase(t testing.TB, c matrixCase, n int) (out matrixOutcome, detail
 		tgt.ReplacementApp = to.App.Module
 	}
 	rec := &recorder{}
-	r := newRunner(ct, simdoor.New(true, d), rec, run.Options{})
+	r := newRunner(ct, demo.New(true, d), rec, run.Options{})
 	pr, err := r.Prepare(testCtx(ct, time.Minute), d.ID(), tgt)
 	if err != nil {
 		if flashDigest(d) != before {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
@@ -66,7 +67,7 @@ func (j *job) awaitWatchdog(ctx context.Context, s *plan.Step) error {
 }
 
 // ensureDFU makes sure the device is in DFU mode, switching it if needed.
-func (j *job) ensureDFU(ctx context.Context, g led.Guidance) (Link, error) {
+func (j *job) ensureDFU(ctx context.Context, g led.Guidance) (device.Link, error) {
 	l, err := j.current(ctx)
 	if err != nil && !isGone(err) {
 		return nil, err
@@ -97,7 +98,7 @@ var gen2ControlDFUSince, _ = module.SystemModuleVersion("2.0.0")
 // enterDFU switches a device running Device OS into DFU mode: the DFU control request (50)
 // or the 14400-baud serial trigger, whichever the device's Device OS takes best first, and
 // when neither works, a person with the buttons, guided by the LED.
-func (j *job) enterDFU(ctx context.Context, l Link, g led.Guidance) (Link, error) {
+func (j *job) enterDFU(ctx context.Context, l device.Link, g led.Guidance) (device.Link, error) {
 	type way struct {
 		name string
 		do   func() error
@@ -124,7 +125,7 @@ func (j *job) enterDFU(ctx context.Context, l Link, g led.Guidance) (Link, error
 		if err := w.do(); err != nil {
 			j.r.log.Debug("run: DFU switch failed", "device", j.id, "way", w.name, "err", err)
 			errs = append(errs, fmt.Errorf("%s: %w", w.name, err))
-			if errors.Is(err, ErrNoSerial) || !isGone(err) {
+			if errors.Is(err, device.ErrNoSerial) || !isGone(err) {
 				continue
 			}
 		}
@@ -149,7 +150,7 @@ func (j *job) enterDFU(ctx context.Context, l Link, g led.Guidance) (Link, error
 
 // buttons asks a person to switch the device's mode with its buttons, showing the LED
 // recipe, and waits for it.
-func (j *job) buttons(ctx context.Context, goal led.Goal, want state.Mode, why error) (Link, error) {
+func (j *job) buttons(ctx context.Context, goal led.Goal, want state.Mode, why error) (device.Link, error) {
 	p := j.plan.Platform
 	g := led.Expect(p, goal)
 	if j.r.o.NoButtons {
@@ -232,7 +233,7 @@ func (j *job) enterListening(ctx context.Context, g led.Guidance) error {
 }
 
 // ensureDeviceOS makes sure Device OS runs, leaving DFU mode if needed.
-func (j *job) ensureDeviceOS(ctx context.Context, g led.Guidance) (Link, error) {
+func (j *job) ensureDeviceOS(ctx context.Context, g led.Guidance) (device.Link, error) {
 	l, err := j.current(ctx)
 	if err != nil {
 		if !isGone(err) {
@@ -253,7 +254,7 @@ func (j *job) ensureDeviceOS(ctx context.Context, g led.Guidance) (Link, error) 
 }
 
 // leave ends DFU mode (DfuSe zero-length DNLOAD) and marks the restart as the runner's.
-func (j *job) leave(ctx context.Context, l Link) error {
+func (j *job) leave(ctx context.Context, l device.Link) error {
 	before := l.Instance()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

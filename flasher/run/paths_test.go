@@ -10,11 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
@@ -23,11 +24,11 @@ import (
 // serial port, and Device OS refuses the DFU control request (as a Gen2 device below
 // 2.0.0 may).
 type noSoftwareDFU struct {
-	*simdoor.Doors
+	*demo.Doors
 	dev *sim.Device
 }
 
-func (n *noSoftwareDFU) Find(ctx context.Context, id string) (run.Link, error) {
+func (n *noSoftwareDFU) Find(ctx context.Context, id string) (device.Link, error) {
 	l, err := n.Doors.Find(ctx, id)
 	if err != nil {
 		return nil, err
@@ -36,11 +37,11 @@ func (n *noSoftwareDFU) Find(ctx context.Context, id string) (run.Link, error) {
 }
 
 type noDFULink struct {
-	run.Link
+	device.Link
 	dev *sim.Device
 }
 
-func (l *noDFULink) TriggerDFU(context.Context) error { return run.ErrNoSerial }
+func (l *noDFULink) TriggerDFU(context.Context) error { return device.ErrNoSerial }
 
 func (l *noDFULink) Ctrl() *ctrl.Client {
 	return ctrl.New(refuseDFU{l.dev}, ctrl.Options{RequestTimeout: 5 * time.Second, Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }})
@@ -72,7 +73,7 @@ func TestButtonsWhenSoftwareCannot(t *testing.T) {
 			go func() { _ = d.ButtonReset(3500 * time.Millisecond) }()
 		}
 	}
-	r := newRunner(t, &noSoftwareDFU{Doors: simdoor.New(true, d), dev: d}, rec, run.Options{})
+	r := newRunner(t, &noSoftwareDFU{Doors: demo.New(true, d), dev: d}, rec, run.Options{})
 	tgt := releases["photon/2.3.1"].target(t)
 	_, err := r.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.NoError(t, err)
@@ -81,7 +82,7 @@ func TestButtonsWhenSoftwareCannot(t *testing.T) {
 
 	// Unattended (NoButtons), the same situation fails with the recipe as the remedy.
 	d2 := newSim(t, "photon/1.5.2", sim.Options{NoSerial: true})
-	r2 := newRunner(t, &noSoftwareDFU{Doors: simdoor.New(true, d2), dev: d2}, &recorder{}, run.Options{NoButtons: true})
+	r2 := newRunner(t, &noSoftwareDFU{Doors: demo.New(true, d2), dev: d2}, &recorder{}, run.Options{NoButtons: true})
 	_, err = r2.Flash(testCtx(t, 30*time.Second), d2.ID(), tgt)
 	require.Error(t, err)
 	assert.Contains(t, fmt.Sprint(err), "could not be switched")
@@ -95,7 +96,7 @@ func TestReadbackVerification(t *testing.T) {
 	tgt := releases["photon/2.3.1"].target(t)
 	tgt.Options.Verify = plan.VerifyReadback
 	rec := &recorder{}
-	r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+	r := newRunner(t, demo.New(true, d), rec, run.Options{})
 	_, err := r.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.NoError(t, err)
 	reads := 0
@@ -121,7 +122,7 @@ func TestYModemStep(t *testing.T) {
 		{ID: "wait:bootloader@1200", Kind: plan.KindWaitFor, Module: m, Slot: "bootloader", Method: platform.MethodYModem, Mode: state.ModeNormal, Expect: &in},
 	}}
 	rec := &recorder{}
-	r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+	r := newRunner(t, demo.New(true, d), rec, run.Options{})
 	_, err = r.Run(testCtx(t, 60*time.Second), d.ID(), pl)
 	require.NoError(t, err, rec.names())
 	for _, mod := range d.Modules() {

@@ -15,7 +15,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
@@ -233,7 +233,7 @@ func propertyCase(t *testing.T, s startState) (msg string) {
 	d := s.build(ct)
 	defer d.Close()
 	rec := &recorder{}
-	r := newRunner(ct, simdoor.New(true, d), rec, run.Options{})
+	r := newRunner(ct, demo.New(true, d), rec, run.Options{})
 	tgt := propertyTarget(ct, s.to)
 	res, err := r.Flash(testCtx(ct, time.Minute), d.ID(), tgt)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
@@ -49,7 +49,7 @@ func TestCancelStopsAtSafePointAndResumes(t *testing.T) {
 			cancel() // in the middle of erasing system-part1
 		}
 	}
-	r := newRunner(t, simdoor.New(true, d), rec, run.Options{Journal: store})
+	r := newRunner(t, demo.New(true, d), rec, run.Options{Journal: store})
 	_, err := r.Flash(ctx, d.ID(), tgt)
 	require.ErrorIs(t, err, run.ErrCancelled)
 	assert.NotEmpty(t, remedy.Of(err))
@@ -71,7 +71,7 @@ func TestCancelStopsAtSafePointAndResumes(t *testing.T) {
 	}
 
 	rec2 := &recorder{}
-	r2 := newRunner(t, simdoor.New(true, d), rec2, run.Options{Journal: store})
+	r2 := newRunner(t, demo.New(true, d), rec2, run.Options{Journal: store})
 	res, err := r2.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.NoError(t, err)
 	assert.True(t, res.Resumed)
@@ -98,7 +98,7 @@ func TestPowerLossMidWriteResumes(t *testing.T) {
 			require.NoError(t, d.PowerLossAfter(0, 300_000)) // erase of 2 sectors done, data half written
 		}
 	}
-	r := newRunner(t, simdoor.New(true, d), rec, run.Options{Journal: store, Timeouts: shortTimeouts})
+	r := newRunner(t, demo.New(true, d), rec, run.Options{Journal: store, Timeouts: shortTimeouts})
 	_, err := r.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.Error(t, err)
 	require.ErrorIs(t, err, run.ErrGone)
@@ -109,7 +109,7 @@ func TestPowerLossMidWriteResumes(t *testing.T) {
 	st := d.Status()
 	require.Equal(t, sim.ModeDFU, st.Mode, "a half-written system part cannot run: %s", st.Reason)
 	rec2 := &recorder{}
-	r2 := newRunner(t, simdoor.New(true, d), rec2, run.Options{Journal: store})
+	r2 := newRunner(t, demo.New(true, d), rec2, run.Options{Journal: store})
 	res, err := r2.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.NoError(t, err)
 	assert.True(t, res.Resumed)
@@ -130,7 +130,7 @@ func TestCrashLeavesJournalAndResumes(t *testing.T) {
 			panic("crash")
 		}
 	}
-	r := newRunner(t, simdoor.New(true, d), rec, run.Options{Journal: store})
+	r := newRunner(t, demo.New(true, d), rec, run.Options{Journal: store})
 	func() {
 		defer func() { require.Equal(t, "crash", recover()) }()
 		_, _ = r.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
@@ -142,7 +142,7 @@ func TestCrashLeavesJournalAndResumes(t *testing.T) {
 	assert.Equal(t, "write:system-part1@4100", j.Current)
 
 	rec2 := &recorder{}
-	r2 := newRunner(t, simdoor.New(true, d), rec2, run.Options{Journal: store})
+	r2 := newRunner(t, demo.New(true, d), rec2, run.Options{Journal: store})
 	res, err := r2.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.NoError(t, err)
 	assert.True(t, res.Resumed)
@@ -170,11 +170,11 @@ func TestUnplugResumes(t *testing.T) {
 			d.UnplugAtTransfer(20)
 		}
 	}
-	r := newRunner(t, simdoor.New(true, d), rec, run.Options{Journal: store, Timeouts: shortTimeouts})
+	r := newRunner(t, demo.New(true, d), rec, run.Options{Journal: store, Timeouts: shortTimeouts})
 	_, err := r.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.True(t, errors.Is(err, run.ErrGone), "%v", err)
 	d.Plug()
-	r2 := newRunner(t, simdoor.New(true, d), &recorder{}, run.Options{Journal: store})
+	r2 := newRunner(t, demo.New(true, d), &recorder{}, run.Options{Journal: store})
 	_, err = r2.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.NoError(t, err)
 	requireAt(t, d, tgt)

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
@@ -31,7 +31,7 @@ func TestFlashInProcess(t *testing.T) {
 					t.Logf("%s %s %s %s %s %s", e.Event, e.StepID, e.Waiting, e.Message, e.Error, e.Remedy)
 				}
 			}
-			r := newRunner(t, simdoor.New(true, d), rec, run.Options{})
+			r := newRunner(t, demo.New(true, d), rec, run.Options{})
 			tgt := releases[tc.to].target(t)
 			res, err := r.Flash(testCtx(t, 60*time.Second), d.ID(), tgt)
 			require.NoError(t, err)

@@ -14,12 +14,13 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 )
 
 // Options configure a Runner.
 type Options struct {
 	// Doors reach the devices; required.
-	Doors Doors
+	Doors device.Doors
 	// Events receives every event, synchronously and in order; nil drops them. It must
 	// not block for long: a DFU write is waiting.
 	Events func(Event)
@@ -186,7 +187,7 @@ func (r *Runner) pickDevice(ctx context.Context) (string, error) {
 			// An unreadable device counts as one: picking "the only one" past it could
 			// flash the wrong unit.
 			var problem error
-			if _, problem = Readable(devs); problem != nil && len(devs) == 1 {
+			if _, problem = device.Readable(devs); problem != nil && len(devs) == 1 {
 				err = problem
 				devs = nil
 			}

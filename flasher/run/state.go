@@ -6,7 +6,6 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
-	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
@@ -27,41 +26,20 @@ func (r *Reading) Modules() []state.Module {
 	return r.State.Modules
 }
 
-// readState reads the device's modules through the link with the reader of its mode
-// (flasher/device): DfuSe UPLOAD of every slot in DFU mode (CRCs verified, so a
-// half-written slot shows as corrupt), control requests when Device OS runs, and listening
-// mode's `s` when the control requests are not answered.
-func readState(ctx context.Context, l Link) (*Reading, error) {
-	p := l.Platform()
-	if p == nil {
+// readState reads the device's modules through the link with the one reader
+// (device.Read) and tells safe mode from normal mode by the one rule (state.Boot).
+func readState(ctx context.Context, l device.Link) (*Reading, error) {
+	if l.Platform() == nil {
 		return nil, remedy.With(fmt.Errorf("run: the device %s is a platform this version does not know", l.ID()), "Update Particle Flasher.")
 	}
-	mode := l.Mode()
-	var st state.Device
-	switch mode {
-	case state.ModeDFU:
-		c, layout, err := l.DFU(ctx, 0)
-		if err != nil {
-			return nil, fmt.Errorf("open the DFU interface to read the modules: %w", err)
-		}
-		if st, err = device.ReadDFU(ctx, c, p, layout, slots.ReadOptions{}); err != nil {
-			return nil, err
-		}
-	default:
-		var err error
-		st, err = device.ReadControl(ctx, l.Ctrl(), p, mode)
-		if err != nil {
-			con, done, cerr := l.Console(ctx)
-			if cerr != nil {
-				return nil, err
-			}
-			defer done()
-			var serr error
-			if st, serr = device.ReadConsole(ctx, con, p); serr != nil {
-				return nil, fmt.Errorf("%v; %w", err, serr)
-			}
-		}
+	st, err := device.Read(ctx, l)
+	if err != nil {
+		return nil, err
 	}
+	if st.Platform == nil {
+		st.Platform = l.Platform()
+	}
+	mode := l.Mode()
 	rd := &Reading{Mode: mode, State: st, Boot: st.Boot()}
 	if mode == state.ModeNormal && rd.Boot.Mode == state.ModeSafe {
 		rd.Mode = state.ModeSafe

@@ -9,7 +9,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
@@ -36,7 +36,7 @@ func TestWatchdogBoronUpgrade(t *testing.T) {
 			t.Logf("%s %s %s %s %s", e.Time.Format("05.000"), e.Event, e.StepID, e.Waiting, e.Error)
 		}
 	}
-	r := newRunner(t, simdoor.New(false, d), rec, run.Options{})
+	r := newRunner(t, demo.New(false, d), rec, run.Options{})
 	res, err := r.Flash(testCtx(t, 2*time.Minute), d.ID(), tgt)
 	require.NoError(t, err)
 	assert.Greater(t, res.Plan.Windows, 1)
@@ -56,7 +56,7 @@ func TestWatchdogWithoutOptionExplains(t *testing.T) {
 	d.SetWatchdog(15 * time.Second)
 	tgt := releases["boron/4.1.0"].target(t)
 	rec := &recorder{}
-	r := newRunner(t, simdoor.New(false, d), rec, run.Options{})
+	r := newRunner(t, demo.New(false, d), rec, run.Options{})
 	_, err := r.Flash(testCtx(t, 2*time.Minute), d.ID(), tgt)
 	require.ErrorIs(t, err, run.ErrRestarts)
 	assert.Contains(t, err.Error(), "watchdog")

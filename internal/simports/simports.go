@@ -1,7 +1,7 @@
 // Package simports stands in for the OS's serial port list in tests whose flasher runs in
 // a child process (gousb through the libusb shim): the OS does not list the virtual
 // devices' ptys as USB serial ports, so the parent publishes them, a new one every boot,
-// in a file, and the child reads that file as its run.USBDoors.ListPorts.
+// in a file, and the child reads that file as its device.USB.ListPorts.
 package simports
 
 import (

@@ -22,7 +22,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/run/simdoor"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
@@ -141,7 +141,7 @@ func Round(ctx context.Context, o Options, n int) (RoundResult, error) {
 		fails []error
 	)
 	bo := factory.Options{
-		Doors:    simdoor.New(o.Scale == 0, devs...),
+		Doors:    demo.New(o.Scale == 0, devs...),
 		Target:   func(context.Context, *platform.Platform) (plan.Target, error) { return o.Target, nil },
 		Jobs:     n,
 		Timeouts: o.Timeouts,

@@ -8,6 +8,7 @@
 package releases
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
 // File is one module of a built release.
@@ -129,4 +131,39 @@ func buildModule(p *platform.Platform, cm *cache.Module) ([]byte, error) {
 		sim.SoftDeviceBody(&spec)
 	}
 	return module.Build(spec)
+}
+
+// Source is the catalog's buildable releases as a firmware source (target.Source) for
+// virtual devices: what the demo and `pflash sim` flash, with no download.
+type Source struct {
+	Catalog *cache.Catalog
+}
+
+// Versions lists the releases that can be built for the platform, oldest first.
+func (s Source) Versions(p *platform.Platform) []string {
+	rels := s.Catalog.Releases(p.Name) // newest first
+	var out []string
+	for i := len(rels) - 1; i >= 0; i-- {
+		if Buildable(rels[i]) {
+			out = append(out, rels[i].Version)
+		}
+	}
+	return out
+}
+
+// Release builds one of them.
+func (s Source) Release(ctx context.Context, version string, p *platform.Platform) (*target.Release, error) {
+	r, err := s.Catalog.Release(version, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	set, err := Build(r)
+	if err != nil {
+		return nil, err
+	}
+	rel := &target.Release{Version: r.Version, OS: set.Modules()}
+	if set.App != nil {
+		rel.App = set.App.Module
+	}
+	return rel, nil
 }

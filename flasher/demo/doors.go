@@ -1,20 +1,26 @@
-// Package simdoor lets the runner (flasher/run) drive virtual devices (flasher/sim)
-// in-process, through the same protocol clients it uses on hardware: the DFU and
-// control-request clients talk to each device's Control, the serial door is the device's
-// real pty. Tests of the runner, its property test and its fault campaign run this way,
-// at sim time scale 0, in milliseconds per plan.
+// Package demo is the one adapter between the engine and virtual devices (flasher/sim):
+// the app's demo devices, the doors the watcher sees them through and the runner drives
+// them through (the same protocol clients it uses on hardware: the DFU and control-request
+// clients talk to each device's Control, the serial door is the device's real pty), and
+// the releases they are flashed with (built from Particle's published module headers).
+// Tests of the runner, its property test, its fault campaign and the release matrix run
+// this way, at sim time scale 0, in milliseconds per plan.
 //
-// It lives apart from flasher/run so that the runner does not depend on the simulator.
-package simdoor
+// It lives apart from the engine so that nothing in it depends on the simulator, and the
+// app reaches virtual devices only through it.
+package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
+	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
@@ -31,11 +37,12 @@ import (
 var Timeouts = run.Timeouts{Find: 3 * time.Second, EnterMode: 3 * time.Second, Buttons: 3 * time.Second,
 	Reenumerate: 3 * time.Second, Apply: 5 * time.Second, Step: 30 * time.Second, Settle: 2 * time.Second, EstimateFactor: -1}
 
-// Doors is a set of virtual devices the runner can reach. The protocol clients' pauses
+// Doors is a set of virtual devices the watcher sees (device.Door) and the runner reaches
+// (device.Doors). The protocol clients' pauses
 // (DFU poll timeouts, control-request polling) run on each device's clock; Fast also
 // shortens the host's own delays (DFU retry pauses, the console's quiet time) for tests.
 type Doors struct {
-	Fast bool
+	fast atomic.Bool
 
 	mu   sync.Mutex
 	devs []*sim.Device
@@ -43,14 +50,92 @@ type Doors struct {
 
 // New returns doors onto the devices.
 func New(fast bool, devs ...*sim.Device) *Doors {
-	return &Doors{Fast: fast, devs: devs}
+	d := &Doors{devs: devs}
+	d.fast.Store(fast)
+	return d
 }
 
-// Add makes another device reachable.
+// SetFast shortens (or not) the host's own delays with virtual devices, for tests.
+func (d *Doors) SetFast(fast bool) { d.fast.Store(fast) }
+
+var (
+	_ device.Doors = (*Doors)(nil)
+	_ device.Door  = (*Doors)(nil)
+)
+
+// Add plugs another virtual device in.
 func (d *Doors) Add(dev *sim.Device) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.devs = append(d.devs, dev)
+}
+
+// Remove unplugs a virtual device from the doors (the device itself keeps running).
+func (d *Doors) Remove(dev *sim.Device) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, x := range d.devs {
+		if x == dev {
+			d.devs = append(d.devs[:i], d.devs[i+1:]...)
+			return
+		}
+	}
+}
+
+// Devices lists the virtual devices plugged in.
+func (d *Doors) Devices() []*sim.Device { return d.all() }
+
+// Len says how many virtual devices are plugged in.
+func (d *Doors) Len() int { return len(d.all()) }
+
+// Close powers every virtual device off.
+func (d *Doors) Close() error {
+	var errs []error
+	for _, dev := range d.all() {
+		errs = append(errs, dev.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Name is DoorUSB: a virtual device stands for a USB one.
+func (d *Doors) Name() string { return device.DoorUSB }
+
+// Sightings reports every virtual device on the bus now, the way the USB door reports
+// hardware: the key changes with every reset, as a real re-enumeration changes the bus
+// address, and the path says "virtual" (the app tags such devices).
+func (d *Doors) Sightings(ctx context.Context) ([]device.Sighting, error) {
+	var out []device.Sighting
+	for _, dev := range d.all() {
+		st := dev.Status()
+		if !st.OnBus || !st.Ready || st.Mode == sim.ModeOff {
+			continue
+		}
+		dfuMode := st.Mode == sim.ModeDFU
+		out = append(out, device.Sighting{Door: device.DoorUSB, Key: fmt.Sprintf("sim:%s:%d:%t", dev.ID(), st.Resets, dfuMode),
+			Path: Path, DeviceID: dev.ID(), Serial: dev.ID(), Platform: dev.Platform(), DFU: dfuMode, Ref: dev})
+	}
+	return out, nil
+}
+
+// Path is where a virtual device is, for the watcher's door references.
+const Path = "virtual"
+
+// NeedsProbe: like a real normal-PID device, only a non-DFU one may be in listening mode.
+func (d *Doors) NeedsProbe(s device.Sighting) bool { return !s.DFU }
+
+// Probe asks the device's mode with control request 72, as the USB door does.
+func (d *Doors) Probe(ctx context.Context, s device.Sighting) (device.Probe, error) {
+	l, err := d.Find(ctx, s.DeviceID)
+	if err != nil {
+		return device.Probe{}, err
+	}
+	defer l.Close()
+	return device.Probe{DeviceID: l.ID(), Platform: l.Platform(), Mode: l.Mode()}, nil
+}
+
+// Open opens the sighting's device as it is now.
+func (d *Doors) Open(ctx context.Context, s device.Sighting, _ state.Mode) (device.Link, error) {
+	return d.Find(ctx, s.DeviceID)
 }
 
 func (d *Doors) all() []*sim.Device {
@@ -60,20 +145,20 @@ func (d *Doors) all() []*sim.Device {
 }
 
 // List returns the devices on the bus.
-func (d *Doors) List(ctx context.Context) ([]run.Attached, error) {
-	var out []run.Attached
+func (d *Doors) List(ctx context.Context) ([]device.Attached, error) {
+	var out []device.Attached
 	for _, dev := range d.all() {
 		st := dev.Status()
 		if !st.OnBus || !st.Ready || st.Mode == sim.ModeOff {
 			continue
 		}
-		out = append(out, run.Attached{ID: dev.ID(), Platform: dev.Platform(), DFU: st.Mode == sim.ModeDFU, Where: "sim"})
+		out = append(out, device.Attached{ID: dev.ID(), Platform: dev.Platform(), DFU: st.Mode == sim.ModeDFU, Where: "sim"})
 	}
 	return out, nil
 }
 
 // Find opens the device's current enumeration.
-func (d *Doors) Find(ctx context.Context, id string) (run.Link, error) {
+func (d *Doors) Find(ctx context.Context, id string) (device.Link, error) {
 	id = strings.ToLower(id)
 	for _, dev := range d.all() {
 		if dev.ID() != id {
@@ -81,11 +166,11 @@ func (d *Doors) Find(ctx context.Context, id string) (run.Link, error) {
 		}
 		st := dev.Status()
 		if !st.OnBus || !st.Ready || st.Mode == sim.ModeOff {
-			return nil, fmt.Errorf("%w: %s is %s", run.ErrNotAttached, id, st.Reason)
+			return nil, fmt.Errorf("%w: %s is %s", device.ErrNotAttached, id, st.Reason)
 		}
 		h, err := dev.Open()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", run.ErrNotAttached, err)
+			return nil, fmt.Errorf("%w: %w", device.ErrNotAttached, err)
 		}
 		mode := state.ModeNormal
 		switch st.Mode {
@@ -96,7 +181,7 @@ func (d *Doors) Find(ctx context.Context, id string) (run.Link, error) {
 		}
 		return &link{d: d, dev: dev, h: h, mode: mode, inst: fmt.Sprintf("%d/%d", st.Boots, st.Resets), serial: st.Serial}, nil
 	}
-	return nil, fmt.Errorf("%w: no virtual device %s", run.ErrNotAttached, id)
+	return nil, fmt.Errorf("%w: no virtual device %s", device.ErrNotAttached, id)
 }
 
 type link struct {
@@ -150,7 +235,7 @@ func (l *link) DFU(ctx context.Context, alt uint8) (*dfu.Client, *memlayout.Layo
 		return nil, nil, fmt.Errorf("select DFU alt %d: %w", alt, err)
 	}
 	o := dfu.Options{TransferSize: p.TransferSize, Sleep: l.sleep()}
-	if l.d.Fast {
+	if l.d.fast.Load() {
 		o.RetryDelay = time.Millisecond
 	} else if scale := l.dev.Meter().Scale(); scale > 0 && scale < 1 {
 		o.RetryDelay = max(time.Duration(float64(time.Second)*scale), time.Millisecond)
@@ -164,21 +249,21 @@ func (l *link) Ctrl() *ctrl.Client {
 
 func (l *link) TriggerDFU(ctx context.Context) error {
 	if l.serial == "" {
-		return run.ErrNoSerial
+		return device.ErrNoSerial
 	}
 	return serialport.TriggerDFU(l.serial)
 }
 
 func (l *link) Console(ctx context.Context) (*listen.Console, func(), error) {
 	if l.serial == "" {
-		return nil, nil, run.ErrNoSerial
+		return nil, nil, device.ErrNoSerial
 	}
 	p, err := serialport.Open(l.serial, serialport.ConsoleBaud)
 	if err != nil {
 		return nil, nil, err
 	}
 	o := listen.Options{}
-	if l.d.Fast {
+	if l.d.fast.Load() {
 		o.Quiet = 50 * time.Millisecond
 	}
 	return listen.New(p, o), func() { _ = p.Close() }, nil

@@ -1,4 +1,4 @@
-package run
+package device
 
 import (
 	"context"
@@ -18,11 +18,11 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
-// USBDoors reaches real devices: libusb (flasher/usb) for DFU and control requests, the
+// USB reaches real devices: libusb (flasher/usb) for DFU and control requests, the
 // OS's serial ports (flasher/serialport) for the 14400-baud trigger and the listening-mode
 // console. A device is found by its device ID, which is its USB serial number in normal
 // and DFU mode alike.
-type USBDoors struct {
+type USB struct {
 	Host *usb.Host
 	// ListPorts lists the Particle serial ports (default serialport.List). The simulator's
 	// ports are ptys the OS does not list as USB devices, so tests replace it.
@@ -34,11 +34,14 @@ type USBDoors struct {
 	DFU dfu.Options
 	// Console tunes the listening-mode console.
 	Console listen.Options
+	// ProbeTimeout bounds the watcher's questions to a device it has just seen (its ID and
+	// mode; default 3 s).
+	ProbeTimeout time.Duration
 }
 
-var _ Doors = (*USBDoors)(nil)
+var _ Doors = (*USB)(nil)
 
-func (u *USBDoors) reqTimeout() time.Duration {
+func (u *USB) reqTimeout() time.Duration {
 	if u.RequestTimeout > 0 {
 		return u.RequestTimeout
 	}
@@ -46,7 +49,7 @@ func (u *USBDoors) reqTimeout() time.Duration {
 }
 
 // List returns the Particle devices on USB.
-func (u *USBDoors) List(ctx context.Context) ([]Attached, error) {
+func (u *USB) List(ctx context.Context) ([]Attached, error) {
 	infos, err := u.Host.List()
 	if err != nil {
 		return nil, err
@@ -64,7 +67,7 @@ func (u *USBDoors) List(ctx context.Context) ([]Attached, error) {
 
 // Find opens the device with this ID. A normal-mode device is asked whether it is in
 // listening mode (control request 72), which USB IDs do not tell.
-func (u *USBDoors) Find(ctx context.Context, id string) (Link, error) {
+func (u *USB) Find(ctx context.Context, id string) (Link, error) {
 	infos, err := u.Host.Find(id)
 	if err != nil {
 		return nil, err
@@ -78,12 +81,12 @@ func (u *USBDoors) Find(ctx context.Context, id string) (Link, error) {
 		for _, i := range infos {
 			paths = append(paths, i.Path)
 		}
-		return nil, remedy.With(fmt.Errorf("run: %d attached devices identify as %s (ports %s)", len(infos), id, strings.Join(paths, ", ")),
+		return nil, remedy.With(fmt.Errorf("%d attached devices identify as %s (ports %s)", len(infos), id, strings.Join(paths, ", ")),
 			"unplug the others: two units with one ID (a known Photon DFU serial defect) cannot be told apart by ID")
 	}
 	info := infos[0]
 	if info.Platform == nil {
-		return nil, remedy.With(fmt.Errorf("run: the %s is a platform this version does not know", info), "update the flasher")
+		return nil, remedy.With(fmt.Errorf("the %s is a platform this version does not know", info), "update the flasher")
 	}
 	d, err := u.Host.OpenInfo(info)
 	if err != nil {
@@ -106,7 +109,7 @@ func (u *USBDoors) Find(ctx context.Context, id string) (Link, error) {
 }
 
 type usbLink struct {
-	u    *USBDoors
+	u    *USB
 	d    *usb.Device
 	info usb.Info
 	mode state.Mode
@@ -126,7 +129,7 @@ func (l *usbLink) DFU(ctx context.Context, alt uint8) (*dfu.Client, *memlayout.L
 	layout := x.Layout
 	if layout == nil {
 		// A layout string that does not parse is reported, never guessed around.
-		return nil, nil, fmt.Errorf("run: alt %d of the %s reports a memory layout that does not parse: %q", alt, l.info, x.LayoutString)
+		return nil, nil, fmt.Errorf("alt %d of the %s reports a memory layout that does not parse: %q", alt, l.info, x.LayoutString)
 	}
 	return x.Client, layout, nil
 }

@@ -1,0 +1,176 @@
+// Package target resolves what a person asks for into the module files a plan needs: a
+// Device OS version, module files, a folder of them or a .zip bundle, for one platform,
+// and an application. It is the one resolver: `pflash flash`, `plan`, `restore`,
+// `factory` and `sim`, and the app's Devices and Factory tabs all go through Resolve, so a
+// version means the same files wherever it is chosen, and a factory bench resolves it for
+// each unit's own platform.
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/particle-flasher/particle-flasher/flasher/modfile"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+)
+
+// Errors Resolve can end with (besides the source's and the files' own).
+var (
+	// ErrNoSuchRelease: the version was never released for the platform.
+	ErrNoSuchRelease = errors.New("no such release for this platform")
+	// ErrBadSpec: what was asked for is not a target at all (a path that does not exist
+	// and is not a version, a folder without modules, an application file holding several).
+	ErrBadSpec = errors.New("not a usable target")
+)
+
+// specError keeps the cause's words and matches ErrBadSpec.
+type specError struct{ error }
+
+func (e specError) Unwrap() error        { return e.error }
+func (e specError) Is(target error) bool { return target == ErrBadSpec }
+
+// badSpec marks a file's problem as the spec's, unless the file is there but damaged (not
+// a module: modfile.ErrNotModule), which is the file's.
+func badSpec(err error) error {
+	if err == nil || errors.Is(err, modfile.ErrNotModule) {
+		return err
+	}
+	return specError{err}
+}
+
+// Release is one Device OS release as a Source has it: its Device OS parts, and the
+// application it ships (Tinker, Tracker Edge; nil when it ships none or it cannot be had).
+type Release struct {
+	Version string
+	OS      []*module.Module
+	App     *module.Module
+	// Files names where the modules came from (asset names), for people.
+	Files []string
+}
+
+// Source gives Device OS releases: the firmware cache (downloading what it lacks unless
+// offline), or releases built from their header dumps for virtual devices.
+type Source interface {
+	// Versions lists the versions published for a platform, oldest first.
+	Versions(p *platform.Platform) []string
+	// Release gets one of them.
+	Release(ctx context.Context, version string, p *platform.Platform) (*Release, error)
+}
+
+// Spec is what a person asked for.
+type Spec struct {
+	// Version is a Device OS version ("4.1.0", "v4.1.0"); or To names a file, a folder of
+	// module files or a .zip bundle (a version too, when it is one and no such file exists).
+	Version string
+	To      string
+	// Modules are module files already loaded (the app's Local files...).
+	Modules []*module.Module
+	// App is the application to install: a path, or AppModule when already loaded.
+	App       string
+	AppModule *module.Module
+	Options   plan.Options
+}
+
+var versionRE = regexp.MustCompile(`^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)
+
+// LooksLikeVersion reports a string shaped like a Device OS version.
+func LooksLikeVersion(s string) bool { return versionRE.MatchString(strings.TrimSpace(s)) }
+
+// Resolve turns the spec into a plan target for a device of platform p (which only a
+// version needs; files say their platform and the planner checks it). A version comes
+// from the source with the release's application as the replacement for one the target
+// cannot run; a version the platform never got is refused with its releases named; files
+// must be for p (the planner checks every module's platform); a lone application among
+// them is the application to install.
+func Resolve(ctx context.Context, src Source, p *platform.Platform, s Spec) (plan.Target, error) {
+	tgt := plan.Target{Options: s.Options}
+	version := strings.TrimPrefix(strings.TrimSpace(s.Version), "v")
+	var files []*module.Module
+	switch {
+	case len(s.Modules) > 0:
+		files = s.Modules
+	case s.To != "":
+		if _, err := os.Stat(s.To); err == nil {
+			mods, err := modfile.Load(s.To)
+			if err != nil {
+				return tgt, badSpec(err)
+			}
+			files = mods
+		} else if LooksLikeVersion(s.To) {
+			version = strings.TrimPrefix(strings.TrimSpace(s.To), "v")
+		} else {
+			return tgt, badSpec(remedy.With(fmt.Errorf("%s: no such file or directory, and not a Device OS version", s.To),
+				"Give a version such as 4.1.0, a module file, a directory of modules or a .zip bundle."))
+		}
+	}
+	switch {
+	case files != nil:
+		if len(files) == 1 && files[0].Function == platform.FuncUser && s.App == "" && s.AppModule == nil {
+			tgt.App = files[0]
+		} else {
+			tgt.Modules = files
+		}
+		// Unnamed: the plan names the target by the Device OS its files make up.
+	case version != "":
+		if p == nil {
+			return tgt, badSpec(remedy.With(fmt.Errorf("Device OS %s: the device's platform is not known", version),
+				"Connect the device so its platform can be read, or say which platform it is (--platform NAME)."))
+		}
+		if src == nil {
+			return tgt, remedy.With(fmt.Errorf("Device OS %s: no firmware source to get it from", version), "Give the release's files instead.")
+		}
+		if err := Published(src, p, version); err != nil {
+			return tgt, err
+		}
+		rel, err := src.Release(ctx, version, p)
+		if err != nil {
+			return tgt, err
+		}
+		tgt.Name, tgt.Modules, tgt.ReplacementApp = version, rel.OS, rel.App
+	}
+	switch {
+	case s.AppModule != nil:
+		tgt.App = s.AppModule
+	case s.App != "":
+		mods, err := modfile.Load(s.App)
+		if err != nil {
+			return tgt, badSpec(err)
+		}
+		if len(mods) != 1 {
+			return tgt, badSpec(remedy.With(fmt.Errorf("%s holds %d modules", s.App, len(mods)), "Give one application .bin file."))
+		}
+		tgt.App = mods[0]
+	}
+	return tgt, nil
+}
+
+// Published checks that the platform got the version, and says which it got when not.
+func Published(src Source, p *platform.Platform, version string) error {
+	vs := src.Versions(p)
+	for _, v := range vs {
+		if v == version {
+			return nil
+		}
+	}
+	if len(vs) == 0 {
+		return remedy.With(fmt.Errorf("Device OS %s for the %s: %w (no releases are known for it)", version, p.DisplayName, ErrNoSuchRelease),
+			"Give the release's files instead.")
+	}
+	return remedy.With(fmt.Errorf("Device OS %s was never released for the %s: %w; its releases are %s", version, p.DisplayName, ErrNoSuchRelease, span(vs)),
+		fmt.Sprintf("Choose one of the %s's releases, e.g. %s.", p.DisplayName, vs[len(vs)-1]))
+}
+
+// span names a list of versions briefly: "1.4.4, 1.5.2, ... 3.3.1 (28 releases)".
+func span(vs []string) string {
+	if len(vs) <= 6 {
+		return strings.Join(vs, ", ")
+	}
+	return fmt.Sprintf("%s, %s, %s ... %s, %s (%d releases)", vs[0], vs[1], vs[2], vs[len(vs)-2], vs[len(vs)-1], len(vs))
+}
