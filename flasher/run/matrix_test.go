@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	synth "github.com/particle-flasher/particle-flasher/flasher/sim/releases"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
