@@ -282,13 +282,14 @@ func (s *Step) Done(st state.Device) bool {
 }
 
 // Expected lists the modules the device should report after the plan: every intact
-// module that counts (state.Device.Effective) in the predicted state. A damaged module the
+// module that counts (state.Device.Effective) in the predicted state and that the
+// predicted Device OS lists. A damaged module the
 // plan leaves alone is part of the prediction (it shapes the end mode) but nothing to
 // verify.
 func (p *Plan) Expected() []state.Module {
 	var out []state.Module
 	for _, m := range p.Predicted.Effective() {
-		if m.Intact() {
+		if m.Intact() && p.Predicted.Sees(m.Function) {
 			out = append(out, m)
 		}
 	}

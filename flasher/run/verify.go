@@ -112,8 +112,8 @@ func (j *job) compare(rd *Reading) []string {
 		in, ok := rd.State.Main(e.Function, e.Index)
 		switch {
 		case !ok:
-			if e.Function == platform.FuncNCP && rd.State.Mode == state.ModeDFU {
-				continue // DFU cannot see the NCP
+			if !rd.State.Sees(e.Function) {
+				continue // the NCP over DFU, or under a Device OS that does not list it
 			}
 			out = append(out, fmt.Sprintf("%s: predicted version %d, the device has none", name, e.Version))
 		case !in.Intact():

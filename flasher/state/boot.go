@@ -123,6 +123,13 @@ func (d Device) dfuReason() *Boot {
 			}
 		}
 	}
+	if found && d.Platform != nil && d.Platform.HasRadioStack && !d.unread(platform.FuncRadio) {
+		// Device OS on an nRF52840 runs on the SoftDevice whatever its header says: without
+		// one it cannot start.
+		if _, present := d.Main(platform.FuncRadio, 0); !present {
+			return &Boot{Mode: ModeDFU, Cause: CauseSystemBroken, Why: "there is no SoftDevice (radio stack), which Device OS runs on"}
+		}
+	}
 	if !found {
 		why := "there is no Device OS (no system part)"
 		if names := d.systemSlotNames(); len(names) > 0 {

@@ -161,6 +161,25 @@ func (d Device) Installed() []Module {
 
 func (d Device) unread(fn platform.Function) bool { return slices.Contains(d.Unread, fn) }
 
+// Sees reports whether a reading of the device shows modules of this function: DFU cannot
+// see the NCP, nor does a Device OS that does not manage it (the slot's KnownSince: the
+// Tracker lists its NCP from 3.0.0).
+func (d Device) Sees(fn platform.Function) bool {
+	if d.unread(fn) {
+		return false
+	}
+	if d.Platform == nil {
+		return true
+	}
+	sys := d.SystemVersion()
+	for _, s := range d.Platform.Slots {
+		if s.Function == fn && s.KnownSince != 0 && sys != 0 && sys < s.KnownSince {
+			return false
+		}
+	}
+	return true
+}
+
 // Meets reports whether the device satisfies a dependency by Device OS's rule (an intact
 // module of the same function and index, at least that version); known is false when
 // the module cannot be seen (then ok is false too).
