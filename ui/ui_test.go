@@ -22,6 +22,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/assets"
 	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
@@ -469,4 +470,32 @@ func TestEmptyStateMarkup(t *testing.T) {
 		c.Resize(fyne.NewSize(360, 240))
 		test.AssertRendersToMarkup(t, "empty_state.xml", c.Canvas())
 	})
+}
+
+// TestNoApplicationShowsSafeMode: a B SoM with Device OS but no application is shown in
+// safe mode, with the same reason every other surface gives.
+func TestNoApplicationShowsSafeMode(t *testing.T) {
+	r := newRig(t, false)
+	p, _ := platform.ByName("bsom")
+	set, err := sim.SyntheticSet(p, "4.1.0")
+	require.NoError(t, err)
+	var os [][]byte
+	for _, b := range set {
+		if m, err := module.Parse(b); err == nil && m.Function != platform.FuncUser {
+			os = append(os, b)
+		}
+	}
+	d, err := sim.New(sim.Options{Platform: p, Modules: os, NoSerial: true})
+	require.NoError(t, err)
+	require.Equal(t, sim.ModeSafe, d.Mode())
+	r.m.sims.Add(d)
+	r.eventually("the B SoM listed in safe mode", func() bool {
+		dev, ok := r.device("bsom")
+		return ok && dev.Mode == device.ModeSafe
+	})
+	r.selectPlatform("bsom")
+	r.eventually("the reason in the panel", func() bool {
+		return strings.Contains(r.text(r.m.panel.obj), "Safe mode: there is no application.")
+	})
+	assert.Contains(t, r.text(r.m.left), "Safe mode")
 }
