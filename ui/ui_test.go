@@ -495,7 +495,9 @@ func TestNoApplicationShowsSafeMode(t *testing.T) {
 	})
 	r.selectPlatform("bsom")
 	r.eventually("the reason in the panel", func() bool {
-		return strings.Contains(r.text(r.m.panel.obj), "Safe mode: there is no application.")
+		var b strings.Builder
+		walkText(r.m.panel.obj, &b) // already on the UI thread
+		return strings.Contains(b.String(), "Safe mode: there is no application.")
 	})
 	assert.Contains(t, r.text(r.m.left), "Safe mode")
 }
