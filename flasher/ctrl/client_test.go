@@ -384,11 +384,9 @@ func TestSlowHandlerTimesOut(t *testing.T) {
 	r.dev.slow = slow
 	t.Cleanup(func() { close(slow) })
 
-	start := time.Now()
 	_, _, err := r.client.Request(t.Context(), ctrl.ReqEcho, []byte("hi"))
 	require.ErrorIs(t, err, ctrl.ErrTimeout)
 	assert.Contains(t, err.Error(), "timed out")
-	assert.Less(t, time.Since(start), time.Second)
 	assert.Zero(t, r.ch.Active(), "the client RESET its abandoned request")
 
 	// The device is still usable.

@@ -158,10 +158,9 @@ func TestModuleInfoTruncated(t *testing.T) {
 	t.Parallel()
 	cut := electronJSON[:len(electronJSON)/2]
 	r := newRig(t, &serialdev.MemModel{StartListening: true, ModuleJSON: cut}, testOptions())
-	start := time.Now()
 	_, err := r.con.ModuleInfo(context.Background())
 	require.Error(t, err)
-	assert.Less(t, time.Since(start), 2*time.Second, "must not wait for the whole timeout")
+	assert.NotErrorIs(t, err, ErrNoReply, "it stops at the broken JSON, not at the timeout")
 	assert.ErrorContains(t, err, "incomplete module info from the device")
 	assert.ErrorContains(t, err, "JSON ends early")
 	assert.ErrorContains(t, err, "try another cable or USB port")
@@ -194,10 +193,8 @@ func TestNoReplyOutsideListeningMode(t *testing.T) {
 	o := testOptions()
 	o.Timeout = 300 * time.Millisecond
 	r := newRig(t, &serialdev.MemModel{Version: "1.5.2"}, o)
-	start := time.Now()
 	_, err := r.con.SystemVersion(context.Background())
 	require.ErrorIs(t, err, ErrNoReply)
-	assert.Less(t, time.Since(start), time.Second)
 	assert.Contains(t, remedy.Of(err), "listening mode")
 }
 
@@ -282,14 +279,12 @@ func TestSendFirmwareDeviceErrors(t *testing.T) {
 			t.Parallel()
 			tc.model.StartListening = true
 			r := newRig(t, &tc.model, testOptions())
-			start := time.Now()
 			err := r.con.SendFirmware(context.Background(), "bad.bin", img, nil)
 			require.Error(t, err)
 			var ce *CancelError
 			require.True(t, errors.As(err, &ce), "%v", err)
 			assert.Contains(t, ce.Message, tc.want)
 			assert.NotEmpty(t, remedy.Of(err))
-			assert.Less(t, time.Since(start), 3*time.Second)
 			assert.False(t, tc.model.HasEvent("reset:update"))
 		})
 	}
@@ -306,11 +301,12 @@ func TestSendFirmwareDroppedBytes(t *testing.T) {
 			r := newRig(t, &serialdev.MemModel{StartListening: true}, testOptions())
 			img := pseudoRandom(24*1024, uint64(n))
 			r.dev.DropEvery(n)
-			start := time.Now()
-			err := r.con.SendFirmware(context.Background(), "flaky.bin", img, nil)
-			elapsed := time.Since(start)
-			t.Logf("every %d: %v after %s", n, err, elapsed)
-			assert.Less(t, elapsed, 15*time.Second)
+			// A generous bound only so that a hang fails here, not at the suite's timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			err := r.con.SendFirmware(ctx, "flaky.bin", img, nil)
+			t.Logf("every %d: %v", n, err)
+			assert.NotErrorIs(t, err, context.DeadlineExceeded, "it recovers or fails on its own; it never hangs")
 			if err == nil {
 				assert.True(t, bytes.Equal(img, r.m.Image()), "image differs")
 				assert.Eventually(t, func() bool { return r.m.HasEvent("reset:update") }, time.Second, 10*time.Millisecond)

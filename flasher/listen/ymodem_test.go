@@ -50,28 +50,22 @@ func TestYModemReceiverCancels(t *testing.T) {
 		io.Copy(io.Discard, fromSender)
 	}()
 	defer toRecv.Close()
-	start := time.Now()
 	err := YModemSend(context.Background(), scripted{toSender, toRecv}, "a.bin", []byte("x"), YModemOptions{})
 	var ce *CancelError
 	require.True(t, errors.As(err, &ce), "%v", err)
 	assert.Equal(t, "Validation failed: 7", ce.Message)
 	assert.Contains(t, ce.Stage, "header")
-	assert.Less(t, time.Since(start), 2*time.Second)
 }
 
 func TestYModemSilentReceiverTimesOut(t *testing.T) {
-	start := time.Now()
 	err := YModemSend(context.Background(), scripted{blockingReader{}, discardWriter{}}, "a.bin", []byte("x"), YModemOptions{StartTimeout: 200 * time.Millisecond})
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "did not ask for the file")
-	assert.Less(t, time.Since(start), time.Second)
 
 	// Device OS mode: no 'C' is awaited, but every block answer is.
-	start = time.Now()
 	err = YModemSend(context.Background(), scripted{blockingReader{}, discardWriter{}}, "a.bin", []byte("x"),
 		YModemOptions{DeviceOS: true, AckTimeout: 50 * time.Millisecond, MaxRetries: 2})
 	assert.ErrorContains(t, err, "not acknowledged after 3 tries")
-	assert.Less(t, time.Since(start), time.Second)
 }
 
 func TestYModemContextCancel(t *testing.T) {

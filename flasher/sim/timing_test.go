@@ -28,8 +28,9 @@ func TestDeviceTimeOfADFUWrite(t *testing.T) {
 // At a non-zero scale the device really takes its time: a reset is 1.5 s of device time.
 func TestScaledReset(t *testing.T) {
 	d := newDevice(t, sim.Options{Platform: plat(t, "boron"), Blank: true, NoSerial: true, Scale: 0.02})
-	start := time.Now()
+	before := d.Meter().Charged()
 	d.Reset()
-	assert.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond)
+	assert.GreaterOrEqual(t, d.Meter().Charged()-before, sim.ReenumerationTime, "the reset is charged as device time")
+	assert.Equal(t, 30*time.Millisecond, d.Meter().Scaled(sim.ReenumerationTime), "which the device sleeps at scale 0.02")
 	assert.Equal(t, sim.ModeDFU, d.Mode())
 }

@@ -33,7 +33,10 @@ func TestMeasureSynthetic(t *testing.T) {
 	assert.Equal(t, "2.3.0", res.From)
 	assert.Equal(t, "4.1.0", res.To)
 	assert.Positive(t, res.AloneUnitsPerMin)
-	assert.InDelta(t, res.ParallelUnitsPerMin/res.AloneUnitsPerMin, res.Ratio, 1e-9)
 	assert.Positive(t, res.ParallelDeviceSeconds, "device time is charged at scale 0 too")
+	// Each device does the same work whether alone or beside others: the device time the
+	// sims charged for the parallel round is three times one device's (to a few ms of
+	// USB round trips), whatever the host's clock did.
+	assert.InEpsilon(t, 3*res.AloneDeviceSeconds, res.ParallelDeviceSeconds, 0.02)
 	assert.Contains(t, res.String(), "3 devices in parallel: ")
 }

@@ -123,13 +123,14 @@ func TestPowerLossDuringProgram(t *testing.T) {
 
 func TestMeterChargesDeviceTime(t *testing.T) {
 	m := NewMeter(0)
+	var slept []time.Duration
+	m.sleep = func(d time.Duration) { slept = append(slept, d) }
 	r := region(t, photonLayout, TimingSTM32F2, m)
-	start := time.Now()
 	require.NoError(t, r.EraseSector(0x0800C000))                   // 16 KB
 	require.NoError(t, r.EraseSector(0x08010000))                   // 64 KB
 	require.NoError(t, r.EraseSector(0x08020000))                   // 128 KB
 	require.NoError(t, r.Program(0x08020000, make([]byte, 256*kb))) // spans two factory-erased sectors
-	assert.Less(t, time.Since(start), 200*time.Millisecond, "scale 0 never sleeps")
+	assert.Empty(t, slept, "scale 0 never sleeps")
 	// 0.25 + 0.5 + 1 s of erase, 256 KB at 250 KB/s = 1.024 s of programming.
 	want := 1750*time.Millisecond + 1024*time.Millisecond
 	assert.Equal(t, want, m.Charged())
@@ -146,11 +147,10 @@ func TestMeterChargesDeviceTime(t *testing.T) {
 
 func TestMeterSleepsScaled(t *testing.T) {
 	m := NewMeter(0.5)
-	start := time.Now()
+	var slept []time.Duration
+	m.sleep = func(d time.Duration) { slept = append(slept, d) }
 	m.Charge(40 * time.Millisecond)
-	el := time.Since(start)
-	assert.GreaterOrEqual(t, el, 20*time.Millisecond)
-	assert.Less(t, el, 500*time.Millisecond)
+	assert.Equal(t, []time.Duration{20 * time.Millisecond}, slept, "half the device time, slept once")
 	assert.Equal(t, 40*time.Millisecond, m.Charged())
 	assert.Equal(t, 20*time.Millisecond, m.Scaled(40*time.Millisecond))
 

@@ -31,6 +31,8 @@ type Meter struct {
 	// Only the sleeps' own lateness is paid back, never the host's time between charges,
 	// which a real device does not overlap with its work either.
 	oversleep time.Duration
+	// sleep blocks for the scaled time (time.Sleep; tests record the waits instead).
+	sleep func(time.Duration)
 }
 
 // NewMeter returns a Meter that sleeps scale × the charged device time. A negative or NaN
@@ -39,7 +41,7 @@ func NewMeter(scale float64) *Meter {
 	if !(scale > 0) || math.IsInf(scale, 0) {
 		scale = 0
 	}
-	return &Meter{scale: scale}
+	return &Meter{scale: scale, sleep: time.Sleep}
 }
 
 // Charge adds d of device time and, at a non-zero scale, blocks the caller for the scaled
@@ -59,7 +61,7 @@ func (m *Meter) Charge(d time.Duration) {
 	m.mu.Unlock()
 	if wait > 0 {
 		start := time.Now()
-		time.Sleep(wait)
+		m.sleep(wait)
 		if late := time.Since(start) - wait; late > 0 {
 			m.mu.Lock()
 			m.oversleep += late
