@@ -96,7 +96,7 @@ bench-smoke:
 	$(GO) test -run '^$$' -bench 'Write256K' -benchtime 1x ./flasher/dfu/
 
 soak: deps-test shim
-	PFLASH_SOAK=1 $(GO) test -v -tags ci -timeout 60m -run 'Soak|Property|Campaign' ./...
+	PFLASH_SOAK=1 $(GO) test -v -tags ci -timeout 120m -run 'Soak|Property|Campaign|Matrix' ./...
 
 clean:
 	rm -rf $(BUILD)

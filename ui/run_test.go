@@ -544,3 +544,47 @@ func TestDownloadShowsProgressAndFlashes(t *testing.T) {
 	}
 	assert.True(t, found, "photon-system-part1@2.3.1.bin is in the device's flash")
 }
+
+// TestSafeEndNeedsConsent: a plan that would leave the device in safe mode (4.1.0's Device
+// OS files without an application, for a B SoM at 2.3.1 that has none) is shown with the reason, Start stays
+// off until the box naming that reason is ticked, and nothing is written before.
+func TestSafeEndNeedsConsent(t *testing.T) {
+	r := newRunRig(t, 0)
+	p, _ := platform.ByName("bsom")
+	deviceOS := func(version string) ([][]byte, []*module.Module) {
+		set, err := sim.SyntheticSet(p, version)
+		require.NoError(t, err)
+		var bins [][]byte
+		var mods []*module.Module
+		for _, b := range set {
+			m, err := module.Parse(b)
+			require.NoError(t, err)
+			if m.Function != platform.FuncUser {
+				bins = append(bins, b)
+				mods = append(mods, m)
+			}
+		}
+		return bins, mods
+	}
+	have, _ := deviceOS("2.3.1")
+	_, mods := deviceOS("4.1.0")
+	d, err := sim.New(sim.Options{Platform: p, Modules: have, NoSerial: true})
+	require.NoError(t, err)
+	r.m.sims.Add(d)
+	r.eventually("the B SoM listed", func() bool { _, ok := r.device("bsom"); return ok })
+	sec := r.section("bsom")
+	onUIWait(func() { sec.setLocal([]string{"bsom 4.1.0"}, mods) })
+	r.eventually("the consent box", func() bool { return sec.acceptSafe.Visible() })
+	onUIWait(func() {
+		assert.Contains(t, sec.acceptSafe.Text, "safe mode: there is no application")
+		assert.True(t, sec.start.Disabled(), "no Start before the person accepts")
+		assert.Nil(t, sec.prepared)
+	})
+	onUIWait(func() { sec.acceptSafe.SetChecked(true) })
+	r.eventually("Start enabled once accepted", func() bool { return !sec.start.Disabled() && sec.prepared != nil })
+	onUIWait(func() {
+		assert.True(t, sec.prepared.Target.Options.AllowSafeMode)
+		assert.NotEmpty(t, sec.prepared.Plan.Steps)
+		assert.Equal(t, "2.3.1", d.SystemVersion(), "nothing written yet")
+	})
+}

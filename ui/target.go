@@ -24,6 +24,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
@@ -56,9 +57,13 @@ type targetSection struct {
 	downloadInf *widget.ProgressBarInfinite
 	preview     *widget.Label
 	resumeNote  *widget.Label
-	start       *widget.Button
-	view        *runView
-	obj         fyne.CanvasObject
+	// acceptSafe appears when the plan would end in safe mode: it names the reason, and
+	// only ticking it lets Start run that plan (allowSafe).
+	acceptSafe *widget.Check
+	allowSafe  bool
+	start      *widget.Button
+	view       *runView
+	obj        fyne.CanvasObject
 
 	version    string // the catalog version chosen ("" when local files are)
 	localNames []string
@@ -157,6 +162,13 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 	t.start = widget.NewButton("Start", t.startRun)
 	t.start.Importance = widget.HighImportance
 	t.start.Disable()
+	t.acceptSafe = widget.NewCheck("", func(on bool) {
+		if on != t.allowSafe {
+			t.allowSafe = on
+			t.replan()
+		}
+	})
+	t.acceptSafe.Hide()
 
 	parts := container.NewHBox()
 	for _, pc := range []struct {
@@ -181,7 +193,7 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 		container.NewBorder(nil, nil, t.appBtn, t.appClear, t.appLabel),
 		partsRow,
 		t.status, t.download, t.downloadInf,
-		t.preview, t.resumeNote, t.start,
+		t.preview, t.resumeNote, t.acceptSafe, t.start,
 		t.view.obj)
 	return t
 }
@@ -208,6 +220,7 @@ func (t *targetSection) virtual() bool {
 
 // chooseVersion picks a catalog version; local files no longer apply.
 func (t *targetSection) chooseVersion(v string) {
+	t.forgetSafe()
 	t.version = v
 	t.localNames, t.localMods = nil, nil
 	t.localLabel.SetText("No local files chosen.")
@@ -217,6 +230,7 @@ func (t *targetSection) chooseVersion(v string) {
 
 // setLocal uses local module files as the target instead of a catalog version.
 func (t *targetSection) setLocal(names []string, mods []*module.Module) {
+	t.forgetSafe()
 	t.localNames, t.localMods = names, mods
 	if len(names) == 0 {
 		t.localLabel.SetText("No local files chosen.")
@@ -233,6 +247,7 @@ func (t *targetSection) setLocal(names []string, mods []*module.Module) {
 }
 
 func (t *targetSection) setApp(name string, m *module.Module) {
+	t.forgetSafe()
 	t.appName, t.appMod = name, m
 	if m == nil {
 		t.appLabel.SetText("No application: the device keeps its own (or gets the release's if its own cannot run).")
@@ -330,6 +345,7 @@ func (t *targetSection) spec() (targetSpec, bool) {
 			s.opts.NoNCP = off
 		}
 	}
+	s.opts.AllowSafeMode = t.allowSafe
 	return s, s.version != "" || len(s.localMods) > 0 || s.app != nil
 }
 
@@ -459,9 +475,30 @@ func (t *targetSection) setStatus(s string) {
 }
 
 // showPrepared shows the plan the runner prepared; Start executes exactly this one.
+// forgetSafe drops an acceptance of a safe end: it was given for another choice.
+func (t *targetSection) forgetSafe() {
+	t.allowSafe = false
+	t.acceptSafe.SetChecked(false)
+	t.acceptSafe.Hide()
+}
+
 func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
+	var ends *plan.EndStateError
+	if errors.As(err, &ends) && pr != nil && pr.Plan != nil {
+		// The plan is made but ends where nobody said yes to: show it, with the reason,
+		// and let the person accept exactly that.
+		t.prepared = nil
+		t.preview.SetText(pr.Plan.String())
+		t.acceptSafe.SetText(fmt.Sprintf("Start anyway: the device will end in %s", ends.End))
+		t.acceptSafe.Show()
+		t.start.Show()
+		t.start.Disable()
+		t.setStatus(upperFirst(ends.End.String()) + " after this plan. Give an application, choose another version, or tick the box to accept it.")
+		return
+	}
 	if err != nil {
 		t.preview.SetText("")
+		t.acceptSafe.Hide()
 		if remedy.Of(err) == "" {
 			// Every error shown says what to do; these are the usual causes here.
 			err = remedy.With(err, "Check that the device is still plugged in and shown in the list; for a Device OS version, check the internet connection "+
@@ -472,6 +509,10 @@ func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
 	}
 	t.prepared = pr
 	t.setStatus("")
+	if pr.Plan.End.Mode != state.ModeNormal && pr.Plan.End.Mode != state.ModeUnknown {
+		t.acceptSafe.SetText(fmt.Sprintf("Start anyway: the device will end in %s", pr.Plan.End))
+		t.acceptSafe.Show()
+	}
 	var b strings.Builder
 	b.WriteString(pr.Plan.String())
 	warn := []string{"Keep the USB cable in and the device powered until the result shows."}
