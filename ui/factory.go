@@ -287,7 +287,7 @@ func (f *factoryView) start(version string) error {
 		return remedy.With(err, "Choose a report folder you can write to.")
 	}
 	virtual := f.m.demoOn || f.m.opts.Demo
-	var doors device.Doors
+	var doors device.Bus
 	var journal *run.Store
 	if virtual {
 		doors = f.m.sims
@@ -315,7 +315,7 @@ func (f *factoryView) start(version string) error {
 	csvPath, _ := rep.Paths()
 	f.status.SetText("Waiting for devices. Every device plugged in goes to Device OS " + version + ". Report: " + csvPath)
 	o := factory.Options{
-		Doors: doors,
+		Bus: doors,
 		Target: func(ctx context.Context, p *platform.Platform) (plan.Target, error) {
 			return factoryTarget(ctx, p, version, app, virtual)
 		},

@@ -28,7 +28,7 @@ type mainUI struct {
 	win     fyne.Window
 	opts    Options
 	anim    *animator
-	sims    *demo.Doors
+	sims    *demo.Bus
 	actions ActionsFunc
 
 	devices map[string]device.Device
@@ -59,7 +59,7 @@ type mainUI struct {
 
 // newMainUI builds the window content and starts the device watcher over the given doors
 // plus sims, the in-process door the demo devices are plugged into.
-func newMainUI(w fyne.Window, opts Options, sims *demo.Doors, doors []device.Door) *mainUI {
+func newMainUI(w fyne.Window, opts Options, sims *demo.Bus, doors []device.Door) *mainUI {
 	m := &mainUI{win: w, opts: opts, anim: newAnimator(), sims: sims, devices: map[string]device.Device{}}
 	m.actions = opts.Actions
 	if m.actions == nil {

@@ -112,12 +112,12 @@ func (m *mainUI) runnerFor() *run.Runner {
 		rs.tempDir, dir = tmp, tmp
 	}
 	m.sims.SetFast(rs.FastSims)
-	doors := m.doors()
+	doors := m.bus()
 	var store *run.Store
 	if dir != "" {
 		store = &run.Store{Dir: dir}
 	}
-	rs.runner = run.New(run.Options{Doors: doors, Journal: store, Timeouts: rs.Timeouts,
+	rs.runner = run.New(run.Options{Bus: doors, Journal: store, Timeouts: rs.Timeouts,
 		// The runner calls this synchronously and in order, from its own goroutines: each
 		// event goes to the window through onUI, so the window sees them in that order.
 		Events: func(e run.Event) { onUI(func() { m.runEvent(e) }) }})
@@ -140,8 +140,8 @@ func (m *mainUI) stopRuns() {
 	}
 }
 
-// doors are everything a runner reaches: the virtual devices and the real ones.
-func (m *mainUI) doors() device.Doors {
+// bus is everything a runner reaches: the virtual devices and the real ones.
+func (m *mainUI) bus() device.Bus {
 	if m.runs.usb == nil {
 		return device.Join(m.sims)
 	}

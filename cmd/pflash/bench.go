@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/particle-flasher/particle-flasher/flasher/factory/factorybench"
+	"github.com/particle-flasher/particle-flasher/flasher/factory/throughput"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
@@ -57,7 +57,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 
 // benchOutput is `pflash bench --json`: the measurement and where its modules came from.
 type benchOutput struct {
-	factorybench.Result
+	throughput.Result
 	Modules string `json:"modules"`
 }
 
@@ -83,10 +83,10 @@ func runBench(ctx context.Context, g *globals, f benchFlags) error {
 			}
 		}
 	}
-	if fromFiles, err = factorybench.Complete(p, from, fromFiles); err != nil {
+	if fromFiles, err = throughput.Complete(p, from, fromFiles); err != nil {
 		return &exitError{code: exitFailed, err: err}
 	}
-	tgt, err := factorybench.TargetOf(to, toFiles)
+	tgt, err := throughput.TargetOf(to, toFiles)
 	if err != nil {
 		return &exitError{code: exitFailed, err: err}
 	}
@@ -94,8 +94,8 @@ func runBench(ctx context.Context, g *globals, f benchFlags) error {
 		fmt.Fprintf(g.stdout, "Benchmark: %s %s -> %s at sim scale %g (%s modules): 1 device alone, then %d in parallel...\n",
 			p.DisplayName, from, to, f.scale, source, f.devices)
 	}
-	o := factorybench.Options{Platform: p, From: fromFiles, Target: tgt, Devices: f.devices, Scale: f.scale, Timeouts: flashTimeouts}
-	res, err := factorybench.Measure(ctx, o)
+	o := throughput.Options{Platform: p, From: fromFiles, Target: tgt, Devices: f.devices, Scale: f.scale, Timeouts: flashTimeouts}
+	res, err := throughput.Measure(ctx, o)
 	if err != nil {
 		return &exitError{code: exitFailed, err: remedy.With(err, "This is a bug in pflash or the simulator if it happens with the default flags; run with -v and report it.")}
 	}
@@ -139,10 +139,10 @@ func benchModules(ctx context.Context, g *globals, f benchFlags, p *platform.Pla
 			}
 		}
 	}
-	if fromFiles, err = factorybench.SyntheticModules(p, from, true); err != nil {
+	if fromFiles, err = throughput.SyntheticModules(p, from, true); err != nil {
 		return nil, nil, "", err
 	}
-	if toFiles, err = factorybench.SyntheticModules(p, to, false); err != nil {
+	if toFiles, err = throughput.SyntheticModules(p, to, false); err != nil {
 		return nil, nil, "", err
 	}
 	return fromFiles, toFiles, "synthetic", nil

@@ -112,7 +112,7 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 			fmt.Fprintf(g.stderr, "pflash: closing the report: %v\n", err)
 		}
 	}()
-	doors, closeDoors, err := flashDoors(g)
+	doors, closeDoors, err := flashBus(g)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 	}
 
 	o := factory.Options{
-		Doors: doors,
+		Bus: doors,
 		Target: func(ctx context.Context, p *platform.Platform) (plan.Target, error) {
 			tgt, err := flashTarget(ctx, g, tf, p)
 			tgt.Options.AllowSafeMode = f.allowSafe

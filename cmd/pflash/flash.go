@@ -22,10 +22,10 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
-// flashDoors opens what the writing commands reach devices through: libusb and the
+// flashBus opens what the writing commands reach devices through: libusb and the
 // serial ports. Its error is ready to return (exit code and remedy). Tests replace it (the
 // simulator's serial ports are ptys the OS does not list).
-var flashDoors = func(g *globals) (device.Doors, func(), error) {
+var flashBus = func(g *globals) (device.Bus, func(), error) {
 	h, err := usb.NewHost()
 	if err != nil {
 		return nil, nil, &exitError{code: exitCode(err), err: withRemedy(fmt.Errorf("opening USB: %w", err),
@@ -107,7 +107,7 @@ func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	doors, closeDoors, err := flashDoors(g)
+	doors, closeDoors, err := flashBus(g)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP, AllowSafeMode: f.allowSafe,
 		Watchdog: f.watchdog, Verify: verify, Force: f.force}
 
-	r := frun.New(frun.Options{Doors: doors, Events: out.event, Journal: &frun.Store{Dir: stateDir}, Timeouts: flashTimeouts})
+	r := frun.New(frun.Options{Bus: doors, Events: out.event, Journal: &frun.Store{Dir: stateDir}, Timeouts: flashTimeouts})
 	pr, err := r.Prepare(ctx, dev.ID, tgt)
 	if err != nil {
 		return &exitError{code: exitCode(err), err: err}
@@ -194,7 +194,7 @@ func withRemedy(err error, fix string) error {
 }
 
 // pickFlashDevice finds the device to flash: the one named, or the only one attached.
-func pickFlashDevice(ctx context.Context, doors device.Doors, id string) (device.Attached, error) {
+func pickFlashDevice(ctx context.Context, doors device.Bus, id string) (device.Attached, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		devs, err := doors.List(ctx)

@@ -30,7 +30,7 @@ func TestFlashCommandThroughUSB(t *testing.T) {
 		var args []string
 		require.NoError(t, json.Unmarshal([]byte(os.Getenv(flashEnvArgs)), &args))
 		ports := os.Getenv(flashEnvPorts)
-		flashDoors = func(*globals) (device.Doors, func(), error) {
+		flashBus = func(*globals) (device.Bus, func(), error) {
 			h, err := usb.NewHost()
 			if err != nil {
 				return nil, nil, err

@@ -73,11 +73,11 @@ var photon152 = []string{"photon-bootloader@1.5.2+lto.bin", "photon-system-part1
 // flashInProcess points `pflash flash` at virtual devices in-process.
 func flashInProcess(t *testing.T, devs ...*sim.Device) {
 	t.Helper()
-	oldDoors, oldTimeouts := flashDoors, flashTimeouts
-	flashDoors = func(*globals) (device.Doors, func(), error) { return demo.New(true, devs...), func() {}, nil }
+	oldDoors, oldTimeouts := flashBus, flashTimeouts
+	flashBus = func(*globals) (device.Bus, func(), error) { return demo.New(true, devs...), func() {}, nil }
 	flashTimeouts = frun.Timeouts{Find: 2 * time.Second, EnterMode: 2 * time.Second, Buttons: time.Second,
 		Reenumerate: 2 * time.Second, Apply: 5 * time.Second, Settle: 2 * time.Second, EstimateFactor: -1}
-	t.Cleanup(func() { flashDoors, flashTimeouts = oldDoors, oldTimeouts })
+	t.Cleanup(func() { flashBus, flashTimeouts = oldDoors, oldTimeouts })
 }
 
 type flashLine struct {
@@ -213,8 +213,8 @@ func TestFlashFailureReportsStateAndRemedy(t *testing.T) {
 	flashTimeouts.Reenumerate = 300 * time.Millisecond
 	// Unplugged in the middle of the first DFU write.
 	inner := demo.New(true, d)
-	flashDoors = func(*globals) (device.Doors, func(), error) {
-		return &flashUnplugDoors{Doors: inner, d: d}, func() {}, nil
+	flashBus = func(*globals) (device.Bus, func(), error) {
+		return &flashUnplugDoors{Bus: inner, d: d}, func() {}, nil
 	}
 	code, out, _ := flashRun(t, "flash", "--to", "2.3.1", "--device", d.ID(), "--yes", "--json", "--offline",
 		"--cache-dir", cacheDir, "--state-dir", t.TempDir())
@@ -231,13 +231,13 @@ func TestFlashFailureReportsStateAndRemedy(t *testing.T) {
 // flashUnplugDoors unplug the device 50 control transfers after the DFU interface is first
 // opened.
 type flashUnplugDoors struct {
-	*demo.Doors
+	*demo.Bus
 	d     *sim.Device
 	armed bool
 }
 
 func (u *flashUnplugDoors) Find(ctx context.Context, id string) (device.Link, error) {
-	l, err := u.Doors.Find(ctx, id)
+	l, err := u.Bus.Find(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func (l *flashUnplugLink) DFU(ctx context.Context, alt uint8) (*dfu.Client, *mem
 }
 
 // flashDeniedDoors list one Particle device the OS will not let pflash open.
-type flashDeniedDoors struct{ device.Doors }
+type flashDeniedDoors struct{ device.Bus }
 
 func (d flashDeniedDoors) List(ctx context.Context) ([]device.Attached, error) {
 	return []device.Attached{{Where: "USB 1-4", DFU: true,
@@ -268,11 +268,11 @@ func (d flashDeniedDoors) List(ctx context.Context) ([]device.Attached, error) {
 // TestFlashUnreadableDeviceExitsWithAccess: a device pflash may not open is not "no device":
 // the exit code is 4 and the message names the permission problem and its fix.
 func TestFlashUnreadableDeviceExitsWithAccess(t *testing.T) {
-	oldDoors := flashDoors
-	flashDoors = func(*globals) (device.Doors, func(), error) {
+	oldDoors := flashBus
+	flashBus = func(*globals) (device.Bus, func(), error) {
 		return flashDeniedDoors{demo.New(true)}, func() {}, nil
 	}
-	t.Cleanup(func() { flashDoors = oldDoors })
+	t.Cleanup(func() { flashBus = oldDoors })
 	code, out, errb := flashRun(t, "flash", "--to", "2.3.1", "--yes", "--offline", "--state-dir", t.TempDir())
 	assert.Equal(t, exitAccess, code, "%s\n%s", out, errb)
 	assert.Contains(t, errb, "USB 1-4")

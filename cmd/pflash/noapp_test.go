@@ -72,7 +72,7 @@ func TestNoApplicationIsSafeModeEverywhere(t *testing.T) {
 			// The runner's reading.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			r := frun.New(frun.Options{Doors: demo.New(true, d), Timeouts: demo.Timeouts})
+			r := frun.New(frun.Options{Bus: demo.New(true, d), Timeouts: demo.Timeouts})
 			pr, err := r.Prepare(ctx, d.ID(), plan.Target{Name: rel.Version, Modules: set.Modules()})
 			require.ErrorIs(t, err, plan.ErrEndsSafe, "the same Device OS, no application: the plan ends safe too")
 			require.NotNil(t, pr)

@@ -181,7 +181,7 @@ func planAttached(ctx context.Context, g *globals, f planFlags, verify plan.Veri
 		return nil, planUsage(errors.New("--device reads the device: --from, --mode and --protected describe one that is not attached"),
 			"Give either --device ID or --from FILES.")
 	}
-	doors, closeDoors, err := flashDoors(g)
+	doors, closeDoors, err := flashBus(g)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func planAttached(ctx context.Context, g *globals, f planFlags, verify plan.Veri
 	}
 	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
 		Watchdog: f.watchdog, Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe}
-	pr, err := frun.New(frun.Options{Doors: doors, Timeouts: flashTimeouts}).Prepare(ctx, dev.ID, tgt)
+	pr, err := frun.New(frun.Options{Bus: doors, Timeouts: flashTimeouts}).Prepare(ctx, dev.ID, tgt)
 	if err != nil {
 		var pl *plan.Plan
 		if pr != nil {

@@ -93,7 +93,7 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 		return err
 	}
 	store := &frun.Store{Dir: stateDir}
-	doors, closeDoors, err := flashDoors(g)
+	doors, closeDoors, err := flashBus(g)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 	// for the person who distrusts the device's own checks.
 	tgt.Options = plan.Options{Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe}
 
-	r := frun.New(frun.Options{Doors: doors, Events: out.event, Journal: store, Timeouts: flashTimeouts})
+	r := frun.New(frun.Options{Bus: doors, Events: out.event, Journal: store, Timeouts: flashTimeouts})
 	pr, err := r.Prepare(ctx, dev.ID, tgt)
 	if err != nil && !dev.DFU && answersNot(err) {
 		// Listed but not answering (a firmware that hangs USB, a crash loop): the bootloader's
@@ -175,7 +175,7 @@ func answersNot(err error) bool {
 // to put the device in DFU mode (exactly, when the platform is known from --platform or
 // the device's journal) and waits up to f.wait for one to appear (dfuOnly: for the device
 // to appear in DFU mode; lead says why the person is asked).
-func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors device.Doors, store *frun.Store,
+func waitRestoreDevice(ctx context.Context, g *globals, out *flashOutput, doors device.Bus, store *frun.Store,
 	f restoreFlags, plat *platform.Platform, dfuOnly bool, lead string) (device.Attached, error) {
 	id := strings.ToLower(strings.TrimSpace(f.device))
 	find := func() (device.Attached, bool, error) {

@@ -117,7 +117,7 @@ func TestRestoreGuidesIntoDFU(t *testing.T) {
 	d := restoreArgon(t)
 	flashInProcess(t)
 	doors := demo.New(true) // an empty bus
-	flashDoors = func(*globals) (device.Doors, func(), error) { return doors, func() {}, nil }
+	flashBus = func(*globals) (device.Bus, func(), error) { return doors, func() {}, nil }
 
 	var stdout, stderr syncBuffer
 	codec := make(chan int, 1)
@@ -203,12 +203,12 @@ func TestRestoreGuidanceFromJournal(t *testing.T) {
 // application that hangs USB): it is listed, but only the DFU bootloader can be opened,
 // until the device has been in DFU mode (where the application gets rewritten).
 type restoreMuteDoors struct {
-	*demo.Doors
+	*demo.Bus
 	cured atomic.Bool
 }
 
 func (m *restoreMuteDoors) Find(ctx context.Context, id string) (device.Link, error) {
-	l, err := m.Doors.Find(ctx, id)
+	l, err := m.Bus.Find(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -240,8 +240,8 @@ func TestRestoreDeviceThatDoesNotAnswer(t *testing.T) {
 	require.Equal(t, sim.ModeSafe, d.Mode(), "a corrupt application: safe mode")
 	cacheDir := flashCache(t)
 	flashInProcess(t, d)
-	flashDoors = func(*globals) (device.Doors, func(), error) {
-		return &restoreMuteDoors{Doors: demo.New(true, d)}, func() {}, nil
+	flashBus = func(*globals) (device.Bus, func(), error) {
+		return &restoreMuteDoors{Bus: demo.New(true, d)}, func() {}, nil
 	}
 
 	var stdout, stderr syncBuffer

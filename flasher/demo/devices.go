@@ -42,7 +42,7 @@ func release(plat, version string) (*releases.Set, error) {
 // (1.5.2 with 2.3.1's Tinker), a Boron running an old Device OS (1.5.2) that wants an
 // upgrade, and an Argon fresh from the factory (a bootloader, nothing else), in DFU mode.
 // scale is their time scale (sim.Options.Scale): 0 is instant, 1 a real device's pace.
-func (d *Doors) AddDemo(scale float64) error {
+func (d *Bus) AddDemo(scale float64) error {
 	photon152, err := release("photon", "1.5.2")
 	if err != nil {
 		return err

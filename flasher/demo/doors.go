@@ -37,11 +37,11 @@ import (
 var Timeouts = run.Timeouts{Find: 3 * time.Second, EnterMode: 3 * time.Second, Buttons: 3 * time.Second,
 	Reenumerate: 3 * time.Second, Apply: 5 * time.Second, Step: 30 * time.Second, Settle: 2 * time.Second, EstimateFactor: -1}
 
-// Doors is a set of virtual devices the watcher sees (device.Door) and the runner reaches
-// (device.Doors). The protocol clients' pauses
+// Bus is a set of virtual devices the watcher sees (device.Door) and the runner reaches
+// (device.Bus). The protocol clients' pauses
 // (DFU poll timeouts, control-request polling) run on each device's clock; Fast also
 // shortens the host's own delays (DFU retry pauses, the console's quiet time) for tests.
-type Doors struct {
+type Bus struct {
 	fast atomic.Bool
 
 	mu   sync.Mutex
@@ -49,29 +49,29 @@ type Doors struct {
 }
 
 // New returns doors onto the devices.
-func New(fast bool, devs ...*sim.Device) *Doors {
-	d := &Doors{devs: devs}
+func New(fast bool, devs ...*sim.Device) *Bus {
+	d := &Bus{devs: devs}
 	d.fast.Store(fast)
 	return d
 }
 
 // SetFast shortens (or not) the host's own delays with virtual devices, for tests.
-func (d *Doors) SetFast(fast bool) { d.fast.Store(fast) }
+func (d *Bus) SetFast(fast bool) { d.fast.Store(fast) }
 
 var (
-	_ device.Doors = (*Doors)(nil)
-	_ device.Door  = (*Doors)(nil)
+	_ device.Bus = (*Bus)(nil)
+	_ device.Door  = (*Bus)(nil)
 )
 
 // Add plugs another virtual device in.
-func (d *Doors) Add(dev *sim.Device) {
+func (d *Bus) Add(dev *sim.Device) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.devs = append(d.devs, dev)
 }
 
 // Remove unplugs a virtual device from the doors (the device itself keeps running).
-func (d *Doors) Remove(dev *sim.Device) {
+func (d *Bus) Remove(dev *sim.Device) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i, x := range d.devs {
@@ -83,13 +83,13 @@ func (d *Doors) Remove(dev *sim.Device) {
 }
 
 // Devices lists the virtual devices plugged in.
-func (d *Doors) Devices() []*sim.Device { return d.all() }
+func (d *Bus) Devices() []*sim.Device { return d.all() }
 
 // Len says how many virtual devices are plugged in.
-func (d *Doors) Len() int { return len(d.all()) }
+func (d *Bus) Len() int { return len(d.all()) }
 
 // Close powers every virtual device off.
-func (d *Doors) Close() error {
+func (d *Bus) Close() error {
 	var errs []error
 	for _, dev := range d.all() {
 		errs = append(errs, dev.Close())
@@ -98,12 +98,12 @@ func (d *Doors) Close() error {
 }
 
 // Name is DoorUSB: a virtual device stands for a USB one.
-func (d *Doors) Name() string { return device.DoorUSB }
+func (d *Bus) Name() string { return device.DoorUSB }
 
 // Sightings reports every virtual device on the bus now, the way the USB door reports
 // hardware: the key changes with every reset, as a real re-enumeration changes the bus
 // address, and the path says "virtual" (the app tags such devices).
-func (d *Doors) Sightings(ctx context.Context) ([]device.Sighting, error) {
+func (d *Bus) Sightings(ctx context.Context) ([]device.Sighting, error) {
 	var out []device.Sighting
 	for _, dev := range d.all() {
 		st := dev.Status()
@@ -121,10 +121,10 @@ func (d *Doors) Sightings(ctx context.Context) ([]device.Sighting, error) {
 const Path = "virtual"
 
 // NeedsProbe: like a real normal-PID device, only a non-DFU one may be in listening mode.
-func (d *Doors) NeedsProbe(s device.Sighting) bool { return !s.DFU }
+func (d *Bus) NeedsProbe(s device.Sighting) bool { return !s.DFU }
 
 // Probe asks the device's mode with control request 72, as the USB door does.
-func (d *Doors) Probe(ctx context.Context, s device.Sighting) (device.Probe, error) {
+func (d *Bus) Probe(ctx context.Context, s device.Sighting) (device.Probe, error) {
 	l, err := d.Find(ctx, s.DeviceID)
 	if err != nil {
 		return device.Probe{}, err
@@ -134,18 +134,18 @@ func (d *Doors) Probe(ctx context.Context, s device.Sighting) (device.Probe, err
 }
 
 // Open opens the sighting's device as it is now.
-func (d *Doors) Open(ctx context.Context, s device.Sighting, _ state.Mode) (device.Link, error) {
+func (d *Bus) Open(ctx context.Context, s device.Sighting, _ state.Mode) (device.Link, error) {
 	return d.Find(ctx, s.DeviceID)
 }
 
-func (d *Doors) all() []*sim.Device {
+func (d *Bus) all() []*sim.Device {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]*sim.Device(nil), d.devs...)
 }
 
 // List returns the devices on the bus.
-func (d *Doors) List(ctx context.Context) ([]device.Attached, error) {
+func (d *Bus) List(ctx context.Context) ([]device.Attached, error) {
 	var out []device.Attached
 	for _, dev := range d.all() {
 		st := dev.Status()
@@ -158,7 +158,7 @@ func (d *Doors) List(ctx context.Context) ([]device.Attached, error) {
 }
 
 // Find opens the device's current enumeration.
-func (d *Doors) Find(ctx context.Context, id string) (device.Link, error) {
+func (d *Bus) Find(ctx context.Context, id string) (device.Link, error) {
 	id = strings.ToLower(id)
 	for _, dev := range d.all() {
 		if dev.ID() != id {
@@ -185,7 +185,7 @@ func (d *Doors) Find(ctx context.Context, id string) (device.Link, error) {
 }
 
 type link struct {
-	d      *Doors
+	d      *Bus
 	dev    *sim.Device
 	h      *sim.Handle
 	mode   state.Mode

@@ -57,9 +57,9 @@ func PermissionRemedy() string { return usb.PermissionRemedy() }
 
 // Join lets one runner reach devices behind several doors (virtual and real): a device is
 // looked for behind each in turn. Nil doors are left out.
-func Join(doors ...Doors) Doors {
+func Join(buses ...Bus) Bus {
 	var out joined
-	for _, d := range doors {
+	for _, d := range buses {
 		if d != nil {
 			out = append(out, d)
 		}
@@ -67,7 +67,7 @@ func Join(doors ...Doors) Doors {
 	return out
 }
 
-type joined []Doors
+type joined []Bus
 
 // List returns the devices behind every door; it fails only when no door answers.
 func (j joined) List(ctx context.Context) ([]Attached, error) {

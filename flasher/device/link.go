@@ -19,7 +19,7 @@ import (
 // a serial port (USB) and a virtual one in-process (flasher/demo), so that a test can put
 // a fault between the two.
 
-// ErrNotAttached is returned by Doors.Find while the device is not on the bus (resetting,
+// ErrNotAttached is returned by Bus.Find while the device is not on the bus (resetting,
 // unplugged, powered off).
 var ErrNotAttached = errors.New("the device is not attached")
 
@@ -62,7 +62,7 @@ func Readable(devs []Attached) ([]Attached, error) {
 }
 
 // Doors finds devices. Implementations must bound the time of every call.
-type Doors interface {
+type Bus interface {
 	// List returns the Particle devices attached now (to pick the only one when no ID is
 	// given).
 	List(ctx context.Context) ([]Attached, error)
@@ -72,7 +72,7 @@ type Doors interface {
 }
 
 // Link is one enumeration of one device, opened. Once the device resets, every call fails
-// and the runner asks Doors.Find again.
+// and the runner asks Bus.Find again.
 type Link interface {
 	// ID is the device ID (24 hex digits, lower case).
 	ID() string

@@ -39,7 +39,7 @@ type USB struct {
 	ProbeTimeout time.Duration
 }
 
-var _ Doors = (*USB)(nil)
+var _ Bus = (*USB)(nil)
 
 func (u *USB) reqTimeout() time.Duration {
 	if u.RequestTimeout > 0 {

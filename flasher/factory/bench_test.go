@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/particle-flasher/particle-flasher/flasher/factory/factorybench"
+	"github.com/particle-flasher/particle-flasher/flasher/factory/throughput"
 )
 
 // BenchmarkFactoryThroughput is issue 8's acceptance 2: the throughput of a bench
@@ -17,7 +17,7 @@ import (
 // Boron alone ("x-parallel", goal >= 6), with both throughputs in units per minute. The
 // same measurement is `pflash bench`. It reports, never asserts, times.
 func BenchmarkFactoryThroughput(b *testing.B) {
-	o := factorybench.Options{
+	o := throughput.Options{
 		Platform: boron(b),
 		From:     append(readFiles(b, "releases", boron152...), readFiles(b, "apps", boronApp)...),
 		Target:   target410(b),
@@ -27,9 +27,9 @@ func BenchmarkFactoryThroughput(b *testing.B) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	var sum factorybench.Result
+	var sum throughput.Result
 	for b.Loop() {
-		r, err := factorybench.Measure(ctx, o)
+		r, err := throughput.Measure(ctx, o)
 		require.NoError(b, err)
 		if sum.Devices == 0 {
 			sum = r

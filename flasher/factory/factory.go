@@ -115,8 +115,8 @@ type Event struct {
 
 // Options configure a bench.
 type Options struct {
-	// Doors reach the devices; required.
-	Doors device.Doors
+	// Bus is where the units are found; required.
+	Bus device.Bus
 	// Target resolves the target for a platform; called at most once per platform
 	// (cached, errors included), concurrently safe.
 	Target func(ctx context.Context, p *platform.Platform) (plan.Target, error)
@@ -131,7 +131,7 @@ type Options struct {
 	// Events is called from one goroutine at a time, in order per device; it must not
 	// block long (DFU writes of other units are waiting).
 	Events func(Event)
-	// Poll is how often Doors.List is asked (0: 250ms); the runners poll as often.
+	// Poll is how often Bus.List is asked (0: 250ms); the runners poll as often.
 	Poll time.Duration
 	// Grace is how long a finished unit must be gone from the bus to count as unplugged
 	// (0: 3s). It must outlast a reset: a unit that restarts once more after its run
@@ -209,8 +209,8 @@ type targetEntry struct {
 // flashed (a cancelled ctx stops them at their next safe point) and returns the totals.
 // The error is nil unless the options are unusable or a report row could not be written.
 func Run(ctx context.Context, o Options) (Totals, error) {
-	if o.Doors == nil || o.Target == nil {
-		return Totals{}, errors.New("factory: Doors and Target are required")
+	if o.Bus == nil || o.Target == nil {
+		return Totals{}, errors.New("factory: Bus and Target are required")
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = 8
@@ -257,7 +257,7 @@ func (b *bench) loop(ctx, startCtx context.Context, stopStarting func()) {
 			return
 		}
 		lctx, cancel := context.WithTimeout(startCtx, listTimeout)
-		devs, err := b.o.Doors.List(lctx)
+		devs, err := b.o.Bus.List(lctx)
 		cancel()
 		if err != nil {
 			// Logged once per distinct error: a bench without udev rules would otherwise
@@ -493,7 +493,7 @@ func (b *bench) runUnit(ctx context.Context, id string, p *platform.Platform, re
 		b.emitRunFailed(id, err)
 		return err
 	}
-	r := run.New(run.Options{Doors: b.o.Doors, Journal: b.o.Journal, Timeouts: b.o.Timeouts, Poll: b.o.Poll,
+	r := run.New(run.Options{Bus: b.o.Bus, Journal: b.o.Journal, Timeouts: b.o.Timeouts, Poll: b.o.Poll,
 		// Nobody stands at a factory bench to press buttons: a unit that needs them fails
 		// with a remedy instead of holding its slot for minutes.
 		NoButtons: true, Logger: b.log,

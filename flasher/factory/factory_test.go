@@ -487,11 +487,11 @@ func TestBenchBlankBoard(t *testing.T) {
 // unreadableDoors adds to a bus a Particle device that cannot be opened, as libusb shows
 // a unit plugged into a bench without the udev rule.
 type unreadableDoors struct {
-	device.Doors
+	device.Bus
 }
 
 func (u unreadableDoors) List(ctx context.Context) ([]device.Attached, error) {
-	devs, err := u.Doors.List(ctx)
+	devs, err := u.Bus.List(ctx)
 	return append(devs, device.Attached{Where: "USB 1-9", DFU: true, Platform: nil,
 		Problem: remedy.With(errors.New("USB 1-9: access denied opening the device"), "install the udev rule (pflash doctor shows it)")}), err
 }

@@ -142,11 +142,11 @@ func (e *events) waitFor(t *testing.T, d time.Duration, pred func(factory.Event)
 }
 
 // benchOptions are options for a bench of devices at scale 0 that stops after n units.
-func benchOptions(t *testing.T, doors device.Doors, ev *events, n int) factory.Options {
+func benchOptions(t *testing.T, doors device.Bus, ev *events, n int) factory.Options {
 	tgt := target410(t)
 	var calls sync.Map
 	return factory.Options{
-		Doors: doors,
+		Bus: doors,
 		Target: func(ctx context.Context, p *platform.Platform) (plan.Target, error) {
 			if _, again := calls.LoadOrStore(p.Name, true); again {
 				t.Errorf("Target called twice for %s", p.Name)

@@ -134,7 +134,7 @@ func journeyChild(t *testing.T) {
 	require.NoError(t, err)
 	defer h.Close()
 	doors := &device.USB{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
-	r := run.New(run.Options{Doors: doors, Journal: &run.Store{Dir: os.Getenv(envState)}, Poll: 20 * time.Millisecond, ListenSettle: -1,
+	r := run.New(run.Options{Bus: doors, Journal: &run.Store{Dir: os.Getenv(envState)}, Poll: 20 * time.Millisecond, ListenSettle: -1,
 		Timeouts: run.Timeouts{Find: 20 * time.Second, EnterMode: 20 * time.Second, Reenumerate: 20 * time.Second, Apply: 30 * time.Second, Settle: 5 * time.Second},
 		Events: func(e run.Event) {
 			if e.Event == run.EvProgress {

@@ -49,7 +49,7 @@ func TestBenchChild(t *testing.T) {
 	require.NoError(t, err)
 	defer h.Close()
 	doors := &device.USB{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
-	r := run.New(run.Options{Doors: doors, Journal: &run.Store{Dir: os.Getenv(envState)}})
+	r := run.New(run.Options{Bus: doors, Journal: &run.Store{Dir: os.Getenv(envState)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()

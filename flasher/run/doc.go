@@ -17,7 +17,7 @@
 // same target again: the device is read again (a half-written slot fails its CRC) and
 // planned afresh, so the journal only has to say what was going on.
 //
-// The runner reaches devices through two small interfaces, device.Doors and device.Link:
+// The runner reaches devices through two small interfaces, device.Bus and device.Link:
 // device.USB implements them over flasher/usb and flasher/serialport for real hardware
 // (and for the simulator behind the libusb shim); flasher/demo implements them over
 // flasher/sim devices in-process, for the app's demo and for fast tests.

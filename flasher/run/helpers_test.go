@@ -196,8 +196,8 @@ func (r *recorder) names() string {
 	return strings.Join(out, " ")
 }
 
-func newRunner(t testing.TB, doors device.Doors, rec *recorder, o run.Options) *run.Runner {
-	o.Doors = doors
+func newRunner(t testing.TB, doors device.Bus, rec *recorder, o run.Options) *run.Runner {
+	o.Bus = doors
 	o.Events = rec.add
 	if o.Timeouts == (run.Timeouts{}) {
 		o.Timeouts = fastTimeouts

@@ -438,7 +438,7 @@ func isGone(err error) bool {
 func (j *job) find(ctx context.Context) (device.Link, error) {
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return j.r.o.Doors.Find(fctx, j.id)
+	return j.r.o.Bus.Find(fctx, j.id)
 }
 
 // current returns a link to the device, finding it again if the last one is gone.

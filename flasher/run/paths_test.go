@@ -24,12 +24,12 @@ import (
 // serial port, and Device OS refuses the DFU control request (as a Gen2 device below
 // 2.0.0 may).
 type noSoftwareDFU struct {
-	*demo.Doors
+	*demo.Bus
 	dev *sim.Device
 }
 
 func (n *noSoftwareDFU) Find(ctx context.Context, id string) (device.Link, error) {
-	l, err := n.Doors.Find(ctx, id)
+	l, err := n.Bus.Find(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func TestButtonsWhenSoftwareCannot(t *testing.T) {
 			go func() { _ = d.ButtonReset(3500 * time.Millisecond) }()
 		}
 	}
-	r := newRunner(t, &noSoftwareDFU{Doors: demo.New(true, d), dev: d}, rec, run.Options{})
+	r := newRunner(t, &noSoftwareDFU{Bus: demo.New(true, d), dev: d}, rec, run.Options{})
 	tgt := releases["photon/2.3.1"].target(t)
 	_, err := r.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
 	require.NoError(t, err)
@@ -82,7 +82,7 @@ func TestButtonsWhenSoftwareCannot(t *testing.T) {
 
 	// Unattended (NoButtons), the same situation fails with the recipe as the remedy.
 	d2 := newSim(t, "photon/1.5.2", sim.Options{NoSerial: true})
-	r2 := newRunner(t, &noSoftwareDFU{Doors: demo.New(true, d2), dev: d2}, &recorder{}, run.Options{NoButtons: true})
+	r2 := newRunner(t, &noSoftwareDFU{Bus: demo.New(true, d2), dev: d2}, &recorder{}, run.Options{NoButtons: true})
 	_, err = r2.Flash(testCtx(t, 30*time.Second), d2.ID(), tgt)
 	require.Error(t, err)
 	assert.Contains(t, fmt.Sprint(err), "could not be switched")

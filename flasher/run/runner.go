@@ -19,8 +19,8 @@ import (
 
 // Options configure a Runner.
 type Options struct {
-	// Doors reach the devices; required.
-	Doors device.Doors
+	// Bus is where the devices are found; required.
+	Bus device.Bus
 	// Events receives every event, synchronously and in order; nil drops them. It must
 	// not block for long: a DFU write is waiting.
 	Events func(Event)
@@ -182,7 +182,7 @@ func (r *Runner) pickDevice(ctx context.Context) (string, error) {
 	lctx, cancel := context.WithTimeout(ctx, r.t.Find)
 	defer cancel()
 	for {
-		devs, err := r.o.Doors.List(lctx)
+		devs, err := r.o.Bus.List(lctx)
 		if err == nil {
 			// An unreadable device counts as one: picking "the only one" past it could
 			// flash the wrong unit.

@@ -1,4 +1,4 @@
-package factorybench_test
+package throughput_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/particle-flasher/particle-flasher/flasher/factory/factorybench"
+	"github.com/particle-flasher/particle-flasher/flasher/factory/throughput"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 )
@@ -18,15 +18,15 @@ import (
 func TestMeasureSynthetic(t *testing.T) {
 	p, ok := platform.ByName("argon")
 	require.True(t, ok)
-	from, err := factorybench.SyntheticModules(p, "2.3.0", true)
+	from, err := throughput.SyntheticModules(p, "2.3.0", true)
 	require.NoError(t, err)
-	to, err := factorybench.SyntheticModules(p, "4.1.0", false)
+	to, err := throughput.SyntheticModules(p, "4.1.0", false)
 	require.NoError(t, err)
-	tgt, err := factorybench.TargetOf("4.1.0", to)
+	tgt, err := throughput.TargetOf("4.1.0", to)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := factorybench.Measure(ctx, factorybench.Options{Platform: p, From: from, Target: tgt, Devices: 3,
+	res, err := throughput.Measure(ctx, throughput.Options{Platform: p, From: from, Target: tgt, Devices: 3,
 		Timeouts: run.Timeouts{EstimateFactor: -1}, Poll: 5 * time.Millisecond, StateDir: t.TempDir()})
 	require.NoError(t, err)
 	assert.Equal(t, 3, res.Devices)

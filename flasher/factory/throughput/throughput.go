@@ -5,7 +5,7 @@
 // they measure the same thing.
 //
 // It lives apart from flasher/factory so that the engine does not link the simulator.
-package factorybench
+package throughput
 
 import (
 	"context"
@@ -141,7 +141,7 @@ func Round(ctx context.Context, o Options, n int) (RoundResult, error) {
 		fails []error
 	)
 	bo := factory.Options{
-		Doors:    demo.New(o.Scale == 0, devs...),
+		Bus:    demo.New(o.Scale == 0, devs...),
 		Target:   func(context.Context, *platform.Platform) (plan.Target, error) { return o.Target, nil },
 		Jobs:     n,
 		Timeouts: o.Timeouts,
