@@ -1,6 +1,6 @@
-// Package factorybench measures a factory bench's throughput with virtual devices
+// Package throughput measures a factory bench's throughput with virtual devices
 // in-process: n devices flashed in parallel by flasher/factory, through the runner and
-// flasher/run/simdoor, against one device alone, at a sim time scale (1 is a real
+// flasher/demo, against one device alone, at a sim time scale (1 is a real
 // device's pace). `pflash bench` and the factory benchmark (make bench) both use it, so
 // they measure the same thing.
 //
@@ -141,7 +141,7 @@ func Round(ctx context.Context, o Options, n int) (RoundResult, error) {
 		fails []error
 	)
 	bo := factory.Options{
-		Bus:    demo.New(o.Scale == 0, devs...),
+		Bus:      demo.New(o.Scale == 0, devs...),
 		Target:   func(context.Context, *platform.Platform) (plan.Target, error) { return o.Target, nil },
 		Jobs:     n,
 		Timeouts: o.Timeouts,

@@ -59,8 +59,8 @@ func New(fast bool, devs ...*sim.Device) *Bus {
 func (d *Bus) SetFast(fast bool) { d.fast.Store(fast) }
 
 var (
-	_ device.Bus = (*Bus)(nil)
-	_ device.Door  = (*Bus)(nil)
+	_ device.Bus  = (*Bus)(nil)
+	_ device.Door = (*Bus)(nil)
 )
 
 // Add plugs another virtual device in.
