@@ -218,7 +218,7 @@ func bestPlacements(pls []Placement, source string) []Placement {
 		if !ok {
 			order = append(order, pl.Release.Platform)
 		}
-		if !ok || compareVersions(pl.Release.Version, b.Release.Version) > 0 {
+		if !ok || CompareVersions(pl.Release.Version, b.Release.Version) > 0 {
 			best[pl.Release.Platform] = pl
 		}
 	}

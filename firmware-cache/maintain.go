@@ -161,7 +161,7 @@ func (c *Cache) Prune(ctx context.Context, keep int) (*PruneResult, error) {
 		cutoff := map[string]string{}
 		dropAll := map[string]bool{}
 		for p, vs := range present {
-			sort.Slice(vs, func(i, j int) bool { return compareVersions(vs[i], vs[j]) > 0 })
+			sort.Slice(vs, func(i, j int) bool { return CompareVersions(vs[i], vs[j]) > 0 })
 			switch {
 			case keep == 0:
 				dropAll[p] = true
@@ -177,7 +177,7 @@ func (c *Cache) Prune(ctx context.Context, keep int) (*PruneResult, error) {
 				return false
 			}
 			c, ok := cutoff[p]
-			return !ok || compareVersions(v, c) >= 0
+			return !ok || CompareVersions(v, c) >= 0
 		}
 		var plats []string
 		for p := range all {
@@ -186,7 +186,7 @@ func (c *Cache) Prune(ctx context.Context, keep int) (*PruneResult, error) {
 		sort.Strings(plats)
 		for _, p := range plats {
 			vs := all[p]
-			sort.Slice(vs, func(i, j int) bool { return compareVersions(vs[i], vs[j]) > 0 })
+			sort.Slice(vs, func(i, j int) bool { return CompareVersions(vs[i], vs[j]) > 0 })
 			for _, v := range vs {
 				if keepVersion(p, v) {
 					res.Kept = append(res.Kept, v+"/"+p)

@@ -234,7 +234,7 @@ func (c *Cache) writeIndex(ix *index) error {
 			return a.Platform < b.Platform
 		}
 		if a.DeviceOS != b.DeviceOS {
-			return compareVersions(a.DeviceOS, b.DeviceOS) > 0
+			return CompareVersions(a.DeviceOS, b.DeviceOS) > 0
 		}
 		return a.Name < b.Name
 	})
@@ -524,4 +524,6 @@ func slotName(p *platform.Platform, fn platform.Function, idx uint8, version uin
 	return strings.ToLower(fn.String())
 }
 
-func compareVersions(a, b string) int { return catalogfile.CompareVersions(a, b) }
+// CompareVersions orders Device OS versions by semver ("2.3.1" < "4.0.0-alpha.1" <
+// "4.0.0"): -1, 0 or +1.
+func CompareVersions(a, b string) int { return catalogfile.CompareVersions(a, b) }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,41 +121,13 @@ func catalogVersions(cat *cache.Catalog) (versions, labels []string) {
 	for v := range seen {
 		versions = append(versions, v)
 	}
-	sort.Slice(versions, func(i, j int) bool { return versionLess(versions[j], versions[i]) })
+	sort.Slice(versions, func(i, j int) bool { return cache.CompareVersions(versions[j], versions[i]) < 0 })
 	for _, v := range versions {
 		labels = append(labels, releaseLabel(seen[v]))
 	}
 	return versions, labels
 }
 
-// versionLess orders Device OS versions ("2.3.1" < "4.0.0-alpha.1" < "4.0.0"): numbers
-// part by part, and a prerelease before its release.
-func versionLess(a, b string) bool {
-	am, apre, _ := strings.Cut(a, "-")
-	bm, bpre, _ := strings.Cut(b, "-")
-	as, bs := strings.Split(am, "."), strings.Split(bm, ".")
-	for i := 0; i < max(len(as), len(bs)); i++ {
-		var x, y int
-		if i < len(as) {
-			x, _ = strconv.Atoi(as[i])
-		}
-		if i < len(bs) {
-			y, _ = strconv.Atoi(bs[i])
-		}
-		if x != y {
-			return x < y
-		}
-	}
-	switch {
-	case apre == bpre:
-		return false
-	case apre == "":
-		return false
-	case bpre == "":
-		return true
-	}
-	return apre < bpre
-}
 
 // defaultReportPath is where `pflash factory` also writes: the state directory's
 // reports, one file a day (appended to, so a restarted bench keeps one report). The demo

@@ -19,6 +19,8 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+
+	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 )
 
 // factoryTab opens the Factory tab as a person does, by its title, and returns its
@@ -187,7 +189,7 @@ func TestVersionLess(t *testing.T) {
 		{"1.5.2", "1.5.10", true},
 		{"5.0.0", "5.0.0", false},
 	} {
-		assert.Equal(t, c.less, versionLess(c.a, c.b), "%s < %s", c.a, c.b)
+		assert.Equal(t, c.less, cache.CompareVersions(c.a, c.b) < 0, "%s < %s", c.a, c.b)
 	}
 }
 
