@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
@@ -24,9 +25,17 @@ type inspectJSON struct {
 	Doors      []string `json:"doors"`
 	DeviceOS   string   `json:"device_os"`
 	// Boot is the mode Device OS comes up in with these modules, and why when it is not
-	// normal mode ("there is no application").
+	// normal mode ("there is no application"); Heals the ways out of an
+	// application-caused safe mode, the one that keeps the application first.
 	Boot    bootJSON       `json:"boot"`
+	Heals   []healJSON     `json:"heals,omitempty"`
 	Modules []state.Module `json:"modules"`
+}
+
+type healJSON struct {
+	Kind     string `json:"kind"` // "upgrade" or "replace-app"
+	DeviceOS string `json:"device_os"`
+	Title    string `json:"title"`
 }
 
 type bootJSON struct {
@@ -125,6 +134,13 @@ func inspectDevice(g *globals, id string) error {
 func toInspectJSON(d device.Device) inspectJSON {
 	j := inspectJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), DeviceOS: d.Reading.DeviceOSName(), Modules: d.Modules,
 		Boot: bootJSON{Mode: modeName(d.Boot.Mode), Why: d.Boot.Why}}
+	for _, h := range plan.Heals(d.Reading) {
+		kind := "upgrade"
+		if h.Kind == plan.HealReplaceApp {
+			kind = "replace-app"
+		}
+		j.Heals = append(j.Heals, healJSON{Kind: kind, DeviceOS: h.DeviceOS, Title: h.Title})
+	}
 	if d.Platform != nil {
 		j.Platform = d.Platform.Name
 		pid := d.Platform.ID
@@ -161,6 +177,12 @@ func printDeviceModules(w io.Writer, d device.Device) {
 			fmt.Fprintf(w, "Leaving DFU mode it would start in %s.\n", d.Boot)
 		} else {
 			fmt.Fprintf(w, "%s\n", d.Boot.Sentence())
+		}
+	}
+	if heals := plan.Heals(d.Reading); len(heals) > 0 {
+		fmt.Fprintln(w, "To leave safe mode:")
+		for i, h := range heals {
+			fmt.Fprintf(w, "  %d. %s: pflash flash --to %s --device %s\n", i+1, h.Title, h.DeviceOS, d.ID)
 		}
 	}
 	if v := d.Reading.DeviceOSName(); v != "" {

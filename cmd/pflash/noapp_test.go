@@ -63,6 +63,7 @@ func TestNoApplicationIsSafeModeEverywhere(t *testing.T) {
 			// pflash inspect --device ID.
 			_, out, _ = listRun(t, "inspect-device", d.ID())
 			assert.Contains(t, out, "Safe mode: there is no application.")
+			assert.Contains(t, out, "To leave safe mode:\n  1. Keep Device OS "+rel.Version+" and install Tinker: pflash flash --to "+rel.Version)
 			_, out, _ = listRun(t, "inspect-device", d.ID(), "--json")
 			var ins inspectJSON
 			require.NoError(t, json.Unmarshal([]byte(out), &ins), out)

@@ -48,6 +48,20 @@ func TestGoldenSystemVersionReply(t *testing.T) {
 	assert.Equal(t, [][2]int{{1, 2}}, wireFields(t, golden))
 }
 
+// GetNcpFirmwareVersionReply{string version = 1; uint32 module_version = 2}
+// (proto/control/config.proto), as an Argon's Device OS sends it for NCP 0.0.7.
+func TestGoldenNCPVersionReply(t *testing.T) {
+	golden := []byte{0x0a, 0x05, '0', '.', '0', '.', '7', 0x10, 0x07}
+	v := NCPVersion{Version: "0.0.7", ModuleVersion: 7}
+	assert.Equal(t, golden, EncodeNCPVersionReply(v))
+	got, err := DecodeNCPVersionReply(golden)
+	require.NoError(t, err)
+	assert.Equal(t, v, got)
+	assert.Equal(t, [][2]int{{1, 2}, {2, 0}}, wireFields(t, golden))
+	_, err = DecodeNCPVersionReply([]byte{0x12, 0x01, 0x07}) // module_version as bytes
+	assert.ErrorIs(t, err, ErrProtocol)
+}
+
 func TestGoldenDeviceModeReply(t *testing.T) {
 	golden := []byte{0x08, 0x01} // mode = LISTENING_MODE
 	assert.Equal(t, golden, EncodeDeviceModeReply(ModeListening))

@@ -259,3 +259,39 @@ func TestVerifyMismatchOffersNoRetry(t *testing.T) {
 	assert.True(t, run.Transient(run.ErrGone))
 	assert.False(t, run.Transient(plan.ErrEndsSafe))
 }
+
+// TestNCPVersionWhereDeviceOSSaysIt: the NCP firmware's version is read where Device OS
+// can say it: an Argon answers request 31 and lists it in its module table; a Tracker
+// lists it from 3.0.0 on, and before that (2.3.0) neither lists it nor answers 31, so a
+// reading leaves it unread rather than missing.
+func TestNCPVersionWhereDeviceOSSaysIt(t *testing.T) {
+	for _, tc := range []struct {
+		plat, version string
+		sees          bool
+	}{{"argon", "4.1.0", true}, {"tracker", "4.1.0", true}, {"tracker", "2.3.0", false}} {
+		t.Run(tc.plat+" "+tc.version, func(t *testing.T) {
+			set := catalogRelease(t, tc.plat, tc.version)
+			d, err := sim.New(sim.Options{Platform: plat(t, tc.plat), Modules: set.Bytes(true), NCPVersion: 7, DeviceID: newID()})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = d.Close() })
+			ctx := testCtx(t, 10*time.Second)
+			l, err := demo.New(true, d).Find(ctx, d.ID())
+			require.NoError(t, err)
+			defer l.Close()
+			v, err := l.Ctrl().NCPFirmwareVersion(ctx)
+			rd := readSim(t, d)
+			m, listed := rd.Main(platform.FuncNCP, 0)
+			if tc.sees {
+				require.NoError(t, err)
+				assert.Equal(t, uint32(7), v.ModuleVersion)
+				require.True(t, listed)
+				assert.Equal(t, uint16(7), m.Version)
+				assert.True(t, rd.Sees(platform.FuncNCP))
+				return
+			}
+			assert.Error(t, err, "Device OS 2.x on a Tracker does not support request 31")
+			assert.False(t, listed)
+			assert.False(t, rd.Sees(platform.FuncNCP), "unread, not missing")
+		})
+	}
+}
