@@ -131,10 +131,12 @@ func usbDFU(key, id string) device.Sighting {
 	return s
 }
 
-// goodMods is a device whose Device OS and application are fine.
+// goodMods is a Boron whose Device OS and application are fine, listed the way Device OS
+// 4.1.0 lists its modules (the SoftDevice included: an nRF52840 cannot run without one).
 func goodMods(src string) []state.Module {
 	return []state.Module{{Function: platform.FuncSystem, Index: 1, Version: 4100, Location: "main", Present: true,
 		Checks: state.AllChecks, Source: src},
+		{Function: platform.FuncRadio, Index: 0, Version: 202, Location: "main", Present: true, Checks: state.AllChecks, Source: src},
 		{Function: platform.FuncUser, Index: 1, Version: 6, Location: "main", Present: true, Checks: state.AllChecks, Source: src,
 			Deps: []state.Dependency{{Function: platform.FuncSystem, Index: 1, Version: 4100}}}}
 }
