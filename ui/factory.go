@@ -128,7 +128,6 @@ func catalogVersions(cat *cache.Catalog) (versions, labels []string) {
 	return versions, labels
 }
 
-
 // defaultReportPath is where `pflash factory` also writes: the state directory's
 // reports, one file a day (appended to, so a restarted bench keeps one report). The demo
 // writes to the temporary directory instead: virtual units do not belong in the report of
