@@ -530,17 +530,10 @@ func checkFinal(p *platform.Platform, final *state.Device, items []*item, o Opti
 				who = fmt.Sprintf("%s %d", slotName(p, in), in.Version)
 			}
 			if !known {
-				unread = append(unread, fmt.Sprintf("%s needs %s, and the device's %s cannot be read in %s mode", who, depText(d), depSubject(d), modeOf(final)))
+				unread = append(unread, fmt.Sprintf("%s needs %s, but %s", who, depText(d), final.HaveText(d)))
 				continue
 			}
-			have := "none"
-			if cur, ok := final.Main(d.Function, d.Index); ok {
-				have = fmt.Sprint(cur.Version)
-				if !cur.Intact() {
-					have += " (corrupt)"
-				}
-			}
-			problems = append(problems, fmt.Sprintf("%s needs %s, but after the plan the device would have %s", who, depText(d), have))
+			problems = append(problems, fmt.Sprintf("%s needs %s, but after the plan %s", who, depText(d), final.HaveText(d)))
 		}
 	}
 	for _, in := range final.Installed() {
@@ -618,27 +611,9 @@ func slotName(p *platform.Platform, in state.Module) string {
 	return fmt.Sprintf("%s %d", in.Function, in.Index)
 }
 
-// depText says what a dependency asks for in words: "system-part1 >= 4100 (Device OS 4.1.0)".
-func depText(d module.Dependency) string {
-	name := d.Function.String()
-	if d.Function == platform.FuncSystem {
-		name = fmt.Sprintf("system part %d", d.Index)
-	} else if d.Function == platform.FuncBootloader && d.Index != 0 {
-		name = fmt.Sprintf("prebootloader %d", d.Index)
-	}
-	s := fmt.Sprintf("%s >= %d", name, d.Version)
-	switch {
-	case isSystem(d.Function), d.Function == platform.FuncBootloader && d.Index == 0:
-		if v, ok := module.FirstDeviceOSVersion(d.Function, d.Version); ok {
-			s += " (Device OS " + v + ")"
-		}
-	case d.Function == platform.FuncRadio:
-		if n, ok := module.RadioStackName(d.Version); ok {
-			s += " (" + n + ")"
-		}
-	}
-	return s
-}
+// depText says what a dependency asks for in words, the way the device's state says it
+// ("Device OS 4.1.0", "bootloader 1200 (Device OS 5.6.0) or newer").
+func depText(d module.Dependency) string { return state.NeedText(d) }
 
 func depsText(ds []module.Dependency) string {
 	parts := make([]string, len(ds))
@@ -679,23 +654,4 @@ func lowerFirst(s string) string {
 		return s
 	}
 	return strings.ToLower(s[:1]) + s[1:]
-}
-
-// depSubject names what a dependency is on, for a sentence: "NCP firmware", "SoftDevice".
-func depSubject(d module.Dependency) string {
-	switch d.Function {
-	case platform.FuncNCP:
-		return "NCP firmware"
-	case platform.FuncRadio:
-		return "SoftDevice"
-	}
-	return d.Function.String()
-}
-
-// modeOf names the mode the device was read in, for "cannot be read in DFU mode".
-func modeOf(d *state.Device) string {
-	if d.Mode == state.ModeUnknown {
-		return "this"
-	}
-	return d.Mode.Title()
 }

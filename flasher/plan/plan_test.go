@@ -343,7 +343,7 @@ func TestPlans(t *testing.T) {
 			},
 			check: func(t *testing.T, p *Plan, err error) {
 				require.NotEmpty(t, p.Warnings)
-				assert.Contains(t, p.Warnings[0], "needs system part 1 >= 4100")
+				assert.Contains(t, p.Warnings[0], "needs Device OS 4.1.0")
 			},
 		},
 		{
@@ -721,7 +721,7 @@ func TestPlans(t *testing.T) {
 			},
 			err: ErrDependency,
 			check: func(t *testing.T, p *Plan, err error) {
-				assert.Contains(t, err.Error(), "needs system part 1 >= 6200")
+				assert.Contains(t, err.Error(), "needs Device OS 6.2.0")
 				assert.NotEmpty(t, remedy.Of(err))
 			},
 		},
@@ -830,7 +830,7 @@ func TestRefusals(t *testing.T) {
 		tg.Options.NoBootloader = true
 		_, err := Make(boron, tg)
 		require.ErrorIs(t, err, ErrDependency)
-		assert.Contains(t, err.Error(), "bootloader >= 1200")
+		assert.Contains(t, err.Error(), "needs bootloader 1200 (Device OS 4.1.0) or newer, but after the plan the bootloader is 502")
 		assert.Contains(t, remedy.Of(err), "back on")
 	})
 	t.Run("corrupt module", func(t *testing.T) {

@@ -390,17 +390,25 @@ func (d Device) needsSentence(m Module, need module.Dependency) string {
 	if m.Function != platform.FuncUser {
 		who = fmt.Sprintf("%s %d", who, m.Version)
 	}
-	s := who + " needs " + NeedText(need)
+	return who + " needs " + NeedText(need) + "; " + d.HaveText(need)
+}
+
+// HaveText says what the device has where a dependency looks: "system-part2 is 1.5.2",
+// "the bootloader is 502 (Device OS 1.5.2) and damaged", "there is no SoftDevice", "the
+// version of the NCP firmware cannot be read in this mode".
+func (d Device) HaveText(need module.Dependency) string {
 	have, present := d.Main(need.Function, need.Index)
 	switch {
 	case present:
-		s += "; " + haveText(d.Platform, have)
+		return haveText(d.Platform, have)
 	case d.unread(need.Function):
-		s += "; the version of the " + slotWord(d.Platform, need.Function, need.Index) + " cannot be read in this mode"
-	default:
-		s += "; there is no " + slotWord(d.Platform, need.Function, need.Index)
+		mode := "this"
+		if d.Mode != ModeUnknown {
+			mode = d.Mode.Title()
+		}
+		return "the version of the " + slotWord(d.Platform, need.Function, need.Index) + " cannot be read in " + mode + " mode"
 	}
-	return s
+	return "there is no " + slotWord(d.Platform, need.Function, need.Index)
 }
 
 // nameOf names a module as the subject of a sentence: "the application", "system-part1",
