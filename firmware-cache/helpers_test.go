@@ -37,7 +37,8 @@ type releaseServer struct {
 	mu     sync.Mutex
 	counts map[string]int
 	log    []string // "GET <asset> range=<Range>"
-	// statuses are "<asset> <code>" per answered request.
+	// statuses are "<asset> <code>" per request, in the order the requests came (a
+	// handler held open by a fault can finish after the next request's).
 	statuses []string
 	fault    fault
 	// failAll makes every request a test failure (offline tests).
@@ -72,11 +73,16 @@ func (s *releaseServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.counts[asset]++
 	n := s.counts[asset]
 	s.log = append(s.log, "GET "+asset+" range="+r.Header.Get("Range"))
+	seq := len(s.statuses)
+	s.statuses = append(s.statuses, asset+" unanswered")
 	f := s.fault
 	s.mu.Unlock()
 
 	data, err := os.ReadFile(filepath.Join(s.dir, asset))
 	if err != nil || strings.ContainsAny(asset, `/\`) {
+		s.mu.Lock()
+		s.statuses[seq] = asset + " 404"
+		s.mu.Unlock()
 		http.NotFound(w, r)
 		return
 	}
@@ -85,7 +91,7 @@ func (s *releaseServer) serve(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 	defer func() {
 		s.mu.Lock()
-		s.statuses = append(s.statuses, fmt.Sprintf("%s %d", asset, rec.code))
+		s.statuses[seq] = fmt.Sprintf("%s %d", asset, rec.code)
 		s.mu.Unlock()
 	}()
 	if f != nil && f(rec, r, asset, data, n) {
@@ -107,7 +113,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 
 func (r *statusRecorder) Flush() { r.ResponseWriter.(http.Flusher).Flush() }
 
-// responses lists "<asset> <status>" for every answered request.
+// responses lists "<asset> <status>" for every request, in the order they came.
 func (s *releaseServer) responses() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

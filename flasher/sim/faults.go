@@ -21,6 +21,7 @@ type faults struct {
 	dropEvery    int
 	watchdog     time.Duration
 	wdLast       time.Duration
+	wdFired      int // how many times the watchdog has fired
 	refuseOpen   bool
 }
 
@@ -172,6 +173,7 @@ func (d *Device) checkWatchdogLocked() {
 	}
 	if now := d.clock(); now-d.faults.wdLast >= w {
 		d.faults.wdLast = now
+		d.faults.wdFired++
 		gen := d.gen
 		// The MCU stops at once; the reset itself takes a moment.
 		d.onBus, d.ready = false, false

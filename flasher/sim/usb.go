@@ -195,8 +195,30 @@ func (d *Device) control(gen uint64, rType, request uint8, val, idx uint16, data
 		return 0, goneErr(errors.New("unplugged (fault)"))
 	}
 	d.checkWatchdogLocked()
+	if !d.onBus {
+		d.mu.Unlock()
+		return 0, goneErr(errWatchdog)
+	}
 	desc, dfuDev, ch, mode := d.desc, d.dfu, d.ch, d.mode
+	fired := d.faults.wdFired
 	d.mu.Unlock()
+	n, err := d.transfer(desc, dfuDev, ch, mode, rType, request, val, idx, data)
+	// A watchdog that fires while the transfer is answered stops the MCU before the answer
+	// leaves it (and the reset may already have reinitialised what gave the answer).
+	d.mu.Lock()
+	fired = d.faults.wdFired - fired
+	d.mu.Unlock()
+	if fired > 0 {
+		return 0, goneErr(errWatchdog)
+	}
+	return n, err
+}
+
+// errWatchdog is a transfer cut short by the external watchdog's reset.
+var errWatchdog = errors.New("reset by the watchdog")
+
+// transfer answers one control transfer in the device's current mode.
+func (d *Device) transfer(desc *usbsim.Descriptors, dfuDev *dfudev.Device, ch *ctrldev.Channel, mode Mode, rType, request uint8, val, idx uint16, data []byte) (int, error) {
 
 	setup := usbsim.Setup{RequestType: rType, Request: request, Value: val, Index: idx, Length: uint16(len(data))}
 	if rType&0x60 == 0 || (mode.cdc() && rType&0x60 == 0x20) {
