@@ -146,6 +146,11 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	if c.opts.Sleep != nil {
 		return c.opts.Sleep(ctx, d)
 	}
+	return Sleep(ctx, d)
+}
+
+// Sleep is the client's default wait (Options.Sleep): d, or until ctx is done.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -56,14 +56,7 @@ func TestDfuClientThroughShim(t *testing.T) {
 	waited := map[int]time.Duration{}
 	sleep := func(ctx context.Context, d time.Duration) error {
 		waited[len(log)-1] += d
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			return nil
-		}
+		return dfu.Sleep(ctx, d)
 	}
 	d, err := dev.DFUWith(0, dfu.Options{Log: func(tr dfu.Transfer) { log = append(log, tr) }, Sleep: sleep})
 	require.NoError(t, err)
