@@ -99,7 +99,7 @@ func TestBootNCP(t *testing.T) {
 		assert.Equal(t, state.ModeNormal, d.Boot().Mode, "an unreadable NCP counts as met")
 		w := d.BootWary()
 		assert.Equal(t, state.ModeSafe, w.Mode)
-		assert.Equal(t, "system-part1 4100 needs NCP firmware 7 or newer; the version of the NCP firmware cannot be read in this mode", w.Why)
+		assert.Equal(t, "system-part1 4100 needs NCP firmware 7 or newer; the version of the NCP firmware cannot be read in DFU mode", w.Why)
 	})
 	t.Run("NCP too old", func(t *testing.T) {
 		ncp := build(t, tracker, platform.FuncNCP, 0, 5)
