@@ -174,7 +174,11 @@ func (f *factoryView) openApp() {
 			dialog.ShowError(remedy.With(rerr, "Choose another file."), f.m.win)
 			return
 		}
-		mods, perr := modfile.Parse(name, data)
+		b, perr := modfile.Parse(name, data)
+		var mods []*module.Module
+		if perr == nil {
+			mods = b.Modules()
+		}
 		if perr == nil && (len(mods) != 1 || mods[0].Function != platform.FuncUser) {
 			perr = remedy.With(fmt.Errorf("%s is not one application", name), "Choose the application's .bin file (a user part).")
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/demo"
+	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
@@ -573,7 +574,7 @@ func TestSafeEndNeedsConsent(t *testing.T) {
 	r.m.sims.Add(d)
 	r.eventually("the B SoM listed", func() bool { _, ok := r.device("bsom"); return ok })
 	sec := r.section("bsom")
-	onUIWait(func() { sec.setLocal([]string{"bsom 4.1.0"}, mods) })
+	onUIWait(func() { sec.setLocal(modfile.Of("bsom 4.1.0", mods...)) })
 	r.eventually("the consent box", func() bool { return sec.acceptSafe.Visible() })
 	onUIWait(func() {
 		assert.Contains(t, sec.acceptSafe.Text, "safe mode: there is no application")

@@ -66,8 +66,7 @@ type targetSection struct {
 	obj        fyne.CanvasObject
 
 	version    string // the catalog version chosen ("" when local files are)
-	localNames []string
-	localMods  []*module.Module
+	local      *modfile.Bundle // the local files' modules for this device's platform
 	appName    string
 	appMod     *module.Module
 
@@ -154,7 +153,7 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 	})
 	t.picker.PlaceHolder = "Choose a Device OS version..."
 	t.localBtn = widget.NewButton("Local files...", t.openLocal)
-	t.localClear = widget.NewButton("Clear", func() { t.setLocal(nil, nil) })
+	t.localClear = widget.NewButton("Clear", func() { t.setLocal(nil) })
 	t.localClear.Hide()
 	t.appBtn = widget.NewButton("Application...", t.openApp)
 	t.appClear = widget.NewButton("Clear", func() { t.setApp("", nil) })
@@ -222,21 +221,21 @@ func (t *targetSection) virtual() bool {
 func (t *targetSection) chooseVersion(v string) {
 	t.forgetSafe()
 	t.version = v
-	t.localNames, t.localMods = nil, nil
+	t.local = nil
 	t.localLabel.SetText("No local files chosen.")
 	t.localClear.Hide()
 	t.replan()
 }
 
 // setLocal uses local module files as the target instead of a catalog version.
-func (t *targetSection) setLocal(names []string, mods []*module.Module) {
+func (t *targetSection) setLocal(local *modfile.Bundle) {
 	t.forgetSafe()
-	t.localNames, t.localMods = names, mods
-	if len(names) == 0 {
+	t.local = local
+	if local == nil || len(local.Files) == 0 {
 		t.localLabel.SetText("No local files chosen.")
 		t.localClear.Hide()
 	} else {
-		t.localLabel.SetText(fmt.Sprintf("Local files: %s (%d modules)", strings.Join(names, ", "), len(mods)))
+		t.localLabel.SetText(fmt.Sprintf("Local files: %s (%s)", local.Name, count(len(local.Files), "module")))
 		t.localClear.Show()
 		t.version = ""
 		if t.picker != nil {
@@ -262,13 +261,24 @@ func (t *targetSection) setApp(name string, m *module.Module) {
 // openLocal adds a .bin module or a .zip bundle to the local target: one file per choice,
 // since a release is often several .bin files.
 func (t *targetSection) openLocal() {
-	t.openModules(func(name string, mods []*module.Module) {
-		t.setLocal(append(append([]string(nil), t.localNames...), name), append(append([]*module.Module(nil), t.localMods...), mods...))
-	})
+	t.openModules(t.addLocal)
+}
+
+// addLocal adds what a chosen file holds for this device's platform to the local target.
+func (t *targetSection) addLocal(b *modfile.Bundle) {
+	if p := t.d.Platform; p != nil {
+		var err error
+		if b, err = b.For(p); err != nil {
+			t.showError(err)
+			return
+		}
+	}
+	t.setLocal(modfile.Join(t.local, b))
 }
 
 func (t *targetSection) openApp() {
-	t.openModules(func(name string, mods []*module.Module) {
+	t.openModules(func(b *modfile.Bundle) {
+		name, mods := b.Name, b.Modules()
 		if len(mods) != 1 || mods[0].Function != platform.FuncUser {
 			t.showError(remedy.With(fmt.Errorf("%s is not one application", name), "Choose the application's .bin file (a user part)."))
 			return
@@ -278,7 +288,7 @@ func (t *targetSection) openApp() {
 }
 
 // openModules shows the file dialog and loads what was chosen.
-func (t *targetSection) openModules(use func(name string, mods []*module.Module)) {
+func (t *targetSection) openModules(use func(b *modfile.Bundle)) {
 	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
 		if err != nil {
 			t.showError(remedy.With(err, "Choose the file again."))
@@ -294,14 +304,14 @@ func (t *targetSection) openModules(use func(name string, mods []*module.Module)
 			t.showError(remedy.With(fmt.Errorf("%s: %w", name, err), "Check the file's permissions."))
 			return
 		}
-		mods, err := modfile.Parse(name, data)
+		b, err := modfile.Parse(name, data)
 		if err != nil {
 			t.showError(err)
 			return
 		}
-		use(name, mods)
+		use(b)
 	}, t.m.win)
-	d.SetFilter(storage.NewExtensionFileFilter([]string{".bin", ".zip"}))
+	d.SetFilter(storage.NewExtensionFileFilter([]string{".bin", ".zip", ".hex"}))
 	d.Show()
 }
 
@@ -320,10 +330,17 @@ func errorWords(err error) string {
 	return s
 }
 
+func localName(b *modfile.Bundle) string {
+	if b == nil {
+		return ""
+	}
+	return b.Name
+}
+
 // targetSpec is what the person chose, copied for a worker.
 type targetSpec struct {
 	version   string
-	localMods []*module.Module
+	local     *modfile.Bundle
 	localName string
 	app       *module.Module
 	opts      plan.Options
@@ -332,7 +349,7 @@ type targetSpec struct {
 }
 
 func (t *targetSection) spec() (targetSpec, bool) {
-	s := targetSpec{version: t.version, localMods: t.localMods, localName: strings.Join(t.localNames, ", "), app: t.appMod,
+	s := targetSpec{version: t.version, local: t.local, localName: localName(t.local), app: t.appMod,
 		virtual: t.virtual() && !t.m.runs.SimsFromCache, platform: t.d.Platform}
 	for _, pc := range t.checks {
 		off := !pc.check.Checked
@@ -346,7 +363,7 @@ func (t *targetSection) spec() (targetSpec, bool) {
 		}
 	}
 	s.opts.AllowSafeMode = t.allowSafe
-	return s, s.version != "" || len(s.localMods) > 0 || s.app != nil
+	return s, s.version != "" || s.local != nil && len(s.local.Files) > 0 || s.app != nil
 }
 
 // replan prepares the plan for what is chosen now, unless a run is going on.
@@ -434,7 +451,7 @@ func (t *targetSection) resolve(ctx context.Context, s targetSpec, gen int) (pla
 		defer onUI(func() { t.download.Hide() })
 		defer onUI(func() { t.downloadInf.Stop(); t.downloadInf.Hide() })
 	}
-	tgt, err := target.Resolve(ctx, src, s.platform, target.Spec{Version: s.version, Modules: s.localMods, AppModule: s.app, Options: s.opts})
+	tgt, err := target.Resolve(ctx, src, s.platform, target.Spec{Version: s.version, Files: s.local, AppModule: s.app, Options: s.opts})
 	tgt.Options.Verify = verifyPref()
 	return tgt, err
 }

@@ -220,3 +220,11 @@ func depsVerdict(m state.Module) string {
 	}
 	return v
 }
+
+// count says how many of a thing, with the plural people expect: "1 module", "3 modules".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
@@ -21,9 +24,10 @@ func newInspectCmd(g *globals) *cobra.Command {
 	var deviceID string
 	cmd := &cobra.Command{
 		Use:   "inspect [--device ID | FILE...]",
-		Short: "Show what is inside module files (.bin) or an attached device (--device), and whether it is valid",
+		Short: "Show what is inside module files (.bin), bundles (.zip, folders, .hex) or an attached device (--device), and whether it is valid",
 		Long: "inspect parses each file's module header and suffix and checks its CRC, SHA-256,\n" +
-			"platform and size. Exit status 0 when every file is a valid module, 1 otherwise.\n" +
+			"platform and size. A folder, a .zip bundle or a .hex image gives one report per module\n" +
+			"it holds, with notes on what it left out. Exit status 0 when every module is valid, 1 otherwise.\n" +
 			"With --device ID: read the modules of an attached device (normal, listening or DFU mode)\n" +
 			"and show PASS/FAIL for integrity, range, platform and each dependency.\n" +
 			"With --json: one object per file per line (one object for --device).",
@@ -41,17 +45,24 @@ func newInspectCmd(g *globals) *cobra.Command {
 			}
 			bad := 0
 			for _, path := range args {
-				r := module.InspectFile(path)
-				if !r.Valid {
-					bad++
-				}
-				if g.json {
-					if err := g.emit(r); err != nil {
-						return err
+				reports, notes := inspectPath(path)
+				for _, r := range reports {
+					if !r.Valid {
+						bad++
 					}
-					continue
+					if g.json {
+						if err := g.emit(r); err != nil {
+							return err
+						}
+						continue
+					}
+					printReport(g.stdout, r)
 				}
-				printReport(g.stdout, r)
+				if !g.json {
+					for _, n := range notes {
+						fmt.Fprintf(g.stdout, "Note: %s\n", n)
+					}
+				}
 			}
 			if bad > 0 {
 				if !g.json {
@@ -65,6 +76,36 @@ func newInspectCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&deviceID, "device", "", "inspect an attached device by its device ID instead of files")
 	return cmd
+}
+
+// inspectPath reports on each module at path: one report for a module file, one per
+// module for a bundle (a folder, a .zip, a .hex image), with what it left out and any
+// file whose name its header contradicts as notes.
+func inspectPath(path string) ([]module.Report, []string) {
+	if !isBundle(path) {
+		return []module.Report{module.InspectFile(path)}, nil
+	}
+	b, err := modfile.Load(path)
+	if err != nil {
+		return []module.Report{{File: path, Error: err.Error(), Dependencies: []module.ReportDependency{}}}, nil
+	}
+	reports := make([]module.Report, len(b.Files))
+	for i, f := range b.Files {
+		reports[i] = f.Module.Report(f.Name)
+	}
+	return reports, append(b.Warnings(), b.Notes...)
+}
+
+// isBundle: a folder, a .zip bundle or an Intel HEX image.
+func isBundle(path string) bool {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return true
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".zip", ".hex":
+		return true
+	}
+	return false
 }
 
 // printReport renders one module for a person: what it is, where it goes, what it needs,

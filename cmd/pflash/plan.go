@@ -224,9 +224,9 @@ func platformOf(p *platform.Platform, mods []*module.Module) *platform.Platform 
 // A file that is not a module fails the command (exit 1); a path or bundle that holds no
 // modules is a wrong argument (exit 2).
 func loadModules(path string) ([]*module.Module, error) {
-	mods, err := modfile.Load(path)
+	b, err := modfile.Load(path)
 	if err == nil {
-		return mods, nil
+		return b.Modules(), nil
 	}
 	code := exitUsage
 	if errors.Is(err, modfile.ErrNotModule) {

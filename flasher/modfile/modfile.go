@@ -31,9 +31,52 @@ const MaxFile = 64 << 20
 // to a path that cannot be read, or a bundle without modules).
 var ErrNotModule = errors.New("not a valid Particle module")
 
-// Load reads the modules at path: a directory's .bin files in name order, a .zip
-// bundle's .bin members in name order, or one file.
-func Load(path string) ([]*module.Module, error) {
+// A Bundle is what a path or a file held: its modules, each with the name it came under,
+// and notes on what was left out.
+type Bundle struct {
+	// Name is what was read: a path or a file's name.
+	Name  string
+	Files []File
+	// Notes say what was read but not taken, one line each: files that are not modules,
+	// debug and test builds, another platform's modules, what an image holds besides
+	// modules.
+	Notes []string
+}
+
+// File is one module of a bundle.
+type File struct {
+	// Name is where it came from: a path, or "bundle.zip:release/boron-system-part1@4.1.0.bin".
+	Name   string
+	Module *module.Module
+	// Warning is set when the file's name says something its header contradicts; the
+	// header is what counts.
+	Warning string
+}
+
+// Modules lists the bundle's modules in order.
+func (b *Bundle) Modules() []*module.Module {
+	out := make([]*module.Module, len(b.Files))
+	for i, f := range b.Files {
+		out[i] = f.Module
+	}
+	return out
+}
+
+// Warnings lists the files' warnings, "" ones left out.
+func (b *Bundle) Warnings() []string {
+	var out []string
+	for _, f := range b.Files {
+		if f.Warning != "" {
+			out = append(out, f.Warning)
+		}
+	}
+	return out
+}
+
+// Load reads the modules at path: a module file, a .zip bundle, an Intel HEX image, or
+// a directory of any of them (searched into its folders, as an unpacked release is laid
+// out). See Parse for what a bundle may hold.
+func Load(path string) (*Bundle, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, remedy.With(err, "Check the path.")
@@ -48,51 +91,316 @@ func Load(path string) ([]*module.Module, error) {
 		}
 		return Parse(path, data)
 	}
-	entries, err := os.ReadDir(path) // sorted by name
+	var members []member
+	err = walkDir(path, func(rel, full string, size int64) error {
+		members = append(members, member{name: rel, full: full, tooLarge: size > MaxFile,
+			open: func() ([]byte, error) { return os.ReadFile(full) }})
+		return nil
+	})
 	if err != nil {
-		return nil, remedy.With(err, "Check the directory's permissions.")
+		return nil, err
 	}
-	var out []*module.Module
-	for _, e := range entries {
-		if e.IsDir() || !isBin(e.Name()) {
-			continue
-		}
-		mods, err := Load(filepath.Join(path, e.Name()))
+	b, err := readMembers(path, members)
+	if b != nil {
+		b.Name = path
+	}
+	return b, err
+}
+
+// maxWalk bounds a directory search: a release folder holds a few hundred files at most;
+// pointing at a home directory by mistake should fail fast, not read everything.
+const (
+	maxWalkFiles = 2000
+	maxWalkDepth = 6
+)
+
+// walkDir lists the files under root (hidden ones left out, links to files followed), in
+// name order, as paths relative to root with forward slashes.
+func walkDir(root string, f func(rel, full string, size int64) error) error {
+	n := 0
+	var walk func(dir, rel string, depth int) error
+	walk = func(dir, rel string, depth int) error {
+		entries, err := os.ReadDir(dir) // sorted by name
 		if err != nil {
-			return nil, err
+			return remedy.With(err, "Check the directory's permissions.")
 		}
-		out = append(out, mods...)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			full, r := filepath.Join(dir, e.Name()), path.Join(rel, e.Name())
+			switch {
+			case e.IsDir():
+				if depth < maxWalkDepth {
+					if err := walk(full, r, depth+1); err != nil {
+						return err
+					}
+				}
+			default:
+				// Files and links to files; links to folders are not followed (no loops).
+				info, err := os.Stat(full)
+				if err != nil || !info.Mode().IsRegular() {
+					continue
+				}
+				if n++; n > maxWalkFiles {
+					return remedy.With(fmt.Errorf("%s holds more than %d files", root, maxWalkFiles),
+						"Point at the folder of one release (its module files), not a larger one.")
+				}
+				if err := f(r, full, info.Size()); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
-	if len(out) == 0 {
-		return nil, remedy.With(fmt.Errorf("%s holds no .bin module files", path), "Point at the directory with the module files.")
+	return walk(root, "", 0)
+}
+
+// Parse reads the modules of a file's contents; name says what it is (.zip: a bundle,
+// .hex: an Intel HEX image, anything else: a module file) and names it in messages.
+//
+// A bundle (a .zip or a directory) is taken as Particle ships them: Device Restore's
+// flat "<part>.bin" files, a GitHub release's .binaries.zip with its release/ folder, a
+// whole-version zip with every platform's folders, or any folder of module files. Its
+// .bin files are the modules (a combined file gives its parts); .elf, .map, .lst and
+// other files that are not modules are left out with a note, and so are the debug/ and
+// test/ builds a whole-version zip carries beside release/ (they are the same modules
+// built differently). A .hex in a bundle is read only when the bundle has no .bin files.
+// Identity is always the module header's: a file whose name says otherwise is used as
+// its header says, with a warning.
+func Parse(name string, data []byte) (*Bundle, error) {
+	if len(data) > MaxFile {
+		return nil, tooLarge(name)
+	}
+	var b *Bundle
+	var err error
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".zip":
+		b, err = parseZip(name, data)
+	case ".hex":
+		b, err = parseImage(name, data)
+	default:
+		var files []File
+		if files, err = parseModule(name, data); err == nil {
+			b = &Bundle{Files: files}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.Name = name
+	return b, nil
+}
+
+// parseModule reads one module file (a combined file gives its parts).
+func parseModule(name string, data []byte) ([]File, error) {
+	m, err := module.Parse(data)
+	mods := []*module.Module{m}
+	if err == nil && m.Combined() {
+		mods, err = module.SplitCombined(data)
+	}
+	if err != nil {
+		return nil, remedy.With(fmt.Errorf("%s: %w: %w", name, ErrNotModule, err),
+			"Give Particle module files (.bin), a release's .zip bundle or its folder.")
+	}
+	c := nameClaim(name)
+	out := make([]File, len(mods))
+	for i, m := range mods {
+		out[i] = File{Name: name, Module: m}
+		if len(mods) == 1 {
+			if d := c.disagreement(m); d != "" {
+				out[i].Warning = fmt.Sprintf("%s: %s; it is used as its header says", name, d)
+			}
+		}
 	}
 	return out, nil
 }
 
-// Parse reads the modules of a file's contents; name says what it is (a name ending in
-// .zip is a bundle) and names it in errors.
-func Parse(name string, data []byte) ([]*module.Module, error) {
-	if len(data) > MaxFile {
-		return nil, tooLarge(name)
-	}
-	if strings.EqualFold(filepath.Ext(name), ".zip") {
-		return parseZip(name, data)
-	}
-	m, err := module.Parse(data)
-	if err == nil && m.Combined() {
-		var parts []*module.Module
-		if parts, err = module.SplitCombined(data); err == nil {
-			return parts, nil
-		}
-	}
+// parseImage reads an Intel HEX image (Particle's Device Restore .hex, made for SWD
+// programmers): the modules are found where their headers say they start, and what else
+// the image holds is named in a note.
+func parseImage(name string, data []byte) (*Bundle, error) {
+	regions, err := parseHex(data)
 	if err != nil {
 		return nil, remedy.With(fmt.Errorf("%s: %w: %w", name, ErrNotModule, err),
-			"Give Particle module files (.bin); `pflash inspect FILE` shows what a file holds.")
+			"Give the release's .zip bundle or its .bin files; download the .hex again if you want to use it.")
 	}
-	return []*module.Module{m}, nil
+	b := &Bundle{}
+	var rest []string
+	for _, r := range regions {
+		at := r.Addr
+		for _, l := range module.Locate(r.Addr, r.Data) {
+			if l.Addr > at {
+				rest = append(rest, leftOver(r, at, l.Addr)...)
+			}
+			b.Files = append(b.Files, File{Name: fmt.Sprintf("%s@0x%08X", name, l.Addr), Module: l.Module})
+			at = l.Addr + uint32(l.Module.Size())
+		}
+		if uint64(at) < r.end() {
+			rest = append(rest, leftOver(r, at, uint32(r.end()-1)+1)...)
+		}
+	}
+	if len(b.Files) == 0 {
+		return nil, remedy.With(fmt.Errorf("%s: %w: the image holds no module with a module header", name, ErrNotModule),
+			"Give the release's .zip bundle or its .bin files.")
+	}
+	if len(rest) > 0 {
+		b.Notes = append(b.Notes, fmt.Sprintf("%s also holds bytes at %s that carry no module header; they are left out (an image holds the MBR and SoftDevice without one: the release's .bin files or .zip bundle have them as modules)",
+			name, strings.Join(rest, ", ")))
+	}
+	return b, nil
 }
 
-func parseZip(name string, data []byte) ([]*module.Module, error) {
+// leftOver names the bytes of r in [from, to) that are not erased flash, as address
+// ranges (erased gaps shorter than a 4 KB flash page count as part of the data around them).
+func leftOver(r region, from, to uint32) []string {
+	data := r.Data[from-r.Addr : to-r.Addr]
+	var out []string
+	i := 0
+	for {
+		for i < len(data) && data[i] == 0xFF {
+			i++
+		}
+		if i == len(data) {
+			return out
+		}
+		j, gap := i, 0
+		for k := i; k < len(data); k++ {
+			if data[k] != 0xFF {
+				j, gap = k+1, 0
+				continue
+			}
+			if gap++; gap >= 4096 {
+				break
+			}
+		}
+		out = append(out, fmt.Sprintf("0x%08X-0x%08X", from+uint32(i), from+uint32(j)-1))
+		i = j
+	}
+}
+
+// member is one file of a bundle: a zip entry or a file under a directory.
+type member struct {
+	name     string // path inside the bundle, with forward slashes
+	full     string // the name for people: a path, or "bundle.zip:entry"
+	open     func() ([]byte, error)
+	tooLarge bool
+}
+
+// buildFolders are the folders of a whole-version release that hold other builds of the
+// same modules (release/ is the one to flash).
+var buildFolders = map[string]bool{"debug": true, "test": true, "tests": true}
+
+// readMembers reads a bundle's files: the modules of its .bin files, or of its .hex
+// images when it has no .bin file; everything else is named in a note.
+func readMembers(bundle string, members []member) (*Bundle, error) {
+	b := &Bundle{}
+	var skipped []string // names inside the bundle
+	var builds []string
+	var bins, hexes []member
+	for _, m := range members {
+		base := path.Base(m.name)
+		// macOS's Finder adds resource forks (__MACOSX/, ._name) that are not anything.
+		if strings.HasPrefix(m.name, "__MACOSX/") || strings.HasPrefix(base, "._") {
+			continue
+		}
+		if dir := buildFolder(m.name); dir != "" {
+			if !contains(builds, dir) {
+				builds = append(builds, dir)
+			}
+			continue
+		}
+		switch ext := strings.ToLower(path.Ext(base)); ext {
+		case ".bin":
+			bins = append(bins, m)
+		case ".hex":
+			hexes = append(hexes, m)
+		default:
+			skipped = append(skipped, m.name)
+		}
+	}
+	use := bins
+	if len(bins) == 0 {
+		use = hexes
+	} else if len(hexes) > 0 {
+		var names []string
+		for _, m := range hexes {
+			names = append(names, m.name)
+		}
+		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out %s (images for SWD programmers; the .bin files are used)", bundle, fileList(names)))
+	}
+	for _, m := range use {
+		full := m.full
+		if m.tooLarge {
+			return nil, tooLarge(full)
+		}
+		data, err := m.open()
+		if err != nil {
+			return nil, remedy.With(fmt.Errorf("%s: %w", full, err), "The bundle is damaged: download it again.")
+		}
+		sub, err := Parse(full, data)
+		if err != nil {
+			return nil, err
+		}
+		b.Files = append(b.Files, sub.Files...)
+		b.Notes = append(b.Notes, sub.Notes...)
+	}
+	if len(b.Files) == 0 {
+		return nil, remedy.With(fmt.Errorf("%s holds no module files", bundle),
+			"Give a release's .zip bundle, its folder, or module .bin files.")
+	}
+	if len(skipped) > 0 {
+		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out %s (not modules)", bundle, fileList(skipped)))
+	}
+	if len(builds) > 0 {
+		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out the builds in %s (debug and test builds of the same modules)", bundle, strings.Join(builds, ", ")))
+	}
+	return b, nil
+}
+
+// fileList names a few files, or counts many by extension: "notes.txt", "12 files (4
+// .elf, 4 .map, 4 .lst)".
+func fileList(names []string) string {
+	if len(names) <= 3 {
+		return strings.Join(names, ", ")
+	}
+	byExt := map[string]int{}
+	for _, n := range names {
+		ext := strings.ToLower(path.Ext(n))
+		if ext == "" {
+			ext = "without extension"
+		}
+		byExt[ext]++
+	}
+	exts := make([]string, 0, len(byExt))
+	for ext, n := range byExt {
+		exts = append(exts, fmt.Sprintf("%d %s", n, ext))
+	}
+	sort.Strings(exts)
+	return fmt.Sprintf("%d files (%s)", len(names), strings.Join(exts, ", "))
+}
+
+// buildFolder is the debug/ or test/ folder a bundle path lies in ("" if none).
+func buildFolder(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts[:len(parts)-1] {
+		if buildFolders[strings.ToLower(p)] {
+			return strings.Join(parts[:i+1], "/") + "/"
+		}
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func parseZip(name string, data []byte) (*Bundle, error) {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, remedy.With(fmt.Errorf("%s: %w", name, err), "Give a .zip bundle of module files; download it again if it is damaged.")
@@ -107,35 +415,31 @@ func parseZip(name string, data []byte) ([]*module.Module, error) {
 		}
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	var out []*module.Module
+	var members []member
 	for _, zf := range files {
-		base := filepath.Base(zf.Name)
-		// macOS's Finder adds resource forks (__MACOSX/, ._name) that are not modules.
-		if zf.FileInfo().IsDir() || strings.HasPrefix(zf.Name, "__MACOSX/") || strings.HasPrefix(base, "._") || !isBin(base) {
+		if zf.FileInfo().IsDir() {
 			continue
 		}
-		if zf.UncompressedSize64 > MaxFile {
-			return nil, tooLarge(name + ":" + zf.Name)
-		}
-		rc, err := zf.Open()
-		if err != nil {
-			return nil, remedy.With(fmt.Errorf("%s: %s: %w", name, zf.Name, err), "The bundle is damaged: download it again.")
-		}
-		b, err := io.ReadAll(io.LimitReader(rc, MaxFile+1))
-		rc.Close()
-		if err != nil {
-			return nil, remedy.With(fmt.Errorf("%s: %s: %w", name, zf.Name, err), "The bundle is damaged: download it again.")
-		}
-		mods, err := Parse(name+":"+zf.Name, b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, mods...)
+		zf := zf
+		members = append(members, member{
+			name:     strings.ReplaceAll(zf.Name, "\\", "/"),
+			full:     name + ":" + zf.Name,
+			tooLarge: zf.UncompressedSize64 > MaxFile,
+			open: func() ([]byte, error) {
+				rc, err := zf.Open()
+				if err != nil {
+					return nil, err
+				}
+				defer rc.Close()
+				b, err := io.ReadAll(io.LimitReader(rc, MaxFile+1))
+				if err == nil && len(b) > MaxFile {
+					err = errors.New("larger than it says")
+				}
+				return b, err
+			},
+		})
 	}
-	if len(out) == 0 {
-		return nil, remedy.With(fmt.Errorf("%s holds no .bin module files", name), "Give a bundle of module files.")
-	}
-	return out, nil
+	return readMembers(name, members)
 }
 
 // unsafeEntry says why a zip entry's name or kind is not acceptable in a bundle: an
@@ -168,8 +472,6 @@ func unsafeEntry(zf *zip.File) string {
 	}
 	return ""
 }
-
-func isBin(name string) bool { return strings.EqualFold(filepath.Ext(name), ".bin") }
 
 func tooLarge(name string) error {
 	return remedy.With(fmt.Errorf("%s is far larger than any module", name), "Give a module .bin file or a .zip bundle of them.")

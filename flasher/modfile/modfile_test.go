@@ -54,16 +54,20 @@ func TestLoadShapes(t *testing.T) {
 
 	one, err := modfile.Load(filepath.Join(dir, "a.bin"))
 	require.NoError(t, err)
-	require.Len(t, one, 1)
+	require.Len(t, one.Files, 1)
 
-	fromDir, err := modfile.Load(dir)
+	dirBundle, err := modfile.Load(dir)
 	require.NoError(t, err)
+	fromDir := dirBundle.Modules()
 	require.Len(t, fromDir, len(set))
+	assert.Equal(t, []string{dir + ": left out notes.txt (not modules)"}, dirBundle.Notes)
 	zipPath := filepath.Join(t.TempDir(), "release.zip")
 	require.NoError(t, os.WriteFile(zipPath, zipOf(t, members), 0o644))
-	fromZip, err := modfile.Load(zipPath)
+	zipBundle, err := modfile.Load(zipPath)
 	require.NoError(t, err)
+	fromZip := zipBundle.Modules()
 	require.Len(t, fromZip, len(set))
+	assert.Equal(t, []string{zipPath + ": left out README.txt (not modules)"}, zipBundle.Notes, "the resource fork is not worth a note")
 	for i := range set {
 		assert.Equal(t, fromDir[i].Function, fromZip[i].Function)
 		assert.Equal(t, fromDir[i].Version, fromZip[i].Version)
@@ -76,7 +80,7 @@ func TestLoadShapes(t *testing.T) {
 	_, err = modfile.Parse("empty.zip", zipOf(t, map[string][]byte{"README.txt": []byte("x")}))
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, modfile.ErrNotModule, "a bundle without modules is a wrong argument, not a bad module")
-	assert.Contains(t, err.Error(), "no .bin module files")
+	assert.Contains(t, err.Error(), "holds no module files")
 
 	_, err = modfile.Load(filepath.Join(dir, "missing.bin"))
 	require.Error(t, err)
@@ -103,9 +107,9 @@ func TestZipEntriesOutsideTheBundleAreRefused(t *testing.T) {
 	} {
 		t.Run(tc.entry, func(t *testing.T) {
 			b := zipOf(t, map[string][]byte{"system-part1.bin": set[1], tc.entry: set[0]})
-			mods, err := modfile.Parse("bundle.zip", b)
+			got, err := modfile.Parse("bundle.zip", b)
 			require.Error(t, err)
-			assert.Empty(t, mods)
+			assert.Nil(t, got)
 			assert.Contains(t, err.Error(), fmt.Sprintf("%q", tc.entry))
 			assert.Contains(t, err.Error(), tc.why)
 			assert.Contains(t, remedy.Of(err), "Do not use this bundle")
@@ -131,8 +135,8 @@ func TestZipEntriesOutsideTheBundleAreRefused(t *testing.T) {
 	})
 	t.Run("folders inside the bundle are fine", func(t *testing.T) {
 		b := zipOf(t, map[string][]byte{"release/boron-system-part1.bin": set[1], "release/./boron-bootloader.bin": set[0]})
-		mods, err := modfile.Parse("bundle.zip", b)
+		got, err := modfile.Parse("bundle.zip", b)
 		require.NoError(t, err)
-		assert.Len(t, mods, 2)
+		assert.Len(t, got.Files, 2)
 	})
 }

@@ -24,8 +24,8 @@ func Make(st state.Device, t Target) (*Plan, error) {
 			"the device's platform is not known")
 	}
 	o := t.Options
-	pl := &Plan{Platform: p, Verify: o.Verify, From: "unknown", To: "unknown"}
-	var warn []string
+	pl := &Plan{Platform: p, Verify: o.Verify, From: "unknown", To: "unknown", Notes: t.Notes}
+	warn := append([]string(nil), t.Warnings...)
 
 	// The target: Device OS parts and, at most, one replacement application.
 	var osMods []*module.Module
@@ -292,20 +292,12 @@ func checkModule(p *platform.Platform, m *module.Module) (platform.Slot, error) 
 	return slot, nil
 }
 
-// sharedRadioStack reports a SoftDevice built for another platform of the same radio MCU:
-// Particle's Gen3 releases before 4.0 ship the Argon's SoftDevice (platform 12) for every
-// nRF52840 platform. The S140 image is the same; only its 24-byte header names the Argon,
-// and that header is dropped on the way to flash (DROP_MODULE_INFO): Device OS then
-// describes the radio stack by the FWID it reads from flash and its own platform ID
-// (hal/src/nRF52840/platform_radio_stack.cpp @v6.2.0). Device OS itself checks the header's
-// platform when it installs one (ota_flash_hal.cpp fetch_module), so such a module may only
-// be written over DFU without its header.
+// sharedRadioStack reports a SoftDevice built for another platform of the same radio MCU
+// (platform.SharesRadioStack). Device OS itself checks the header's platform when it
+// installs one (ota_flash_hal.cpp fetch_module), so such a module may only be written
+// over DFU without its header.
 func sharedRadioStack(p *platform.Platform, m *module.Module) bool {
-	if m.Function != platform.FuncRadio || !m.Flags.Has(module.FlagDropModuleInfo) || !p.HasRadioStack {
-		return false
-	}
-	o, ok := platform.ByID(m.PlatformID)
-	return ok && o.HasRadioStack && o.MCU == p.MCU
+	return m.Function == platform.FuncRadio && m.Flags.Has(module.FlagDropModuleInfo) && p.SharesRadioStack(m.PlatformID)
 }
 
 func noDuplicates(mods []*module.Module) error {

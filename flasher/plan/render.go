@@ -43,6 +43,7 @@ func (p *Plan) String() string {
 		}
 	}
 	writeList(&b, "Warnings", p.Warnings)
+	writeList(&b, "Notes", p.Notes)
 	if len(p.Steps) > 0 {
 		b.WriteString("Steps:\n")
 	}
@@ -156,6 +157,7 @@ type jsonPlan struct {
 	ExpectMode         state.Mode      `json:"expect_mode"`
 	EndWhy             string          `json:"end_why,omitempty"`
 	Warnings           []string        `json:"warnings"`
+	Notes              []string        `json:"notes"`
 	Skipped            []jsonSkip      `json:"skipped"`
 	Steps              []jsonStep      `json:"steps"`
 	Expect             []jsonInstalled `json:"expect"`
@@ -243,7 +245,7 @@ func toJSONInstalled(in state.Module) jsonInstalled {
 func (p *Plan) MarshalJSON() ([]byte, error) {
 	j := jsonPlan{From: p.From, To: p.To, Direction: p.Direction, NeedsSteppingStone: p.NeedsSteppingStone,
 		Windows: p.Windows, EstimatedSeconds: p.EstimatedDuration.Seconds(), Verify: p.Verify, ExpectMode: p.End.Mode, EndWhy: p.End.Why,
-		Warnings: append([]string{}, p.Warnings...), Skipped: []jsonSkip{}, Steps: []jsonStep{}, Expect: []jsonInstalled{}}
+		Warnings: append([]string{}, p.Warnings...), Notes: append([]string{}, p.Notes...), Skipped: []jsonSkip{}, Steps: []jsonStep{}, Expect: []jsonInstalled{}}
 	if p.Platform != nil {
 		j.Platform, j.PlatformID = p.Platform.Name, p.Platform.ID
 	}

@@ -162,6 +162,9 @@ type Target struct {
 	// valid app; the plan says why.
 	ReplacementApp *module.Module
 	Options        Options
+	// Notes and Warnings come from reading the target's files (what a bundle held that was
+	// left out; a file whose name its header contradicts); the plan passes them on.
+	Notes, Warnings []string
 }
 
 // Step is one thing the runner does. Steps are plain data so they can be journalled and
@@ -227,6 +230,8 @@ type Plan struct {
 	Skipped []Skip
 	// Warnings are things the person should know before starting.
 	Warnings []string
+	// Notes say what the target's files held that the plan leaves out (Target.Notes).
+	Notes []string
 	// Windows is how many watchdog windows the DFU work needs (0 without a watchdog).
 	Windows int
 	// EstimatedDuration is the sum of the steps' estimates.

@@ -215,6 +215,17 @@ type Platform struct {
 // String is the platform's name, for logs.
 func (p *Platform) String() string { return p.Name }
 
+// SharesRadioStack reports whether a SoftDevice built for platform id serves p too: both
+// run a Nordic SoftDevice on the same MCU. The S140 image is the same on every nRF52840
+// platform; only the module header names one, and that header is dropped on the way to
+// flash (DROP_MODULE_INFO), after which Device OS describes the radio stack by the FWID
+// it reads and its own platform ID (hal/src/nRF52840/platform_radio_stack.cpp @v6.2.0).
+// Particle's Gen3 releases before 4.0 ship the Argon's for every Gen3 platform.
+func (p *Platform) SharesRadioStack(id uint16) bool {
+	o, ok := ByID(id)
+	return ok && p.HasRadioStack && o.HasRadioStack && o.MCU == p.MCU
+}
+
 var (
 	byID   = map[uint16]*Platform{}
 	byName = map[string]*Platform{}

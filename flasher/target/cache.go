@@ -39,11 +39,11 @@ func (s FromCache) Release(ctx context.Context, version string, p *platform.Plat
 	}
 	rel := &Release{Version: res.Release.Version}
 	for _, cf := range res.Files {
-		mods, err := modfile.Load(cf.Entry.Path)
+		b, err := modfile.Load(cf.Entry.Path)
 		if err != nil {
 			return nil, remedy.With(fmt.Errorf("%s: %w", cf.Entry.Path, err), "The firmware cache is damaged: verify it (pflash cache verify) or fetch the release again.")
 		}
-		rel.OS = append(rel.OS, mods...)
+		rel.OS = append(rel.OS, b.Modules()...)
 		rel.Files = append(rel.Files, cf.Module.Asset)
 	}
 	wait := s.AppWait
@@ -61,9 +61,9 @@ func (s FromCache) Release(ctx context.Context, version string, p *platform.Plat
 			slog.Info("release application not available; planning without it", "version", version, "err", err)
 			continue
 		}
-		mods, err := modfile.Load(app.Files[0].Entry.Path)
-		if err == nil && len(mods) == 1 && mods[0].Function == platform.FuncUser {
-			rel.App = mods[0]
+		b, err := modfile.Load(app.Files[0].Entry.Path)
+		if err == nil && len(b.Files) == 1 && b.Files[0].Module.Function == platform.FuncUser {
+			rel.App = b.Files[0].Module
 			rel.Files = append(rel.Files, app.Files[0].Module.Asset)
 		}
 	}

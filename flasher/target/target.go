@@ -70,8 +70,8 @@ type Spec struct {
 	// module files or a .zip bundle (a version too, when it is one and no such file exists).
 	Version string
 	To      string
-	// Modules are module files already loaded (the app's Local files...).
-	Modules []*module.Module
+	// Files are module files already loaded (the app's Local files...).
+	Files *modfile.Bundle
 	// App is the application to install: a path, or AppModule when already loaded.
 	App       string
 	AppModule *module.Module
@@ -92,23 +92,32 @@ func LooksLikeVersion(s string) bool { return versionRE.MatchString(strings.Trim
 func Resolve(ctx context.Context, src Source, p *platform.Platform, s Spec) (plan.Target, error) {
 	tgt := plan.Target{Options: s.Options}
 	version := strings.TrimPrefix(strings.TrimSpace(s.Version), "v")
-	var files []*module.Module
-	switch {
-	case len(s.Modules) > 0:
-		files = s.Modules
-	case s.To != "":
+	bundle := s.Files
+	if s.To != "" && bundle == nil {
 		if _, err := os.Stat(s.To); err == nil {
-			mods, err := modfile.Load(s.To)
+			b, err := modfile.Load(s.To)
 			if err != nil {
 				return tgt, badSpec(err)
 			}
-			files = mods
+			bundle = b
 		} else if LooksLikeVersion(s.To) {
 			version = strings.TrimPrefix(strings.TrimSpace(s.To), "v")
 		} else {
 			return tgt, badSpec(remedy.With(fmt.Errorf("%s: no such file or directory, and not a Device OS version", s.To),
 				"Give a version such as 4.1.0, a module file, a directory of modules or a .zip bundle."))
 		}
+	}
+	var files []*module.Module
+	if bundle != nil {
+		if p != nil {
+			b, err := bundle.For(p)
+			if err != nil {
+				return tgt, err
+			}
+			bundle = b
+		}
+		files = bundle.Modules()
+		tgt.Notes, tgt.Warnings = bundle.Notes, bundle.Warnings()
 	}
 	switch {
 	case files != nil:
@@ -139,14 +148,15 @@ func Resolve(ctx context.Context, src Source, p *platform.Platform, s Spec) (pla
 	case s.AppModule != nil:
 		tgt.App = s.AppModule
 	case s.App != "":
-		mods, err := modfile.Load(s.App)
+		b, err := modfile.Load(s.App)
 		if err != nil {
 			return tgt, badSpec(err)
 		}
-		if len(mods) != 1 {
-			return tgt, badSpec(remedy.With(fmt.Errorf("%s holds %d modules", s.App, len(mods)), "Give one application .bin file."))
+		if len(b.Files) != 1 {
+			return tgt, badSpec(remedy.With(fmt.Errorf("%s holds %d modules", s.App, len(b.Files)), "Give one application .bin file."))
 		}
-		tgt.App = mods[0]
+		tgt.App = b.Files[0].Module
+		tgt.Warnings = append(tgt.Warnings, b.Warnings()...)
 	}
 	return tgt, nil
 }
