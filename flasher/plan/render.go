@@ -74,9 +74,13 @@ func writeList(b *strings.Builder, title string, items []string) {
 	if len(items) == 0 {
 		return
 	}
+	mark := "!"
+	if title == "Notes" {
+		mark = "-" // what was left out, not something to act on
+	}
 	fmt.Fprintf(b, "%s:\n", title)
 	for _, w := range items {
-		fmt.Fprintf(b, "  ! %s\n", w)
+		fmt.Fprintf(b, "  %s %s\n", mark, w)
 	}
 }
 
