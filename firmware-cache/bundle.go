@@ -6,23 +6,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/particle-flasher/particle-flasher/firmware-cache/internal/catalogfile"
+	"github.com/particle-flasher/particle-flasher/flasher/assetname"
+	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
 
 // ErrZipSlip: a bundle names a path outside itself ("../x", "/etc/x", "C:\x"). The whole
-// bundle is refused, since a tool that trusted it could write anywhere.
-var ErrZipSlip = errors.New("bundle entry escapes the bundle (zip slip)")
+// bundle is refused, since a tool that trusted it could write anywhere (the bundle
+// reader's modfile.ErrUnsafeEntry).
+var ErrZipSlip = modfile.ErrUnsafeEntry
 
 // ImportResult says what Import did with each file.
 type ImportResult struct {
@@ -51,125 +51,62 @@ func (c *Cache) Import(ctx context.Context, p string) (*ImportResult, error) {
 		return nil, fmt.Errorf("import: %w", err)
 	}
 	res := &ImportResult{}
-	switch {
-	case st.IsDir():
-		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			if isZip(fp) {
-				return c.importZip(ctx, fp, res)
-			}
-			return c.importFile(ctx, fp, res)
-		})
-	case isZip(p):
-		err = c.importZip(ctx, p, res)
-	default:
-		err = c.importFile(ctx, p, res)
-		if err == nil && len(res.Imported) == 0 && len(res.Skipped) == 1 {
-			err = remedy.With(fmt.Errorf("import %s: %s", p, res.Skipped[0].Reason), "only valid Particle module files (.bin) can be imported")
-		}
-	}
-	if err != nil {
+	if err := c.importPath(ctx, p, res); err != nil {
 		return res, err
+	}
+	if !st.IsDir() && !isZip(p) && len(res.Imported) == 0 && len(res.Skipped) == 1 {
+		return res, remedy.With(fmt.Errorf("import %s: %s", p, res.Skipped[0].Reason), "only valid Particle module files (.bin) can be imported")
 	}
 	return res, nil
 }
 
 func isZip(p string) bool { return strings.EqualFold(filepath.Ext(p), ".zip") }
 
-func (c *Cache) importFile(ctx context.Context, fp string, res *ImportResult) error {
-	st, err := os.Stat(fp)
+// importPath imports every file the bundle reader finds at p (modfile.Members), a .zip
+// found in a folder included; a bundle with an entry outside itself is refused whole.
+func (c *Cache) importPath(ctx context.Context, p string, res *ImportResult) error {
+	members, err := modfile.Members(p)
 	if err != nil {
-		return err
-	}
-	if st.Size() > maxModuleBytes {
-		res.Skipped = append(res.Skipped, Skipped{Path: fp, Reason: fmt.Sprintf("%d bytes, larger than any module", st.Size())})
-		return nil
-	}
-	data, err := os.ReadFile(fp)
-	if err != nil {
-		return fmt.Errorf("import %s: %w", fp, err)
-	}
-	return c.importBytes(ctx, fp, data, res)
-}
-
-// checkZipName refuses entry names that would land outside a directory the bundle was
-// extracted into.
-func checkZipName(name string) error {
-	n := strings.ReplaceAll(name, `\`, "/")
-	if n == "" || strings.HasPrefix(n, "/") || filepath.IsAbs(name) || filepath.VolumeName(name) != "" ||
-		len(n) > 1 && n[1] == ':' {
-		return fmt.Errorf("%q: %w", name, ErrZipSlip)
-	}
-	for _, part := range strings.Split(n, "/") {
-		if part == ".." {
-			return fmt.Errorf("%q: %w", name, ErrZipSlip)
-		}
-	}
-	if c := path.Clean(n); c == ".." || strings.HasPrefix(c, "../") {
-		return fmt.Errorf("%q: %w", name, ErrZipSlip)
-	}
-	return nil
-}
-
-func (c *Cache) importZip(ctx context.Context, zp string, res *ImportResult) error {
-	zr, err := zip.OpenReader(zp)
-	if err != nil {
-		return fmt.Errorf("import %s: not a readable zip: %w", zp, err)
-	}
-	defer zr.Close()
-	// Refuse the whole bundle before taking anything from it.
-	for _, f := range zr.File {
-		if err := checkZipName(f.Name); err != nil {
-			return remedy.With(fmt.Errorf("import %s: %w", zp, err),
+		if errors.Is(err, ErrZipSlip) {
+			return remedy.With(fmt.Errorf("import %s: %w", p, err),
 				"this bundle is malformed or malicious; get the files from Particle's releases again (nothing was imported from it)")
 		}
+		return fmt.Errorf("import %s: %w", p, err)
 	}
-	for _, f := range zr.File {
+	for _, m := range members {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if f.FileInfo().IsDir() {
+		if m.Path != "" && m.Path != p && isZip(m.Path) {
+			if err := c.importPath(ctx, m.Path, res); err != nil {
+				return err
+			}
 			continue
 		}
-		name := zp + "!" + f.Name
-		if f.UncompressedSize64 > maxModuleBytes {
-			res.Skipped = append(res.Skipped, Skipped{Path: name, Reason: fmt.Sprintf("%d bytes, larger than any module", f.UncompressedSize64)})
+		if m.Size > maxModuleBytes {
+			res.Skipped = append(res.Skipped, Skipped{Path: m.Full, Reason: fmt.Sprintf("%d bytes, larger than any module", m.Size)})
 			continue
 		}
-		rc, err := f.Open()
+		data, err := m.Open()
 		if err != nil {
-			res.Skipped = append(res.Skipped, Skipped{Path: name, Reason: err.Error()})
+			res.Skipped = append(res.Skipped, Skipped{Path: m.Full, Reason: err.Error()})
 			continue
 		}
-		data, err := io.ReadAll(io.LimitReader(rc, maxModuleBytes+1))
-		rc.Close()
-		if err != nil || len(data) > maxModuleBytes {
-			res.Skipped = append(res.Skipped, Skipped{Path: name, Reason: fmt.Sprintf("unreadable: %v", err)})
-			continue
-		}
-		if err := c.importBytes(ctx, name, data, res); err != nil {
+		if err := c.importBytes(ctx, m.Full, path.Base(m.Name), data, res); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *Cache) importBytes(ctx context.Context, source string, data []byte, res *ImportResult) error {
+func (c *Cache) importBytes(ctx context.Context, source, base string, data []byte, res *ImportResult) error {
 	f := inspect(data)
 	if err := f.valid(); err != nil {
 		res.Skipped = append(res.Skipped, Skipped{Path: source, Reason: err.Error()})
 		return nil
 	}
 	var entries []Entry
-	for _, pl := range bestPlacements(c.cat.identify(f), source) {
+	for _, pl := range bestPlacements(c.cat.identify(f), base) {
 		entries = append(entries, entryFor(pl.Release, pl.Module, source))
 	}
 	if len(entries) == 0 {
@@ -194,13 +131,8 @@ func (c *Cache) importBytes(ctx context.Context, source string, data []byte, res
 // part of dozens of releases (a SoftDevice); listing it under each would bury `cache
 // list`, and fetches find it under any release by its checksums anyway. So: the release
 // its file name names, if that is one of them; otherwise the newest release per platform.
-func bestPlacements(pls []Placement, source string) []Placement {
-	base := source
-	if i := strings.LastIndex(base, "!"); i >= 0 {
-		base = base[i+1:]
-	}
-	base = path.Base(filepath.ToSlash(base))
-	if info, ok := catalogfile.ParseAssetName(base); ok {
+func bestPlacements(pls []Placement, base string) []Placement {
+	if info, ok := assetname.Parse(base); ok {
 		var named []Placement
 		for _, pl := range pls {
 			if pl.Release.Version == info.Version && pl.Release.Platform == info.Platform {

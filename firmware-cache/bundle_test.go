@@ -137,14 +137,11 @@ func TestImportZipSlip(t *testing.T) {
 			c := openTest(t, t.TempDir(), Options{Offline: true})
 			_, err := c.Import(ctxT(t), zp)
 			require.ErrorIs(t, err, ErrZipSlip)
-			assert.Contains(t, err.Error(), "zip slip")
+			assert.Contains(t, err.Error(), fmt.Sprintf("%q", evil))
 			es, _ := c.Entries()
 			assert.Empty(t, es, "nothing at all is taken from a refused bundle")
 			assert.Empty(t, objects(t, c.Dir()))
 		})
-	}
-	for _, ok := range []string{"bootloader.bin", "release/argon/bootloader.bin", "a/./b.bin", "x..y.bin"} {
-		assert.NoError(t, checkZipName(ok), ok)
 	}
 }
 

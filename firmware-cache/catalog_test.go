@@ -17,6 +17,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/assets"
 	"github.com/particle-flasher/particle-flasher/firmware-cache/internal/catalogfile"
 	"github.com/particle-flasher/particle-flasher/firmware-cache/internal/gen"
+	"github.com/particle-flasher/particle-flasher/flasher/assetname"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
@@ -49,7 +50,7 @@ func TestEmbeddedCatalogHasRealReleases(t *testing.T) {
 			continue
 		}
 		crc := fmt.Sprintf("%08x", m.StoredCRC)
-		info, named := catalogfile.ParseAssetName(e.Name())
+		info, named := assetname.Parse(e.Name())
 		var r *Release
 		if named {
 			r, _ = cat.Release(info.Version, info.Platform)
@@ -245,17 +246,17 @@ func TestAssetNaming(t *testing.T) {
 		{"p2", "system-part1", "3.2.1-p2.2", "p2-system-part1@3.2.1-p2.2.bin"},
 	}
 	for _, c := range cases {
-		got := catalogfile.AssetName(c.plat, c.mod, c.ver)
+		got := assetname.Name(c.plat, c.mod, c.ver)
 		assert.Equal(t, c.want, got)
-		info, ok := catalogfile.ParseAssetName(got)
+		info, ok := assetname.Parse(got)
 		require.True(t, ok, got)
 		assert.Equal(t, c.plat, info.Platform, got)
 		assert.Equal(t, c.mod, info.Module, got)
 		assert.Equal(t, c.ver, info.Version, got)
 	}
-	_, ok := catalogfile.ParseAssetName("argon-ncp-firmware-0.0.5-ota.bin")
+	_, ok := assetname.Parse("argon-ncp-firmware-0.0.5-ota.bin")
 	assert.False(t, ok)
-	_, ok = catalogfile.ParseAssetName("EXPECTED.tsv")
+	_, ok = assetname.Parse("EXPECTED.tsv")
 	assert.False(t, ok)
 }
 

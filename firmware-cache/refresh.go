@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/particle-flasher/particle-flasher/firmware-cache/internal/catalogfile"
+	"github.com/particle-flasher/particle-flasher/flasher/assetname"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
@@ -192,7 +193,7 @@ func mergeGitHub(base *Catalog, rels []githubRelease) (*Catalog, error) {
 	}
 	for _, gr := range rels {
 		for _, a := range gr.Assets {
-			info, ok := catalogfile.ParseAssetName(a.Name)
+			info, ok := assetname.Parse(a.Name)
 			if !ok || info.Version != gr.Version || strings.Contains(info.Meta, "debug") || strings.Contains(info.Meta, "jtag") {
 				continue
 			}
@@ -242,7 +243,7 @@ func findName(r *catalogfile.Release, name string) *catalogfile.Module {
 
 // moduleFromAsset describes a module known only by its asset name: where the platform
 // table puts a module of that name, the system module version from the version table.
-func moduleFromAsset(p *platform.Platform, info catalogfile.AssetInfo, a githubAsset) (catalogfile.Module, bool) {
+func moduleFromAsset(p *platform.Platform, info assetname.Info, a githubAsset) (catalogfile.Module, bool) {
 	s, ok := p.SlotByName(info.Module)
 	if !ok {
 		return catalogfile.Module{}, false

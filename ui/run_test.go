@@ -29,6 +29,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/internal/testbundle"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
@@ -587,5 +588,45 @@ func TestSafeEndNeedsConsent(t *testing.T) {
 		assert.True(t, sec.prepared.Target.Options.AllowSafeMode)
 		assert.NotEmpty(t, sec.prepared.Plan.Steps)
 		assert.Equal(t, "2.3.1", d.SystemVersion(), "nothing written yet")
+	})
+}
+
+// TestLocalFilesTakeParticleBundles is the app's half of "every firmware file a person
+// already has from Particle is accepted as it is": the Local files... button takes a
+// Device Restore zip, a GitHub .binaries.zip and a whole-version zip with two platforms
+// as they are; the preview says what each left out, and Start brings the Boron to 4.1.0.
+func TestLocalFilesTakeParticleBundles(t *testing.T) {
+	for _, shape := range testbundle.Shapes(t, "boron", "argon", "4.1.0") {
+		t.Run(shape.Name, func(t *testing.T) {
+			r := newRunRig(t, 0)
+			s := r.section("boron")
+			b, err := modfile.Parse(shape.Name, shape.Data)
+			require.NoError(t, err)
+			onUIWait(func() { s.addLocal(b) })
+			r.eventually("Start enabled for the local files", func() bool { return !s.start.Disabled() && s.start.Visible() })
+			preview := r.text(s.obj)
+			assert.Contains(t, preview, "Device OS 1.5.2 -> 4.1.0")
+			assert.Contains(t, preview, "Local files: "+shape.Name)
+			for _, n := range shape.Notes {
+				assert.Contains(t, preview, n)
+			}
+			r.tap(s.start)
+			card := r.waitCard(s)
+			assert.Contains(t, card, "verified", card)
+			d := r.simOf("boron")
+			assert.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
+			assert.Equal(t, "4.1.0", d.SystemVersion())
+		})
+	}
+	t.Run("another platform's files", func(t *testing.T) {
+		r := newRunRig(t, 0)
+		s := r.section("photon")
+		b, err := modfile.Parse("boron.zip", testbundle.Shapes(t, "boron", "argon", "4.1.0")[0].Data)
+		require.NoError(t, err)
+		onUIWait(func() { s.addLocal(b) })
+		onUIWait(func() {
+			assert.Contains(t, s.status.Text, "boron.zip holds no module for the Photon: its modules are built for the Boron")
+			assert.Nil(t, s.local, "nothing taken")
+		})
 	})
 }

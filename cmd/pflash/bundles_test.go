@@ -1,14 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
@@ -24,20 +27,6 @@ func releaseFile(t *testing.T, name string) []byte {
 	return b
 }
 
-// tinker410 is the Tinker a 4.1.0 release bundle carries, built from its published header
-// (no real binary of it is in ../shared).
-func tinker410(t *testing.T, plat string) []byte {
-	t.Helper()
-	cat, err := cache.Embedded()
-	require.NoError(t, err)
-	rel, err := cat.Release("4.1.0", plat)
-	require.NoError(t, err)
-	set, err := releases.Build(rel)
-	require.NoError(t, err)
-	require.NotNil(t, set.App)
-	return set.App.Data
-}
-
 // writeBundle writes a bundle into a temporary folder and returns its path.
 func writeBundle(t *testing.T, name string, data []byte) string {
 	t.Helper()
@@ -51,57 +40,15 @@ func writeBundle(t *testing.T, name string, data []byte) string {
 // GitHub .binaries.zip (release/ with .elf, .map and .lst beside the .bin files) and a
 // whole-version zip with two platforms each bring a Boron at 1.5.2 to 4.1.0.
 func TestParticleBundlesFlash(t *testing.T) {
-	boron := map[string][]byte{
-		"bootloader":   releaseFile(t, "boron-bootloader@4.1.0.bin"),
-		"system-part1": releaseFile(t, "boron-system-part1@4.1.0.bin"),
-		"softdevice":   releaseFile(t, "boron-softdevice@4.1.0.bin"),
-		"tinker":       tinker410(t, "boron"),
-	}
-	argon := map[string][]byte{
-		"bootloader":   releaseFile(t, "argon-bootloader@4.1.0.bin"),
-		"system-part1": releaseFile(t, "argon-system-part1@4.1.0.bin"),
-		"tinker":       tinker410(t, "argon"),
-	}
-	restore := map[string][]byte{}
-	for part, b := range boron {
-		restore[part+".bin"] = b
-	}
-	binaries := map[string][]byte{}
-	for part, b := range boron {
-		if part == "softdevice" {
-			continue // published as its own asset, not in the .binaries.zip
-		}
-		base := "release/boron-" + part + "@4.1.0"
-		binaries[base+".bin"], binaries[base+".elf"], binaries[base+".map"], binaries[base+".lst"] = b, []byte("\x7fELF"), []byte("map"), []byte("lst")
-	}
-	whole := map[string][]byte{}
-	for plat, set := range map[string]map[string][]byte{"boron": boron, "argon": argon} {
-		for part, b := range set {
-			if part == "softdevice" {
-				continue
-			}
-			whole["4.1.0/"+plat+"/release/"+plat+"-"+part+"@4.1.0.bin"] = b
-			whole["4.1.0/"+plat+"/debug/"+plat+"-"+part+"@4.1.0+debug.bin"] = b
-			whole["4.1.0/"+plat+"/release/"+plat+"-"+part+"@4.1.0.elf"] = []byte("\x7fELF")
-		}
-	}
-	for _, tc := range []struct {
-		name  string
-		files map[string][]byte
-		notes []string
-	}{
-		{"boron.zip", restore, nil},
-		{"particle_device-os@4.1.0+boron.binaries.zip", binaries, []string{"left out 9 files (3 .elf, 3 .lst, 3 .map) (not modules)"}},
-		{"particle_device-os@4.1.0.zip", whole, []string{"left out 3 modules for other platforms (Argon)", "left out the builds in 4.1.0/argon/debug/, 4.1.0/boron/debug/"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, shape := range testbundle.Shapes(t, "boron", "argon", "4.1.0") {
+		t.Run(shape.Name, func(t *testing.T) {
 			d := flashSim(t, "boron", []string{"boron-bootloader@1.5.2.bin", "boron-system-part1@1.5.2.bin", "boron-softdevice@4.1.0.bin"}, "boron_tinker_tinker-0.8.0-rc.27-boron.bin")
 			flashInProcess(t, d)
-			path := writeBundle(t, tc.name, testbundle.Zip(t, tc.files))
+			path := writeBundle(t, shape.Name, shape.Data)
 			code, out, errb := flashRun(t, "flash", "--to", path, "--yes", "--state-dir", t.TempDir())
 			require.Equal(t, 0, code, "%s\n%s", out, errb)
 			assert.Contains(t, out, "Plan for the Boron: Device OS 1.5.2 -> 4.1.0")
-			for _, n := range tc.notes {
+			for _, n := range shape.Notes {
 				assert.Contains(t, out, n)
 			}
 			assert.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
@@ -120,7 +67,7 @@ func TestArgonSoftDeviceOnABoron(t *testing.T) {
 		"softdevice.bin":   releaseFile(t, "argon-softdevice@4.1.0.bin"),
 		"system-part1.bin": releaseFile(t, "boron-system-part1@4.1.0.bin"),
 		"bootloader.bin":   releaseFile(t, "boron-bootloader@4.1.0.bin"),
-		"tinker.bin":       tinker410(t, "boron"),
+		"tinker.bin":       testbundle.Release(t, "boron", "4.1.0")["tinker"],
 	}))
 	const note = "is the Argon's build; the same SoftDevice serves every nrf52840 platform and its header is dropped on the way to flash"
 
@@ -166,6 +113,47 @@ func TestArgonSoftDeviceOnABoron(t *testing.T) {
 			assert.Contains(t, errb, "but this device is a Boron")
 			assert.Equal(t, "1.5.2", d.SystemVersion(), "nothing written")
 			assert.Equal(t, before, d.Status().Resets, "not even restarted")
+		})
+	}
+}
+
+// TestGen3At310rc1RunsItsTinkerAt0xB4000 is acceptance 3: Particle's 3.1.0-rc.1 (system
+// module 3102) already puts Tinker in the 256 KB slot at 0xB4000. A Gen3 device holding that
+// release boots normal in the virtual device, and inspect shows the application: the slot
+// is the one the application's own header names.
+func TestGen3At310rc1RunsItsTinkerAt0xB4000(t *testing.T) {
+	cat, err := cache.Embedded()
+	require.NoError(t, err)
+	for _, plat := range []string{"argon", "boron", "bsom", "b5som", "tracker"} {
+		t.Run(plat, func(t *testing.T) {
+			rel, err := cat.Release("3.1.0-rc.1", plat)
+			require.NoError(t, err)
+			set, err := releases.Build(rel)
+			require.NoError(t, err)
+			require.NotNil(t, set.App)
+			start := set.App.Module.Start
+			if plat != "tracker" { // Tracker Edge was still built for the 128 KB slot
+				require.Equal(t, uint32(0xB4000), start, "the release's Tinker starts at 0xB4000")
+			}
+			p, _ := platform.ByName(plat)
+			d, err := sim.New(sim.Options{Platform: p, Modules: set.Bytes(true), NoSerial: true, DeviceID: "e00fce68" + strings.Repeat("0", 15) + "7"})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = d.Close() })
+			require.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
+
+			listWithDoors(t, demo.New(true, d))
+			_, out, _ := listRun(t, "inspect-device", d.ID(), "--json")
+			var ins inspectJSON
+			require.NoError(t, json.Unmarshal([]byte(out), &ins), out)
+			assert.Equal(t, "normal", ins.Mode)
+			found := false
+			for _, m := range ins.Modules {
+				if m.Function == platform.FuncUser && m.Present {
+					found = true
+					assert.Equal(t, start, m.Start, "the application is where its header says")
+				}
+			}
+			assert.True(t, found, "inspect shows the application: %s", out)
 		})
 	}
 }

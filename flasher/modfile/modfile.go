@@ -7,11 +7,8 @@
 package modfile
 
 import (
-	"archive/zip"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -91,12 +88,7 @@ func Load(path string) (*Bundle, error) {
 		}
 		return Parse(path, data)
 	}
-	var members []member
-	err = walkDir(path, func(rel, full string, size int64) error {
-		members = append(members, member{name: rel, full: full, tooLarge: size > MaxFile,
-			open: func() ([]byte, error) { return os.ReadFile(full) }})
-		return nil
-	})
+	members, err := Members(path)
 	if err != nil {
 		return nil, err
 	}
@@ -105,55 +97,6 @@ func Load(path string) (*Bundle, error) {
 		b.Name = path
 	}
 	return b, err
-}
-
-// maxWalk bounds a directory search: a release folder holds a few hundred files at most;
-// pointing at a home directory by mistake should fail fast, not read everything.
-const (
-	maxWalkFiles = 2000
-	maxWalkDepth = 6
-)
-
-// walkDir lists the files under root (hidden ones left out, links to files followed), in
-// name order, as paths relative to root with forward slashes.
-func walkDir(root string, f func(rel, full string, size int64) error) error {
-	n := 0
-	var walk func(dir, rel string, depth int) error
-	walk = func(dir, rel string, depth int) error {
-		entries, err := os.ReadDir(dir) // sorted by name
-		if err != nil {
-			return remedy.With(err, "Check the directory's permissions.")
-		}
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), ".") {
-				continue
-			}
-			full, r := filepath.Join(dir, e.Name()), path.Join(rel, e.Name())
-			switch {
-			case e.IsDir():
-				if depth < maxWalkDepth {
-					if err := walk(full, r, depth+1); err != nil {
-						return err
-					}
-				}
-			default:
-				// Files and links to files; links to folders are not followed (no loops).
-				info, err := os.Stat(full)
-				if err != nil || !info.Mode().IsRegular() {
-					continue
-				}
-				if n++; n > maxWalkFiles {
-					return remedy.With(fmt.Errorf("%s holds more than %d files", root, maxWalkFiles),
-						"Point at the folder of one release (its module files), not a larger one.")
-				}
-				if err := f(r, full, info.Size()); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	return walk(root, "", 0)
 }
 
 // Parse reads the modules of a file's contents; name says what it is (.zip: a bundle,
@@ -176,7 +119,10 @@ func Parse(name string, data []byte) (*Bundle, error) {
 	var err error
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".zip":
-		b, err = parseZip(name, data)
+		var members []Member
+		if members, err = zipMembers(name, data); err == nil {
+			b, err = readMembers(name, members)
+		}
 	case ".hex":
 		b, err = parseImage(name, data)
 	default:
@@ -279,32 +225,24 @@ func leftOver(r region, from, to uint32) []string {
 	}
 }
 
-// member is one file of a bundle: a zip entry or a file under a directory.
-type member struct {
-	name     string // path inside the bundle, with forward slashes
-	full     string // the name for people: a path, or "bundle.zip:entry"
-	open     func() ([]byte, error)
-	tooLarge bool
-}
-
 // buildFolders are the folders of a whole-version release that hold other builds of the
 // same modules (release/ is the one to flash).
 var buildFolders = map[string]bool{"debug": true, "test": true, "tests": true}
 
 // readMembers reads a bundle's files: the modules of its .bin files, or of its .hex
 // images when it has no .bin file; everything else is named in a note.
-func readMembers(bundle string, members []member) (*Bundle, error) {
+func readMembers(bundle string, members []Member) (*Bundle, error) {
 	b := &Bundle{}
 	var skipped []string // names inside the bundle
 	var builds []string
-	var bins, hexes []member
+	var bins, hexes []Member
 	for _, m := range members {
-		base := path.Base(m.name)
+		base := path.Base(m.Name)
 		// macOS's Finder adds resource forks (__MACOSX/, ._name) that are not anything.
-		if strings.HasPrefix(m.name, "__MACOSX/") || strings.HasPrefix(base, "._") {
+		if strings.HasPrefix(m.Name, "__MACOSX/") || strings.HasPrefix(base, "._") {
 			continue
 		}
-		if dir := buildFolder(m.name); dir != "" {
+		if dir := buildFolder(m.Name); dir != "" {
 			if !contains(builds, dir) {
 				builds = append(builds, dir)
 			}
@@ -316,7 +254,7 @@ func readMembers(bundle string, members []member) (*Bundle, error) {
 		case ".hex":
 			hexes = append(hexes, m)
 		default:
-			skipped = append(skipped, m.name)
+			skipped = append(skipped, m.Name)
 		}
 	}
 	use := bins
@@ -325,20 +263,16 @@ func readMembers(bundle string, members []member) (*Bundle, error) {
 	} else if len(hexes) > 0 {
 		var names []string
 		for _, m := range hexes {
-			names = append(names, m.name)
+			names = append(names, m.Name)
 		}
 		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out %s (images for SWD programmers; the .bin files are used)", bundle, fileList(names)))
 	}
 	for _, m := range use {
-		full := m.full
-		if m.tooLarge {
-			return nil, tooLarge(full)
-		}
-		data, err := m.open()
+		data, err := m.Open()
 		if err != nil {
-			return nil, remedy.With(fmt.Errorf("%s: %w", full, err), "The bundle is damaged: download it again.")
+			return nil, err
 		}
-		sub, err := Parse(full, data)
+		sub, err := Parse(m.Full, data)
 		if err != nil {
 			return nil, err
 		}
@@ -398,79 +332,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func parseZip(name string, data []byte) (*Bundle, error) {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return nil, remedy.With(fmt.Errorf("%s: %w", name, err), "Give a .zip bundle of module files; download it again if it is damaged.")
-	}
-	files := append([]*zip.File(nil), zr.File...)
-	// Refuse the whole bundle if any entry could land outside it when unpacked: nothing is
-	// flashed from a bundle built to trick an unzipper, even if its .bin files are fine.
-	for _, zf := range files {
-		if why := unsafeEntry(zf); why != "" {
-			return nil, remedy.With(fmt.Errorf("%s: the entry %q %s", name, zf.Name, why),
-				"Do not use this bundle: a genuine Particle bundle holds only module files and folders inside it. Download the release again from Particle.")
-		}
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	var members []member
-	for _, zf := range files {
-		if zf.FileInfo().IsDir() {
-			continue
-		}
-		zf := zf
-		members = append(members, member{
-			name:     strings.ReplaceAll(zf.Name, "\\", "/"),
-			full:     name + ":" + zf.Name,
-			tooLarge: zf.UncompressedSize64 > MaxFile,
-			open: func() ([]byte, error) {
-				rc, err := zf.Open()
-				if err != nil {
-					return nil, err
-				}
-				defer rc.Close()
-				b, err := io.ReadAll(io.LimitReader(rc, MaxFile+1))
-				if err == nil && len(b) > MaxFile {
-					err = errors.New("larger than it says")
-				}
-				return b, err
-			},
-		})
-	}
-	return readMembers(name, members)
-}
-
-// unsafeEntry says why a zip entry's name or kind is not acceptable in a bundle: an
-// absolute path, a ".." element, a link, a device or a name that leaves the bundle's
-// folders once cleaned ("" when it is fine). Backslashes count as separators, as an
-// unzipper on Windows treats them.
-func unsafeEntry(zf *zip.File) string {
-	n := zf.Name
-	if n == "" || strings.ContainsRune(n, 0) {
-		return "has no usable name"
-	}
-	slashed := strings.ReplaceAll(n, "\\", "/")
-	if strings.HasPrefix(slashed, "/") || len(slashed) >= 2 && slashed[1] == ':' {
-		return "is an absolute path"
-	}
-	for _, part := range strings.Split(slashed, "/") {
-		if part == ".." {
-			return "points outside the bundle (..)"
-		}
-	}
-	if c := path.Clean(slashed); c == ".." || strings.HasPrefix(c, "../") || strings.HasPrefix(c, "/") {
-		return "points outside the bundle"
-	}
-	mode := zf.Mode()
-	switch {
-	case mode&os.ModeSymlink != 0:
-		return "is a symbolic link"
-	case mode&(os.ModeDevice|os.ModeNamedPipe|os.ModeSocket|os.ModeCharDevice) != 0:
-		return "is not a file"
-	}
-	return ""
 }
 
 func tooLarge(name string) error {

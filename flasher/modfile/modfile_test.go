@@ -113,6 +113,7 @@ func TestZipEntriesOutsideTheBundleAreRefused(t *testing.T) {
 			assert.Contains(t, err.Error(), fmt.Sprintf("%q", tc.entry))
 			assert.Contains(t, err.Error(), tc.why)
 			assert.Contains(t, remedy.Of(err), "Do not use this bundle")
+			assert.ErrorIs(t, err, modfile.ErrUnsafeEntry)
 		})
 	}
 	t.Run("symbolic link", func(t *testing.T) {
@@ -134,9 +135,9 @@ func TestZipEntriesOutsideTheBundleAreRefused(t *testing.T) {
 		assert.Contains(t, err.Error(), `"link.bin" is a symbolic link`)
 	})
 	t.Run("folders inside the bundle are fine", func(t *testing.T) {
-		b := zipOf(t, map[string][]byte{"release/boron-system-part1.bin": set[1], "release/./boron-bootloader.bin": set[0]})
+		b := zipOf(t, map[string][]byte{"release/boron-system-part1.bin": set[1], "release/./boron-bootloader.bin": set[0], "x..y.bin": set[2]})
 		got, err := modfile.Parse("bundle.zip", b)
 		require.NoError(t, err)
-		assert.Len(t, got.Files, 2)
+		assert.Len(t, got.Files, 3)
 	})
 }

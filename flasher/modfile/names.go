@@ -3,9 +3,9 @@ package modfile
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 
+	"github.com/particle-flasher/particle-flasher/flasher/assetname"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 )
@@ -21,26 +21,16 @@ type claim struct {
 	version  string // a Device OS version ("4.1.0", "0.8.0-rc.27")
 }
 
-var (
-	currentName = regexp.MustCompile(`^([a-z0-9]+)-([a-z0-9-]+)@(\d+\.\d+\.\d+(?:-[0-9a-z.]+)?)(?:\+[0-9a-z.]+)?$`)
-	olderName   = regexp.MustCompile(`^([a-z0-9-]+?)-(\d+\.\d+\.\d+(?:-[a-z]+\.\d+)?)-([a-z0-9]+)$`)
-)
-
-// nameClaim reads what a file name (a bare name or a path in a bundle) says.
+// nameClaim reads what a file name (a bare name or a path in a bundle) says: an asset
+// name of either release scheme (assetname.Parse), else the name itself as a part.
 func nameClaim(name string) claim {
 	base := strings.ToLower(path.Base(strings.ReplaceAll(name, "\\", "/")))
-	base = strings.TrimSuffix(base, path.Ext(base))
-	if m := currentName.FindStringSubmatch(base); m != nil {
-		if p, ok := platform.ByName(m[1]); ok && p.Name == m[1] {
-			return claim{platform: p, part: m[2], version: m[3]}
+	if info, ok := assetname.Parse(base); ok {
+		if p, ok := platform.ByName(info.Platform); ok {
+			return claim{platform: p, part: info.Module, version: info.Version}
 		}
 	}
-	if m := olderName.FindStringSubmatch(base); m != nil {
-		if p, ok := platform.ByName(m[3]); ok && p.Name == m[3] {
-			return claim{platform: p, part: m[1], version: m[2]}
-		}
-	}
-	return claim{part: base}
+	return claim{part: strings.TrimSuffix(base, path.Ext(base))}
 }
 
 // disagreement says how the header contradicts the name, "" when it does not (or the

@@ -6,9 +6,15 @@ import (
 	"archive/zip"
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/sim/releases"
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
 // Zip is a .zip holding files (name -> contents), written in name order.
@@ -77,4 +83,95 @@ func Hex(parts ...Part) []byte {
 	}
 	record(0x01, 0, nil)
 	return []byte(b.String())
+}
+
+// Release is a Device OS release's files for a platform, by part name ("bootloader",
+// "system-part1", "softdevice", "tinker", ...): the real binary from ../shared where it
+// has one, else the module built from the release's published header dump.
+func Release(t testing.TB, plat, version string) map[string][]byte {
+	t.Helper()
+	cat, err := cache.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := cat.Release(version, plat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := releases.Build(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testshared.Dir(t, "firmware", "releases")
+	out := map[string][]byte{}
+	files := append([]releases.File(nil), set.OS...)
+	if set.App != nil {
+		files = append(files, *set.App)
+	}
+	for _, f := range files {
+		out[f.Name] = f.Data
+		if cm, ok := rel.Module(f.Name); ok && cm.PlatformID == rel.PlatformID {
+			if b, err := os.ReadFile(filepath.Join(dir, cm.Asset)); err == nil {
+				out[f.Name] = b
+			}
+		}
+	}
+	return out
+}
+
+// Shape is a bundle as Particle ships one.
+type Shape struct {
+	// Name is its file name; Notes are words the reader should say about what it left out.
+	Name  string
+	Data  []byte
+	Notes []string
+}
+
+// Shapes are a release for plat in the three shapes Particle publishes: Device Restore's
+// <platform>.zip (flat <part>.bin), GitHub's .binaries.zip (release/ with .elf, .map and
+// .lst beside each .bin, the SoftDevice published apart) and the whole-version zip, here
+// with other's release beside it and debug/ builds.
+func Shapes(t testing.TB, plat, other, version string) []Shape {
+	t.Helper()
+	mine, theirs := Release(t, plat, version), Release(t, other, version)
+	restore := map[string][]byte{}
+	for part, b := range mine {
+		restore[part+".bin"] = b
+	}
+	binaries := map[string][]byte{}
+	n := 0
+	for part, b := range mine {
+		if part == "softdevice" || part == "ncp" {
+			continue
+		}
+		base := "release/" + plat + "-" + part + "@" + version
+		binaries[base+".bin"], binaries[base+".elf"], binaries[base+".map"], binaries[base+".lst"] = b, []byte("\x7fELF"), []byte("map"), []byte("lst")
+		n++
+	}
+	whole := map[string][]byte{}
+	others := 0
+	for name, set := range map[string]map[string][]byte{plat: mine, other: theirs} {
+		for part, b := range set {
+			if part == "softdevice" || part == "ncp" {
+				continue
+			}
+			if name == other {
+				others++
+			}
+			whole[version+"/"+name+"/release/"+name+"-"+part+"@"+version+".bin"] = b
+			whole[version+"/"+name+"/debug/"+name+"-"+part+"@"+version+"+debug.bin"] = b
+		}
+	}
+	first, second := plat, other
+	if second < first {
+		first, second = second, first
+	}
+	return []Shape{
+		{Name: plat + ".zip", Data: Zip(t, restore)},
+		{Name: "particle_device-os@" + version + "+" + plat + ".binaries.zip", Data: Zip(t, binaries),
+			Notes: []string{fmt.Sprintf("left out %d files (%d .elf, %d .lst, %d .map) (not modules)", 3*n, n, n, n)}},
+		{Name: "particle_device-os@" + version + ".zip", Data: Zip(t, whole),
+			Notes: []string{fmt.Sprintf("left out %d modules for other platforms", others),
+				fmt.Sprintf("left out the builds in %s/%s/debug/, %s/%s/debug/", version, first, version, second)}},
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/particle-flasher/particle-flasher/firmware-cache/internal/catalogfile"
+	"github.com/particle-flasher/particle-flasher/flasher/assetname"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 )
@@ -365,10 +366,10 @@ func setLocation(m *catalogfile.Module, name, version, plat string, productVersi
 			m.Origin = docsBundle(version, plat, "ncp.bin")
 			return
 		}
-		m.Asset = catalogfile.AssetName(assetPlat, "ncp-firmware", version)
+		m.Asset = assetname.Name(assetPlat, "ncp-firmware", version)
 	default:
-		m.Asset = catalogfile.AssetName(assetPlat, name, version)
-		m.AltAssets = catalogfile.AltAssetNames(assetPlat, name, version)
+		m.Asset = assetname.Name(assetPlat, name, version)
+		m.AltAssets = assetname.AltNames(assetPlat, name, version)
 	}
 }
 
@@ -469,7 +470,7 @@ func crossCheck(f *catalogfile.File, dir string, rep *Report, log *slog.Logger) 
 	}
 	var duplicates []fileFacts
 	for _, ff := range facts {
-		info, named := catalogfile.ParseAssetName(ff.name)
+		info, named := assetname.Parse(ff.name)
 		var target *catalogfile.Module
 		var rel *catalogfile.Release
 		if named {
@@ -573,7 +574,7 @@ func correct(file string, rel *catalogfile.Release, c *catalogfile.Module, m *mo
 	c.Deps = deps
 }
 
-func component(name string, info catalogfile.AssetInfo, origin string, m *module.Module, size int64, crc, sha, fileSHA string) catalogfile.Component {
+func component(name string, info assetname.Info, origin string, m *module.Module, size int64, crc, sha, fileSHA string) catalogfile.Component {
 	plat := info.Platform
 	if p, ok := platform.ByID(m.PlatformID); ok {
 		plat = p.Name
