@@ -66,13 +66,30 @@ race-smoke:
 race: deps-test shim
 	$(GO) test -race -tags ci -timeout 30m ./...
 
+# Every reader of outside input has a fuzz target: module files, DFU layouts and replies,
+# control-request replies, bundles (zip, Intel HEX), listening-mode replies, the release
+# catalog and a refresh's GitHub list. `make fuzz` runs each for FUZZTIME; `make test` a
+# short run of each.
+FUZZ_TARGETS = \
+	./flasher/module:FuzzParse \
+	./flasher/memlayout:FuzzParse \
+	./flasher/modfile:FuzzParse \
+	./flasher/ctrl:FuzzDecoders \
+	./flasher/dfu:FuzzParseFunctionalDescriptor \
+	./flasher/dfu:FuzzClient \
+	./flasher/listen:FuzzReplies \
+	./firmware-cache:FuzzCatalog \
+	./firmware-cache:FuzzGitHubReleases
+
 fuzz-smoke:
-	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+	$(MAKE) --no-print-directory fuzz FUZZTIME=4s
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./flasher/module/
-	@if ls flasher/memlayout/*_test.go >/dev/null 2>&1; then \
-		$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./flasher/memlayout/; fi
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # The real app under Xvfb: it must open a window and exit cleanly.
 gui-smoke: deps-test

@@ -17,7 +17,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 )
 
-func boronSet(t *testing.T) [][]byte {
+func boronSet(t testing.TB) [][]byte {
 	p, ok := platform.ByName("boron")
 	require.True(t, ok)
 	set, err := sim.SyntheticSet(p, "4.1.0")

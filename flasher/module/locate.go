@@ -37,7 +37,7 @@ func Locate(base uint32, image []byte) []Located {
 			continue
 		}
 		size := uint64(end) - uint64(start) + CRCSize
-		if size > maxPlausibleSize || uint64(s)+size > uint64(len(image)) {
+		if size > maxPlausibleSize || size < uint64(off+PrefixSize+CRCSize) || uint64(s)+size > uint64(len(image)) {
 			continue
 		}
 		m, err := Parse(append([]byte(nil), image[s:s+int(size)]...))
@@ -45,7 +45,9 @@ func Locate(base uint32, image []byte) []Located {
 			continue
 		}
 		out = append(out, Located{Addr: start, Module: m})
-		h = (s+int(size)+3)&^3 - 4 // the loop adds 4: go on right after this module
+		// Go on right after this module (the loop adds 4); a module always ends past its
+		// own header, so this only ever moves forward.
+		h = max(h, (s+int(size)+3)&^3-4)
 	}
 	return out
 }
