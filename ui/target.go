@@ -65,10 +65,10 @@ type targetSection struct {
 	view       *runView
 	obj        fyne.CanvasObject
 
-	version    string // the catalog version chosen ("" when local files are)
-	local      *modfile.Bundle // the local files' modules for this device's platform
-	appName    string
-	appMod     *module.Module
+	version string          // the catalog version chosen ("" when local files are)
+	local   *modfile.Bundle // the local files' modules for this device's platform
+	appName string
+	appMod  *module.Module
 
 	gen int // the latest preparation; older ones' results are dropped
 	// prepMu makes preparations of this device take turns, and prepCancel ends the one
