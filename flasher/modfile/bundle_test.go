@@ -116,7 +116,7 @@ func TestParticleBundles(t *testing.T) {
 		require.NoError(t, err)
 		assert.ElementsMatch(t, want, describeAll(b))
 		require.Len(t, b.Notes, 1)
-		assert.Contains(t, b.Notes[0], "left out 9 files (3 .elf, 3 .lst, 3 .map) (not modules)")
+		assert.Contains(t, b.Notes[0], "left out 9 files: 3 .elf, 3 .lst, 3 .map (not modules)")
 	})
 	t.Run("whole-version zip with two platforms", func(t *testing.T) {
 		files := map[string][]byte{}
@@ -136,7 +136,7 @@ func TestParticleBundles(t *testing.T) {
 		notes := strings.Join(picked.Notes, "\n")
 		assert.Contains(t, notes, "left out 3 modules for other platforms (Argon); the Boron's are used")
 		assert.Contains(t, notes, "left out the builds in 4.1.0/argon/debug/, 4.1.0/boron/debug/")
-		assert.Contains(t, notes, "6 files (6 .elf)")
+		assert.Contains(t, notes, "6 files: 6 .elf (not modules)")
 
 		_, err = b.For(plat(t, "photon"))
 		require.Error(t, err)

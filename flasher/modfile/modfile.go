@@ -265,7 +265,7 @@ func readMembers(bundle string, members []Member) (*Bundle, error) {
 		for _, m := range hexes {
 			names = append(names, m.Name)
 		}
-		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out %s (images for SWD programmers; the .bin files are used)", bundle, fileList(names)))
+		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out %s", bundle, fileList(names, "an image for SWD programmers; the .bin files are used", "images for SWD programmers; the .bin files are used")))
 	}
 	for _, m := range use {
 		data, err := m.Open()
@@ -284,7 +284,7 @@ func readMembers(bundle string, members []Member) (*Bundle, error) {
 			"Give a release's .zip bundle, its folder, or module .bin files.")
 	}
 	if len(skipped) > 0 {
-		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out %s (not modules)", bundle, fileList(skipped)))
+		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out %s", bundle, fileList(skipped, "not a module", "not modules")))
 	}
 	if len(builds) > 0 {
 		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out the builds in %s (debug and test builds of the same modules)", bundle, strings.Join(builds, ", ")))
@@ -292,11 +292,14 @@ func readMembers(bundle string, members []Member) (*Bundle, error) {
 	return b, nil
 }
 
-// fileList names a few files, or counts many by extension: "notes.txt", "12 files (4
-// .elf, 4 .map, 4 .lst)".
-func fileList(names []string) string {
-	if len(names) <= 3 {
-		return strings.Join(names, ", ")
+// fileList names a few files, or counts many by extension, saying what they are:
+// "notes.txt (not a module)", "12 files that are not modules (4 .elf, 4 .map, 4 .lst)".
+func fileList(names []string, one, many string) string {
+	switch {
+	case len(names) == 1:
+		return fmt.Sprintf("%s (%s)", names[0], one)
+	case len(names) <= 3:
+		return fmt.Sprintf("%s (%s)", strings.Join(names, ", "), many)
 	}
 	byExt := map[string]int{}
 	for _, n := range names {
@@ -311,7 +314,7 @@ func fileList(names []string) string {
 		exts = append(exts, fmt.Sprintf("%d %s", n, ext))
 	}
 	sort.Strings(exts)
-	return fmt.Sprintf("%d files (%s)", len(names), strings.Join(exts, ", "))
+	return fmt.Sprintf("%d files: %s (%s)", len(names), strings.Join(exts, ", "), many)
 }
 
 // buildFolder is the debug/ or test/ folder a bundle path lies in ("" if none).

@@ -169,7 +169,7 @@ func Shapes(t testing.TB, plat, other, version string) []Shape {
 	return []Shape{
 		{Name: plat + ".zip", Data: Zip(t, restore)},
 		{Name: "particle_device-os@" + version + "+" + plat + ".binaries.zip", Data: Zip(t, binaries),
-			Notes: []string{fmt.Sprintf("left out %d files (%d .elf, %d .lst, %d .map) (not modules)", 3*n, n, n, n)}},
+			Notes: []string{fmt.Sprintf("left out %d files: %d .elf, %d .lst, %d .map (not modules)", 3*n, n, n, n)}},
 		{Name: "particle_device-os@" + version + ".zip", Data: Zip(t, whole),
 			Notes: []string{fmt.Sprintf("left out %d modules for other platforms", others),
 				fmt.Sprintf("left out the builds in %s/%s/debug/, %s/%s/debug/", version, first, version, second)}},
