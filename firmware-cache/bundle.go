@@ -68,7 +68,7 @@ func (c *Cache) importPath(ctx context.Context, p string, res *ImportResult) err
 	members, err := modfile.Members(p)
 	if err != nil {
 		if errors.Is(err, ErrZipSlip) {
-			return remedy.With(fmt.Errorf("import %s: %w", p, err),
+			return remedy.With(fmt.Errorf("import: %w", err),
 				"this bundle is malformed or malicious; get the files from Particle's releases again (nothing was imported from it)")
 		}
 		return fmt.Errorf("import %s: %w", p, err)

@@ -220,7 +220,7 @@ func TestCacheImportZipSlipAndPrune(t *testing.T) {
 	dir := t.TempDir()
 	code, _, errOut := pflashCache(t, "cache", "import", zp, "--cache-dir", dir)
 	assert.Equal(t, exitFailed, code)
-	assert.Contains(t, errOut, "zip slip")
+	assert.Contains(t, errOut, "points outside the bundle")
 	assert.Contains(t, errOut, "../../outside.bin")
 
 	code, _, errOut = pflashCache(t, "cache", "import", rel, "--cache-dir", dir)

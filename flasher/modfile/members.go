@@ -20,6 +20,13 @@ import (
 // that trusted it could write anywhere.
 var ErrUnsafeEntry = errors.New("a bundle entry points outside the bundle")
 
+// unsafeError is the refusal of a bundle with an unsafe entry, in words, matching
+// ErrUnsafeEntry.
+type unsafeError struct{ msg string }
+
+func (e unsafeError) Error() string        { return e.msg }
+func (e unsafeError) Is(target error) bool { return target == ErrUnsafeEntry }
+
 // Member is one file a path holds: the file itself, a file under a folder, or an entry
 // of a .zip.
 type Member struct {
@@ -138,7 +145,7 @@ func zipMembers(name string, data []byte) ([]Member, error) {
 	// taken from a bundle built to trick an unzipper, even if its .bin files are fine.
 	for _, zf := range files {
 		if why := unsafeEntry(zf); why != "" {
-			return nil, remedy.With(fmt.Errorf("%s: the entry %q %s: %w", name, zf.Name, why, ErrUnsafeEntry),
+			return nil, remedy.With(unsafeError{fmt.Sprintf("%s: the entry %q %s", name, zf.Name, why)},
 				"Do not use this bundle: a genuine Particle bundle holds only module files and folders inside it. Download the release again from Particle.")
 		}
 	}
