@@ -287,6 +287,13 @@ func simRelease(ctx context.Context, g *globals, p *platform.Platform, version s
 		}
 	} else {
 		if err := target.Published(built, p, version); err != nil {
+			// A platform with no published release headers at all (the Electron 2): a
+			// release it did get is built from its module versions instead.
+			if target.BeforeFirst(p, version) == nil && len(built.Versions(p)) == 0 {
+				if set, serr := sim.SyntheticSet(p, version); serr == nil {
+					return set, fmt.Sprintf("Device OS %s (built from its module versions: Particle publishes no module headers for the %s)", version, p.DisplayName), nil
+				}
+			}
 			return nil, "", &exitError{code: exitUsage, err: err}
 		}
 		var err error

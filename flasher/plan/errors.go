@@ -25,6 +25,8 @@ var (
 	ErrDependency = errors.New("unmet dependency")
 	// ErrProtected: Device Protection forbids the target.
 	ErrProtected = errors.New("device protection")
+	// ErrTooOld: the target's Device OS is older than the platform's first.
+	ErrTooOld = errors.New("older than the platform's first Device OS")
 	// ErrSteppingStone: the device must go through another version first.
 	ErrSteppingStone = errors.New("stepping stone needed")
 	// ErrNoMethod: nothing can write a module in the state the device will be in.

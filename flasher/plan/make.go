@@ -100,6 +100,12 @@ func Make(st state.Device, t Target) (*Plan, error) {
 	}
 	pl.Direction = direction(initial, st, osMods, instSys, tgtSys)
 
+	// Nothing older than the platform's first Device OS: the hardware did not exist then.
+	if first, ok := module.SystemModuleVersion(p.FirstDeviceOS); ok && tgtSys != 0 && tgtSys < first {
+		return nil, fail(ErrTooOld, fmt.Sprintf("Choose Device OS %s or newer.", p.FirstDeviceOS),
+			"Device OS %s is older than the %s: its first Device OS is %s", pl.To, p.DisplayName, p.FirstDeviceOS)
+	}
+
 	// Device Protection.
 	if st.Protected {
 		if tgtSys != 0 && tgtSys < protectedMinSystem || tgtBoot != nil && tgtBoot.Version < protectedMinBootloader {

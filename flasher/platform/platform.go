@@ -208,7 +208,8 @@ type Platform struct {
 	HasRadioStack bool // a Nordic SoftDevice module
 
 	// FirstDeviceOS and LastDeviceOS bound the Device OS releases Particle published for
-	// the platform ("" = unknown start / still supported). Informational, not a gate.
+	// the platform ("" = unknown start / still supported). Nothing older than
+	// FirstDeviceOS is offered or planned: the hardware did not exist for it.
 	FirstDeviceOS, LastDeviceOS string
 }
 

@@ -434,7 +434,8 @@ var table = []*Platform{
 	// segments of a 4 MB part (factoryReset 0x00200000), so it gets the 4 MB Gen3 layout.
 	gen3Platform(Platform{
 		ID: 37, Name: "electron2", DisplayName: "Electron 2", Aliases: []string{"electron2"},
-		HasModeButton: true,
+		// First supported Device OS: DOCS datasheets/e-series/electron-2-datasheet.md.
+		HasModeButton: true, FirstDeviceOS: "6.3.0",
 	}, false, gen3Opts{current: true}),
 	rtlPlatform(Platform{
 		ID: 38, Name: "sulu", DisplayName: "Sulu", Aliases: []string{"sulu"},

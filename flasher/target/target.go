@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 
+	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
@@ -29,6 +30,15 @@ var (
 	// and is not a version, a folder without modules, an application file holding several).
 	ErrBadSpec = errors.New("not a usable target")
 )
+
+// kindError is a refusal in its own words that matches one of the errors above.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e kindError) Error() string        { return e.msg }
+func (e kindError) Is(target error) bool { return target == e.kind }
 
 // specError keeps the cause's words and matches ErrBadSpec.
 type specError struct{ error }
@@ -162,7 +172,11 @@ func Resolve(ctx context.Context, src Source, p *platform.Platform, s Spec) (pla
 }
 
 // Published checks that the platform got the version, and says which it got when not.
+// A version older than the platform's first Device OS is refused naming that first one.
 func Published(src Source, p *platform.Platform, version string) error {
+	if err := BeforeFirst(p, version); err != nil {
+		return err
+	}
 	vs := src.Versions(p)
 	for _, v := range vs {
 		if v == version {
@@ -175,6 +189,16 @@ func Published(src Source, p *platform.Platform, version string) error {
 	}
 	return remedy.With(fmt.Errorf("Device OS %s was never released for the %s: %w; its releases are %s", version, p.DisplayName, ErrNoSuchRelease, span(vs)),
 		fmt.Sprintf("Choose one of the %s's releases, e.g. %s.", p.DisplayName, vs[len(vs)-1]))
+}
+
+// BeforeFirst refuses a Device OS version older than the platform's first
+// (platform.FirstDeviceOS): nil when it is not.
+func BeforeFirst(p *platform.Platform, version string) error {
+	if p.FirstDeviceOS == "" || cache.CompareVersions(version, p.FirstDeviceOS) >= 0 {
+		return nil
+	}
+	return remedy.With(kindError{fmt.Sprintf("Device OS %s is older than the %s, whose first Device OS is %s", version, p.DisplayName, p.FirstDeviceOS), ErrNoSuchRelease},
+		fmt.Sprintf("Choose Device OS %s or newer.", p.FirstDeviceOS))
 }
 
 // span names a list of versions briefly: "1.4.4, 1.5.2, ... 3.3.1 (28 releases)".
