@@ -22,7 +22,8 @@ import (
 type planFlags struct {
 	to, app, device, platform, mode, verify string
 	from                                    []string
-	protected, force, allowSafe             bool
+	force, allowSafe                        bool
+	protection                              string
 	dl                                      cacheFlags
 	noBootloader, noSoftDevice, noNCP       bool
 	watchdog                                time.Duration
@@ -90,7 +91,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 	f.dl.register(fl)
 	fl.StringVar(&f.platform, "platform", "", "platform (name or ID) when no file says it, e.g. for --to VERSION")
 	fl.StringVar(&f.mode, "mode", "", "what the device runs: normal, dfu, safe, listening (default normal with --from, else unknown)")
-	fl.BoolVar(&f.protected, "protected", false, "the device has Device Protection (Device OS 6.x)")
+	fl.StringVar(&f.protection, "protection", "", "the device's Device Protection (Device OS 6.x): open, protected or service (Service Mode)")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "external watchdog period (e.g. 15s): cut the DFU work to fit")
 	fl.BoolVar(&f.noBootloader, "no-bootloader", false, "leave the bootloader (and prebootloaders) as they are")
 	fl.BoolVar(&f.noSoftDevice, "no-softdevice", false, "leave the SoftDevice as it is")
@@ -170,15 +171,21 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 		Watchdog: f.watchdog, Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe,
 	}
 	st := state.FromFiles(p, mode, from)
-	st.Protected = f.protected
+	if f.protection != "" {
+		pr, ok := state.ParseProtection(f.protection)
+		if !ok {
+			return nil, planUsage(fmt.Errorf("unknown --protection %q", f.protection), "Use open, protected or service.")
+		}
+		st.Protection = pr
+	}
 	return plan.Make(st, tgt)
 }
 
 // planAttached reads the attached device (the one named by --device, or the only one) and
 // plans, exactly as `pflash flash` does before it asks; nothing is written.
 func planAttached(ctx context.Context, g *globals, f planFlags, verify plan.VerifyMode) (*plan.Plan, error) {
-	if len(f.from) > 0 || f.mode != "" || f.protected {
-		return nil, planUsage(errors.New("--device reads the device: --from, --mode and --protected describe one that is not attached"),
+	if len(f.from) > 0 || f.mode != "" || f.protection != "" {
+		return nil, planUsage(errors.New("--device reads the device: --from, --mode and --protection describe one that is not attached"),
 			"Give either --device ID or --from FILES.")
 	}
 	doors, closeDoors, err := flashBus(g)

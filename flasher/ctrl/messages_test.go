@@ -2,6 +2,7 @@ package ctrl
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -320,7 +321,25 @@ func FuzzDecoders(f *testing.F) {
 	f.Add([]byte{0x0a, 0x18})
 	f.Add([]byte{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Add([]byte{0x0b, 0x0c}) // group
+	f.Add(EncodeAssetInfoReply(AssetInfo{Available: []Asset{{Name: "cat.jpg", Hash: "f8dc", Size: 21502, StorageSize: 21597}}, Required: []Asset{{Name: "cat.jpg", Hash: "f8dc"}}}))
+	f.Add(EncodeProtectedStateReply(ProtectedState{Protected: true}))
+	f.Add(EncodeNCPVersionReply(NCPVersion{Version: "0.0.7", ModuleVersion: 7}))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		oneLine := func(err error) {
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Fatalf("refusal is not one line: %q", err)
+			}
+		}
+		_, err := DecodeAssetInfoReply(b)
+		oneLine(err)
+		_, err = DecodeProtectedStateReply(b)
+		oneLine(err)
+		_, err = DecodeSetupDone(b)
+		oneLine(err)
+		_, err = DecodeNCPVersionReply(b)
+		oneLine(err)
+		_, err = DecodeSystemVersionReply(b)
+		oneLine(err)
 		_, _ = DecodeModuleInfoReply(b)
 		_, _ = DecodeDeviceIDReply(b)
 		_, _ = DecodeDeviceModeReply(b)

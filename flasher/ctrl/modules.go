@@ -32,6 +32,9 @@ type ModuleInfo struct {
 	// Hash is the module's SHA-256 when the device sent one (new form only).
 	Hash         []byte
 	Dependencies []Dependency
+	// Assets are the assets a user part needs (new form, Device OS 5.6.0 and later:
+	// FirmwareModule.asset_dependencies, name and hash only).
+	Assets []Asset
 }
 
 // Dependency is a module a ModuleInfo needs, at least at Version.
@@ -180,6 +183,9 @@ func encodeFirmwareModule(m ModuleInfo) []byte {
 		db = appendUint(db, 2, uint64(d.Index))
 		db = appendUint(db, 3, uint64(d.Version))
 		b = appendBytes(b, 9, db, true)
+	}
+	for _, a := range m.Assets {
+		b = appendBytes(b, 10, encodeAsset(Asset{Name: a.Name, Hash: a.Hash}), true)
 	}
 	b = appendUint(b, 11, uint64(m.Size))
 	return b
@@ -338,6 +344,15 @@ func decodeFirmwareModule(b []byte) (ModuleInfo, error) {
 			var d Dependency
 			if d, err = decodeDependency("FirmwareModuleDependency", sub, false); err == nil {
 				m.Dependencies = append(m.Dependencies, d)
+			}
+		case 10:
+			var sub []byte
+			if sub, err = f.bytes(msg); err != nil {
+				return err
+			}
+			var a Asset
+			if a, err = decodeAsset(sub); err == nil {
+				m.Assets = append(m.Assets, a)
 			}
 		case 11:
 			m.Size = v

@@ -51,18 +51,6 @@ func (e *emitter) emit(items []*item) error {
 		}
 		return nil
 	}
-	if e.st.Protected {
-		if e.cur == state.ModeDFU {
-			e.enter(state.ModeSafe, "Device Protection can only be suspended while Device OS runs, so the device first restarts from DFU mode into safe mode (as particle-cli does).")
-		}
-		now := e.model.Boot().Mode
-		if e.cur.RunsDeviceOS() {
-			now = e.cur
-		}
-		e.add(Step{ID: "service-mode", Kind: KindServiceMode, Mode: state.ModeNormal, Estimate: serviceModeTime,
-			LED: running(e.p, now),
-			Why: "The device has Device Protection, which refuses DFU reads and writes; service mode suspends it for this plan (it is turned back on at the end)."})
-	}
 	for i, it := range items {
 		if it.method.UsesDFU() {
 			if it.method == platform.MethodOTARegion && e.pendingOTA != nil {
@@ -109,10 +97,10 @@ func (e *emitter) emit(items []*item) error {
 		e.add(Step{ID: "verify", Kind: KindVerify, Mode: e.model.Boot().Mode, Estimate: est,
 			LED: running(e.p, e.model.Boot().Mode), Why: why})
 	}
-	if e.st.Protected {
-		e.add(Step{ID: "end-service-mode", Kind: KindEndServiceMode, Mode: state.ModeNormal, Estimate: serviceModeTime,
+	if e.st.Protection == state.ProtectionService {
+		e.add(Step{ID: "end-service-mode", Kind: KindEndServiceMode, Mode: e.model.Boot().Mode, Estimate: serviceModeTime,
 			LED: running(e.p, e.model.Boot().Mode),
-			Why: "Turn Device Protection back on."})
+			Why: "Service Mode ends here rather than after 20 restarts or 24 hours: the device is protected again (control request 77, as particle-cli does at the end of a flash)."})
 	}
 	e.pl.Windows = e.window
 	if e.opt.Watchdog == 0 {

@@ -106,8 +106,18 @@ func Make(st state.Device, t Target) (*Plan, error) {
 			"Device OS %s is older than the %s: its first Device OS is %s", pl.To, p.DisplayName, p.FirstDeviceOS)
 	}
 
-	// Device Protection.
-	if st.Protected {
+	// Device Protection: a protected device is only written in Service Mode, which only
+	// Particle's cloud can open; in Service Mode, nothing below 6.1.1.
+	if st.Protection == state.ProtectionProtected {
+		return nil, fail(ErrProtected,
+			"Put the device in Service Mode with Particle's cloud, then run this again within 24 hours: with the Particle CLI logged in to the account or product that owns the device, "+
+				"`particle device-protection disable` while it is connected over USB (it stays in Service Mode for 20 restarts or 24 hours; `particle device-protection enable` ends it sooner). "+
+				"Or turn Device Protection off for the device in the Particle Console.",
+			"this %s has Device Protection: its flash is locked against every change that Particle's cloud has not authorised, and this tool works without the cloud. "+
+				"It can be flashed locally only in Service Mode, and never below Device OS %s",
+			p.DisplayName, protectedMinName)
+	}
+	if st.Protection == state.ProtectionService {
 		if tgtSys != 0 && tgtSys < protectedMinSystem || tgtBoot != nil && tgtBoot.Version < protectedMinBootloader {
 			what := "Device OS " + pl.To
 			if tgtSys == 0 || tgtSys >= protectedMinSystem {
@@ -115,7 +125,7 @@ func Make(st state.Device, t Target) (*Plan, error) {
 			}
 			return nil, fail(ErrProtected,
 				"Choose Device OS "+protectedMinName+" or newer, or turn Device Protection off for this device in the Particle Console (it becomes an open device) and plan again.",
-				"this %s has Device Protection, which refuses anything older than Device OS %s (system part %d, bootloader %d), and the target is %s: a protected device cannot be downgraded that far",
+				"this %s has Device Protection (now in Service Mode), which refuses anything older than Device OS %s (system part %d, bootloader %d), and the target is %s: a protected device cannot be downgraded that far",
 				p.DisplayName, protectedMinName, protectedMinSystem, protectedMinBootloader, what)
 		}
 	}
@@ -146,8 +156,10 @@ func Make(st state.Device, t Target) (*Plan, error) {
 	}
 
 	// A protected device stays protected only with a protected bootloader build
-	// (particle-cli rewrites the bootloader for that, maintainDeviceProtection).
-	if st.Protected {
+	// (particle-cli rewrites the bootloader for that, maintainDeviceProtection); Device OS
+	// itself refuses an open one while protection is only suspended (ota_flash_hal.cpp
+	// validateModules).
+	if st.Protection == state.ProtectionService {
 		for _, it := range items {
 			if it.m.Function != platform.FuncBootloader || it.m.Index != 0 {
 				continue

@@ -201,9 +201,6 @@ func order(st state.Device, initial *state.Device, items []*item, dir Direction,
 	g := buildGraph(initial, items, dir)
 	ord := &orderer{st: st, p: st.Platform, model: cloneOf(initial), items: items, g: g, dir: dir, o: o,
 		cur: st.Mode, done: make([]bool, len(items))}
-	if st.Protected && st.Mode == state.ModeDFU && len(items) > 0 {
-		ord.cur = state.ModeSafe // service mode is entered from Device OS (see emitter.emit)
-	}
 	var out []*item
 	var warn []string
 	for len(out) < len(items) {

@@ -521,10 +521,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name: "bsom protected device refused below 6.1.1",
+			name: "bsom protected device refused below 6.1.1 even in Service Mode",
 			state: func(t *testing.T) state.Device {
 				st := device(t, "bsom/6.2.0", state.ModeNormal, tinker(t, "bsom/6.2.0"))
-				st.Protected = true
+				st.Protection = state.ProtectionService
 				return st
 			},
 			target: func(t *testing.T) Target { return target(t, "bsom/6.1.0") },
@@ -535,10 +535,32 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name: "bsom protected device: a new app goes through service mode",
+			name: "bsom protected device outside Service Mode: refused before anything, with the way that works",
 			state: func(t *testing.T) state.Device {
 				st := device(t, "bsom/6.2.0", state.ModeNormal, tinker(t, "bsom/4.1.0"))
-				st.Protected = true
+				st.Protection = state.ProtectionProtected
+				return st
+			},
+			target: func(t *testing.T) Target {
+				tg := target(t, "bsom/6.2.0")
+				tg.App = tinker(t, "bsom/6.2.0")
+				return tg
+			},
+			err: ErrProtected,
+			check: func(t *testing.T, p *Plan, err error) {
+				assert.Nil(t, p)
+				assert.Contains(t, err.Error(), "has Device Protection")
+				assert.Contains(t, err.Error(), "only in Service Mode")
+				assert.Contains(t, err.Error(), "never below Device OS 6.1.1")
+				assert.Contains(t, remedy.Of(err), "particle device-protection disable")
+				assert.Contains(t, remedy.Of(err), "Particle's cloud")
+			},
+		},
+		{
+			name: "bsom in Service Mode: a new app, and protection back on at the end",
+			state: func(t *testing.T) state.Device {
+				st := device(t, "bsom/6.2.0", state.ModeNormal, tinker(t, "bsom/4.1.0"))
+				st.Protection = state.ProtectionService
 				return st
 			},
 			target: func(t *testing.T) Target {
@@ -547,7 +569,6 @@ func TestPlans(t *testing.T) {
 				return tg
 			},
 			steps: []string{
-				"service-mode" + cyan,
 				"enter dfu" + yellow,
 				// the device reported no image at 0xD4000: nothing there to wipe
 				"write user-part@6 dfu 0x000b4000/0" + yellow,
@@ -558,10 +579,10 @@ func TestPlans(t *testing.T) {
 		},
 
 		{
-			name: "bsom protected device: an open bootloader build is refused",
+			name: "bsom in Service Mode: an open bootloader build is refused",
 			state: func(t *testing.T) state.Device {
 				st := device(t, "bsom/6.1.0", state.ModeNormal, tinker(t, "bsom/6.1.0"))
-				st.Protected = true
+				st.Protection = state.ProtectionService
 				return st
 			},
 			target: func(t *testing.T) Target { return target(t, "bsom/6.2.0") },
@@ -572,10 +593,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name: "bsom protected device upgrade with the protected bootloader build",
+			name: "bsom in Service Mode upgrade with the protected bootloader build, from DFU",
 			state: func(t *testing.T) state.Device {
 				st := device(t, "bsom/6.1.0", state.ModeDFU, tinker(t, "bsom/6.1.0"))
-				st.Protected = true
+				st.Protection = state.ProtectionService
 				return st
 			},
 			target: func(t *testing.T) Target {
@@ -584,11 +605,8 @@ func TestPlans(t *testing.T) {
 				return tg
 			},
 			steps: []string{
-				"enter safe" + safeMagenta, // service mode needs Device OS; particle-cli goes through safe mode
-				"service-mode" + safeMagenta,
-				"write bootloader@3100 control" + magenta,
-				"wait bootloader@3100 -> normal" + cyan,
-				"enter dfu" + yellow,
+				"write bootloader@3100 ota-region 0x8024c000/2" + yellow,
+				"ota-flag 1753/1=a5" + yellow,
 				"write system-part1@6200 dfu 0x00028000/0" + yellow,
 				"reset -> normal" + cyan,
 				verifyNormal,
@@ -702,10 +720,10 @@ func TestPlans(t *testing.T) {
 			},
 		},
 		{
-			name: "p2 protected device refused below 6.1.1",
+			name: "p2 in Service Mode refused below 6.1.1",
 			state: func(t *testing.T) state.Device {
 				st := device(t, "p2/6.2.0", state.ModeNormal, tinker(t, "p2/6.2.0"))
-				st.Protected = true
+				st.Protection = state.ProtectionService
 				return st
 			},
 			target: func(t *testing.T) Target { return withReplacement(t, "p2/5.0.0") },

@@ -191,6 +191,10 @@ type Platform struct {
 	// OTA region at boot. Zero on the Core, which has no DCT alt.
 	OTAFlagOffset uint32
 	OTAFlagValue  byte
+	// SetupDone is the setup-done flag of Gen3 Device OS before 4.0 (nil where Device OS
+	// never had one): without it Device OS enters listening mode (blinking dark blue) from
+	// network_connect() instead of running the application.
+	SetupDone *SetupDoneFlag
 
 	// FormerUserPart is the first sector of the 128 KB Gen3 user slot at 0xD4000; CLI
 	// erases it before writing a 256 KB user part because a valid image there wins at boot.
@@ -211,6 +215,17 @@ type Platform struct {
 	// the platform ("" = unknown start / still supported). Nothing older than
 	// FirstDeviceOS is offered or planned: the hardware did not exist for it.
 	FirstDeviceOS, LastDeviceOS string
+}
+
+// SetupDoneFlag is where a platform's Device OS keeps the setup-done flag and until when it
+// minds it (DOS platform/MCU/nRF52840/inc/dct.h STATIC_ASSERT_DCT_OFFSET(setup_done, 8134);
+// system_network_manager_api.cpp testAndClearListeningModeFlag @v3.3.1; CHANGELOG 4.0.0
+// "remove setup_done flag #2447").
+type SetupDoneFlag struct {
+	// DCTOffset is the flag's byte in the DCT (DFU alt 1); 0x01 means done.
+	DCTOffset uint32
+	// Until is the first system module version that no longer minds it.
+	Until uint16
 }
 
 // String is the platform's name, for logs.

@@ -19,6 +19,12 @@ const (
 	dctOTAFlagOffset = 1753
 	dctOTAFlagSet    = 0xA5
 
+	// Gen3 (nRF52840) setup-done flag: DCT byte 8134, minded up to 3.x
+	// (HAL_PLATFORM_DCT_SETUP_DONE, hal_platform_nrf52840_config.h @v3.3.1); 4.0.0-alpha.1
+	// (system 4000) dropped it. The RTL872x platforms never minded it.
+	dctSetupDoneOffset = 8134
+	setupDoneUntil     = 4000
+
 	// Gen3 system-part1 moved from 0x30000 to 0x28000 in Device OS 6.1.2 (DOS CHANGELOG
 	// 6.1.2 "Increase system-part1 size", #2799); 6.1.1 is module version 6101.
 	gen3LastLegacyPart1 = 6101
@@ -316,6 +322,7 @@ func gen3Platform(p Platform, extFlash8MB bool, o gen3Opts) *Platform {
 	p.Slots = gen3Slots(o)
 	p.OTARegion, p.OTARegions = gen3OTA(extFlash8MB)
 	p.OTAFlagOffset, p.OTAFlagValue = dctOTAFlagOffset, dctOTAFlagSet
+	p.SetupDone = &SetupDoneFlag{DCTOffset: dctSetupDoneOffset, Until: setupDoneUntil}
 	p.FormerUserPart = &Region{Alt: 0, Address: 0xD4000, Size: 4096} // DC dfu.segments.formerUserPart
 	p.FactoryReset = gen3FactoryReset(extFlash8MB)
 	p.HasNCP = o.ncp

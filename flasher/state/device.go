@@ -21,9 +21,11 @@ type Device struct {
 	// Unread lists module functions the reading could not see (the NCP's firmware is not
 	// in flash that DFU reaches): a dependency on them is unknown rather than unmet.
 	Unread []platform.Function
-	// Protected: Device Protection is on (Device OS 6.x); such a device may not go below
-	// Device OS 6.1.1 and needs service mode for DFU writes.
-	Protected bool
+	// Protection is Device Protection's state (Device OS 6.x).
+	Protection Protection
+	// SetupDone is the setup-done flag Gen3 Device OS before 4.0 waits for in listening
+	// mode (platform.SetupDone); FlagUnknown where it was not read.
+	SetupDone Flag
 	// DeviceOS is the running Device OS version when the device said so ("" = derive it
 	// from the system part's module version).
 	DeviceOS string
