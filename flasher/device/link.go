@@ -111,7 +111,14 @@ func Read(ctx context.Context, l Link) (state.Device, error) {
 		if err != nil {
 			return state.Device{}, fmt.Errorf("open the DFU interface to read the modules: %w", err)
 		}
-		return ReadDFU(ctx, c, p, layout, slots.ReadOptions{})
+		st, err := ReadDFU(ctx, c, p, layout, slots.ReadOptions{})
+		if err != nil || st.Protection == state.ProtectionProtected || p.SetupDoneFlag() == nil {
+			return st, err
+		}
+		if dct, _, err := l.DFU(ctx, 1); err == nil {
+			st.SetupDone = ReadSetupDone(ctx, dct, p)
+		}
+		return st, nil
 	}
 	var err error
 	if c := l.Ctrl(); c != nil {

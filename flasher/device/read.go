@@ -23,6 +23,13 @@ import (
 // the platform has NCP firmware the table does not list, the NCP's version (31). mode is
 // the mode the device reports (safe mode reports normal; the reading's Boot tells it).
 func ReadControl(ctx context.Context, c *ctrl.Client, p *platform.Platform, mode state.Mode) (state.Device, error) {
+	protection := protectionOf(ctx, c)
+	if protection == state.ProtectionProtected {
+		// A protected device answers nothing but its ID and this (security_mode.cpp
+		// security_mode_check_control_request): its modules stay hidden. Protection exists
+		// only from Device OS 6.0, which always reports setup done.
+		return state.Device{Platform: p, Mode: mode, Protection: protection, SetupDone: state.FlagYes}, nil
+	}
 	infos, err := c.ModuleInfo(ctx)
 	if err != nil {
 		return state.Device{}, fmt.Errorf("read the modules (control request 90): %w", err)
@@ -34,10 +41,31 @@ func ReadControl(ctx context.Context, c *ctrl.Client, p *platform.Platform, mode
 		}
 	}
 	rd := FromControl(p, mode, infos, ncp)
+	rd.Protection = protection
 	if v, err := c.SystemVersion(ctx); err == nil {
 		rd.DeviceOS = v
 	}
+	if done, err := c.SetupDone(ctx); err == nil {
+		rd.SetupDone = state.FlagOf(done)
+	}
 	return rd, nil
+}
+
+// protectionOf asks for Device Protection's state (request 76): Device OS before 6.0 does
+// not know the request and has no protection.
+func protectionOf(ctx context.Context, c *ctrl.Client) state.Protection {
+	ps, err := c.ProtectedState(ctx)
+	switch {
+	case ctrl.NotSupported(err):
+		return state.ProtectionOpen
+	case err != nil:
+		return state.ProtectionUnknown
+	case ps.Protected:
+		return state.ProtectionProtected
+	case ps.Overridden:
+		return state.ProtectionService
+	}
+	return state.ProtectionOpen
 }
 
 func listsNCP(infos []ctrl.ModuleInfo) bool {
@@ -67,10 +95,35 @@ func ReadDFU(ctx context.Context, c *dfu.Client, p *platform.Platform, layout *m
 	read, err := slots.ReadModulesWith(ctx, c, p, layout, o)
 	switch {
 	case errors.Is(err, dfu.ErrProtected):
-		return state.Device{}, remedy.With(err, "The device has Device Protection, so its flash cannot be read over DFU: "+
-			"reset it into normal mode (tap RESET) and read its modules there with control requests.")
+		// Its flash is locked (every alt read-only): the protection is what there is to
+		// know. Device OS 6.x, so setup is done.
+		return state.Device{Platform: p, Mode: state.ModeDFU, Protection: state.ProtectionProtected, SetupDone: state.FlagYes}, nil
 	case err != nil:
 		return state.Device{}, remedy.With(fmt.Errorf("read the modules over DFU: %w", err), dfu.Remedy)
 	}
-	return FromDFU(p, read), nil
+	st := FromDFU(p, read)
+	if sys := st.SystemVersion(); sys != 0 && sys < protectionSince {
+		st.Protection = state.ProtectionOpen // Device Protection came with 6.0
+	}
+	return st, nil
+}
+
+// protectionSince is the first system module version with Device Protection (6.0.0,
+// CHANGELOG "Protected mode #2734"); in DFU mode an open device and one in Service Mode
+// look alike from then on.
+const protectionSince = 6000
+
+// ReadSetupDone reads the setup-done flag out of the DCT over DFU (alt 1 holds the DCT at
+// its own offsets, as the OTA flag's write relies on too): FlagUnknown where the platform
+// has no flag or the read fails.
+func ReadSetupDone(ctx context.Context, c *dfu.Client, p *platform.Platform) state.Flag {
+	sd := p.SetupDoneFlag()
+	if sd == nil || c == nil {
+		return state.FlagUnknown
+	}
+	b, err := c.Read(ctx, sd.DCTOffset, 1)
+	if err != nil || len(b) != 1 {
+		return state.FlagUnknown
+	}
+	return state.FlagOf(b[0] == 0x01)
 }

@@ -49,6 +49,9 @@ func (e *emitter) emit(items []*item) error {
 		if e.cur == state.ModeDFU {
 			e.leaveDFU("Nothing needs writing; the device only has to leave DFU mode.", true)
 		}
+		if e.setupDone() {
+			e.finish()
+		}
 		return nil
 	}
 	for i, it := range items {
@@ -81,6 +84,33 @@ func (e *emitter) emit(items []*item) error {
 	if e.cur == state.ModeDFU || e.pendingOTA != nil {
 		e.leaveDFU("All the DFU writes are done; leaving DFU mode starts Device OS.", true)
 	}
+	e.setupDone()
+	e.finish()
+	return nil
+}
+
+// setupDone marks the device's setup done where its Device OS (before 4.0) would otherwise
+// wait in listening mode for it (platform.SetupDone), as particle-cli's `usb setup-done`
+// does; it reports whether it added the step.
+func (e *emitter) setupDone() bool {
+	if e.opt.LeaveSetupDone || !e.model.WaitsForSetup() {
+		return false
+	}
+	if e.cur == state.ModeDFU {
+		e.leaveDFU("Device OS has to run to take the setup-done request.", true)
+	}
+	waiting := e.model.Boot()
+	e.model.SetupDone = state.FlagYes
+	after := e.model.Boot().Mode
+	e.add(Step{ID: "setup-done", Kind: KindSetupDone, Mode: after, Estimate: setupDoneTime, LED: running(e.p, after),
+		Why: "Device OS " + e.model.DeviceOSName() + " waits in listening mode (blinking dark blue) until the device's setup is marked done: " + waiting.Why +
+			". Particle Flasher marks it done (USB control request 73, as `particle usb setup-done` does) and the device goes on to run its application."})
+	e.cur = after
+	return true
+}
+
+// finish verifies and ends Service Mode.
+func (e *emitter) finish() {
 	if e.pl.Verify != VerifyNone {
 		est := verifyTime
 		why := "Re-read the module table and check that the device reports exactly the expected modules (Plan.Expect) and runs in " + e.model.Boot().Mode.String() + " mode."
@@ -106,7 +136,6 @@ func (e *emitter) emit(items []*item) error {
 	if e.opt.Watchdog == 0 {
 		e.pl.Windows = 0
 	}
-	return nil
 }
 
 // ---- mode changes -------------------------------------------------------------------

@@ -101,10 +101,10 @@ func (s Step) headline() string {
 		return fmt.Sprintf("Leave DFU mode; the device restarts in %s mode", s.Mode.Title())
 	case KindWaitFor:
 		return fmt.Sprintf("Wait for the device to install %s and come back in %s mode", describe(s.Module), s.Mode.Title())
-	case KindServiceMode:
-		return "Suspend Device Protection (service mode)"
+	case KindSetupDone:
+		return fmt.Sprintf("Mark the device's setup done; it continues in %s mode", s.Mode.Title())
 	case KindEndServiceMode:
-		return "Turn Device Protection back on"
+		return "End Service Mode: Device Protection is back on"
 	case KindVerify:
 		return "Verify the modules"
 	case KindInvalidate:

@@ -169,8 +169,11 @@ const (
 	ncpApplyTime = 3 * time.Minute
 	// dctWriteTime: a one-byte DCT write (read-modify-write of the DCT by the bootloader).
 	dctWriteTime = 100 * time.Millisecond
-	// serviceModeTime: the control requests around Device Protection's service mode.
+	// serviceModeTime: the control request that ends Device Protection's Service Mode.
 	serviceModeTime = 2 * time.Second
+	// setupDoneTime: marking setup done and leaving listening mode (two control requests
+	// and the network stack starting over).
+	setupDoneTime = 3 * time.Second
 	// verifyTime: re-reading the module table.
 	verifyTime = 3 * time.Second
 	// watchdogMargin is kept free in every watchdog window for timing noise.

@@ -64,9 +64,11 @@ const (
 	// KindReset restarts the device out of DFU mode (DfuSe leave) and waits for it to come
 	// back in Step.Mode; any pending OTA-region module is installed on the way.
 	KindReset
-	// KindServiceMode suspends Device Protection for the plan (Device OS 6.x).
-	KindServiceMode
-	// KindEndServiceMode turns Device Protection back on.
+	// KindSetupDone marks the device's setup done (control request 73) where Device OS
+	// before 4.0 would otherwise wait in listening mode, and lets it leave listening mode
+	// for Step.Mode.
+	KindSetupDone
+	// KindEndServiceMode ends Device Protection's Service Mode (control request 77).
 	KindEndServiceMode
 	// KindVerify re-reads the modules (and with VerifyReadback every written range) and
 	// compares them with Plan.Expect.
@@ -74,7 +76,7 @@ const (
 )
 
 var kindNames = [...]string{"enter-mode", "write", "invalidate", "set-ota-flag", "wait-for", "reset",
-	"service-mode", "end-service-mode", "verify"}
+	"setup-done", "end-service-mode", "verify"}
 
 // String is the kind's short name ("write", "enter-mode", ...).
 func (k Kind) String() string {
@@ -146,6 +148,10 @@ type Options struct {
 	// no application, an application that needs another Device OS): the person said yes
 	// to exactly that. Without it such a plan is refused before anything is written.
 	AllowSafeMode bool
+	// LeaveSetupDone does not mark setup done where Device OS before 4.0 minds the flag
+	// (platform.SetupDone); by default a plan marks it, so that the device runs its
+	// application instead of waiting in listening mode.
+	LeaveSetupDone bool
 }
 
 // Target is where the device should end up, resolved by the caller into module files.

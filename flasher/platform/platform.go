@@ -228,6 +228,14 @@ type SetupDoneFlag struct {
 	Until uint16
 }
 
+// SetupDoneFlag is p.SetupDone, nil for a nil platform.
+func (p *Platform) SetupDoneFlag() *SetupDoneFlag {
+	if p == nil {
+		return nil
+	}
+	return p.SetupDone
+}
+
 // String is the platform's name, for logs.
 func (p *Platform) String() string { return p.Name }
 

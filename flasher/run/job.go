@@ -312,9 +312,10 @@ func (j *job) exec(ctx context.Context, s *plan.Step) error {
 		return j.leaveDFU(ctx, s)
 	case plan.KindVerify:
 		return j.verify(ctx, s)
-	case plan.KindServiceMode, plan.KindEndServiceMode:
-		return remedy.With(fmt.Errorf("run: %w: Device Protection's service mode (step %s)", ErrUnsupported, s.ID),
-			"Turn Device Protection off for this device in the Particle Console (it becomes an open device), flash it, then turn protection back on.")
+	case plan.KindSetupDone:
+		return j.setupDone(ctx, s)
+	case plan.KindEndServiceMode:
+		return j.endServiceMode(ctx, s)
 	}
 	return fmt.Errorf("run: %w: step kind %s", ErrUnsupported, s.Kind)
 }

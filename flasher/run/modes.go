@@ -463,3 +463,60 @@ func (j *job) stopListening(ctx context.Context) error {
 		}
 	}
 }
+
+// setupDone runs a KindSetupDone step: mark setup done (control request 73), let a device
+// that waits for it leave listening mode (71), and read the flag back as evidence.
+func (j *job) setupDone(ctx context.Context, s *plan.Step) error {
+	l, err := j.ensureDeviceOS(ctx, s.LED)
+	if err != nil {
+		return err
+	}
+	c := l.Ctrl()
+	if c == nil {
+		return remedy.With(fmt.Errorf("run: %w: the device is reachable only through its serial console, which cannot mark setup done", ErrUnsupported),
+			"Connect the device's USB data lines (not only a serial adapter) and try again.")
+	}
+	sctx, cancel := context.WithTimeout(ctx, j.r.t.Step)
+	defer cancel()
+	if err := c.SetSetupDone(sctx, true); err != nil {
+		return fmt.Errorf("mark setup done: %w", err)
+	}
+	if l.Mode() == state.ModeListening {
+		if err := c.StopListening(sctx); err != nil && !isGone(err) {
+			return fmt.Errorf("leave listening mode: %w", err)
+		}
+	}
+	done, err := c.SetupDone(sctx)
+	if err != nil && !isGone(err) {
+		return fmt.Errorf("read the setup-done flag back: %w", err)
+	}
+	if err == nil && !done {
+		return fmt.Errorf("run: %w: the device still says its setup is not done", ErrVerify)
+	}
+	j.dropLink() // its mode changes without a new enumeration: read it afresh
+	return nil
+}
+
+// endServiceMode runs a KindEndServiceMode step: Device Protection back on (request 77,
+// RESET), checked by reading the state back (76).
+func (j *job) endServiceMode(ctx context.Context, s *plan.Step) error {
+	l, err := j.ensureDeviceOS(ctx, s.LED)
+	if err != nil {
+		return err
+	}
+	c := l.Ctrl()
+	if c == nil {
+		return remedy.With(fmt.Errorf("run: %w: the device is reachable only through its serial console", ErrUnsupported),
+			"Service Mode ends by itself after 20 restarts or 24 hours.")
+	}
+	sctx, cancel := context.WithTimeout(ctx, j.r.t.Step)
+	defer cancel()
+	if err := c.EndServiceMode(sctx); err != nil {
+		return remedy.With(fmt.Errorf("end Service Mode: %w", err), "Service Mode ends by itself after 20 restarts or 24 hours; `particle device-protection enable` ends it at once.")
+	}
+	ps, err := c.ProtectedState(sctx)
+	if err == nil && !ps.Protected {
+		return fmt.Errorf("run: %w: the device still says Device Protection is lifted", ErrVerify)
+	}
+	return nil
+}

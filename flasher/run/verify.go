@@ -124,6 +124,9 @@ func (j *job) compare(rd *Reading) []string {
 			out = append(out, fmt.Sprintf("%s: predicted build CRC %08x, the device's %d is another build (CRC %08x)", name, e.CRC, in.Version, in.CRC))
 		}
 	}
+	if rd.State.WaitsForSetup() && p.End.Cause != state.CauseSetupNotDone {
+		out = append(out, "setup done: predicted marked done, the device's setup-done flag is not set")
+	}
 	want := p.End.Mode
 	if want == state.ModeUnknown {
 		want = state.ModeNormal
@@ -305,10 +308,10 @@ func Title(s plan.Step) string {
 		return fmt.Sprintf("Invalidate the old application at 0x%08x", s.Address)
 	case plan.KindSetOTAFlag:
 		return "Set the update flag"
-	case plan.KindServiceMode:
-		return "Suspend Device Protection"
+	case plan.KindSetupDone:
+		return "Mark setup done"
 	case plan.KindEndServiceMode:
-		return "Restore Device Protection"
+		return "End Service Mode"
 	case plan.KindWrite:
 		switch s.Method {
 		case platform.MethodOTARegion:

@@ -29,6 +29,11 @@ const (
 	CauseAppCorrupt
 	// CauseAppNeeds: the application needs a newer Device OS than the device has: safe mode.
 	CauseAppNeeds
+	// CauseSetupNotDone: Gen3 Device OS before 4.0 without its setup-done flag waits in
+	// listening mode.
+	CauseSetupNotDone
+	// CauseProtected: Device Protection hides the modules; the mode is the one seen.
+	CauseProtected
 )
 
 // Boot is the mode a device comes up in after a reset, and why.
@@ -296,9 +301,41 @@ func (d Device) Boot() Boot { return d.boot(false) }
 func (d Device) BootWary() Boot { return d.boot(true) }
 
 func (d Device) boot(wary bool) Boot {
+	if d.Protection == ProtectionProtected && len(d.Modules) == 0 {
+		// Nothing but the protection can be read: the device is in the mode it was seen in.
+		return Boot{Mode: d.Mode, Cause: CauseProtected,
+			Why: "Device Protection is on: its modules can only be read and changed in Service Mode"}
+	}
 	if b := d.dfuReason(); b != nil {
 		return *b
 	}
+	b := d.running(wary)
+	if d.WaitsForSetup() {
+		// network_connect() finds no setup-done flag and enters listening mode, whatever
+		// the application (system_network_manager_api.cpp testAndClearListeningModeFlag
+		// @v3.3.1), so that mode wins even over safe mode.
+		why := "setup is not done: Device OS before 4.0 waits in listening mode (blinking dark blue) until it is marked done"
+		if b.Mode == ModeSafe {
+			why += "; then it would run in safe mode: " + b.Why
+		}
+		return Boot{Mode: ModeListening, Cause: CauseSetupNotDone, Why: why}
+	}
+	return b
+}
+
+// WaitsForSetup reports a device whose Device OS minds the setup-done flag
+// (platform.SetupDone, before 4.0) and which does not have it.
+func (d Device) WaitsForSetup() bool {
+	sd := d.Platform.SetupDoneFlag()
+	if sd == nil || d.SetupDone != FlagNo {
+		return false
+	}
+	sys := d.SystemVersion()
+	return sys != 0 && sys < sd.Until
+}
+
+// running is the mode of a device whose Device OS starts: normal, or safe and why.
+func (d Device) running(wary bool) Boot {
 	for _, m := range d.ordered() {
 		if !m.Intact() || !bootChecked(m.Function) || m.Function == platform.FuncUser {
 			continue
