@@ -27,9 +27,13 @@ type inspectJSON struct {
 	// Boot is the mode Device OS comes up in with these modules, and why when it is not
 	// normal mode ("there is no application"); Heals the ways out of an
 	// application-caused safe mode, the one that keeps the application first.
-	Boot    bootJSON       `json:"boot"`
-	Heals   []healJSON     `json:"heals,omitempty"`
-	Modules []state.Module `json:"modules"`
+	Boot  bootJSON   `json:"boot"`
+	Heals []healJSON `json:"heals,omitempty"`
+	// Protection is Device Protection's state: open, protected, service (Service Mode)
+	// or unknown; SetupDone the setup-done flag (null where it was not read).
+	Protection state.Protection `json:"protection"`
+	SetupDone  state.Flag       `json:"setup_done"`
+	Modules    []state.Module   `json:"modules"`
 }
 
 type healJSON struct {
@@ -112,7 +116,7 @@ func inspectDevice(g *globals, id string) error {
 		}
 		return &exitError{code: exitFailed, err: err}
 	}
-	if d.Modules == nil {
+	if d.Modules == nil && d.Reading.Protection != state.ProtectionProtected {
 		return &exitError{code: exitFailed, err: remedy.With(fmt.Errorf("the %s is in %s mode, where no door can read its modules", d.Name(), modeName(d.Mode)),
 			"put it in DFU mode (hold MODE, tap RESET, release when the LED blinks yellow) and try again")}
 	}
@@ -133,7 +137,10 @@ func inspectDevice(g *globals, id string) error {
 
 func toInspectJSON(d device.Device) inspectJSON {
 	j := inspectJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), DeviceOS: d.Reading.DeviceOSName(), Modules: d.Modules,
-		Boot: bootJSON{Mode: modeName(d.Boot.Mode), Why: d.Boot.Why}}
+		Boot: bootJSON{Mode: modeName(d.Boot.Mode), Why: d.Boot.Why}, Protection: d.Reading.Protection, SetupDone: d.Reading.SetupDone}
+	if j.Modules == nil {
+		j.Modules = []state.Module{}
+	}
 	for _, h := range plan.Heals(d.Reading) {
 		kind := "upgrade"
 		if h.Kind == plan.HealReplaceApp {
@@ -190,10 +197,16 @@ func printDeviceModules(w io.Writer, d device.Device) {
 	} else {
 		fmt.Fprintln(w, "Device OS: unknown (no readable system part)")
 	}
-	src := ""
-	if len(d.Modules) > 0 {
-		src = d.Modules[0].Source
+	if pr := d.Reading.Protection; pr != state.ProtectionUnknown {
+		fmt.Fprintf(w, "Device Protection: %s\n", pr.Words())
 	}
+	if sd := d.Reading.SetupDone; sd != state.FlagUnknown {
+		fmt.Fprintf(w, "Setup done: %s\n", sd)
+	}
+	if len(d.Modules) == 0 {
+		return
+	}
+	src := d.Modules[0].Source
 	fmt.Fprintf(w, "Modules (read %s):\n", map[string]string{state.SourceControl: "with control request 90", state.SourceSerial: "with the `s` command",
 		state.SourceDFU: "from flash over DFU"}[src])
 	for _, m := range d.Modules {

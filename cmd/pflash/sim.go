@@ -39,6 +39,9 @@ type simFlags struct {
 	scale       float64
 	firmwareDir string
 	socket      string
+	protected   bool
+	service     bool
+	notSetUp    bool
 }
 
 // simDevice is one device in the first JSON line.
@@ -100,6 +103,9 @@ func newSimCmd(g *globals) *cobra.Command {
 	fl.Float64Var(&f.scale, "scale", 1, "time scale: 1 = a real device's pace, 0 = instant")
 	fl.StringVar(&f.firmwareDir, "firmware-dir", os.Getenv(envFirmwareDir), "directory of module files for --version (env "+envFirmwareDir+")")
 	fl.StringVar(&f.socket, "socket", "", "usbsim socket path (default: a new one under the temp dir)")
+	fl.BoolVar(&f.protected, "protected", false, "Device Protection on (Device OS 6.x): the bootloader is its protected build")
+	fl.BoolVar(&f.service, "service-mode", false, "with --protected: start in Service Mode, as Particle's cloud would leave it")
+	fl.BoolVar(&f.notSetUp, "setup-not-done", false, "leave the setup-done flag unset (Gen3 before 4.0 then waits in listening mode)")
 	_ = cmd.MarkFlagRequired("platform")
 	return cmd
 }
@@ -133,6 +139,18 @@ func runSim(ctx context.Context, g *globals, f *simFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.service && !f.protected {
+		return usage("--service-mode needs --protected")
+	}
+	if f.protected {
+		if mods, err = sim.Protect(p, mods); err != nil {
+			return &exitError{code: exitUsage, err: remedy.With(err, "Give --version or modules with a bootloader.")}
+		}
+		what += ", with Device Protection on"
+		if f.service {
+			what += " (in Service Mode)"
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -142,7 +160,8 @@ func runSim(ctx context.Context, g *globals, f *simFlags) error {
 	}
 	defer fleet.Close()
 	for range f.count {
-		if _, err := fleet.Add(sim.Options{Platform: p, Modules: mods, Mode: mode, Scale: f.scale, Blank: f.blank}); err != nil {
+		if _, err := fleet.Add(sim.Options{Platform: p, Modules: mods, Mode: mode, Scale: f.scale, Blank: f.blank,
+			ServiceMode: f.service, SetupNotDone: f.notSetUp}); err != nil {
 			return err
 		}
 	}

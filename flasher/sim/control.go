@@ -20,6 +20,15 @@ type ctrlHandler struct {
 // HandleRequest serves one complete request on the channel's goroutine.
 func (h *ctrlHandler) HandleRequest(reqType uint16, payload []byte) (int32, []byte) {
 	d := h.d
+	d.mu.Lock()
+	sys := d.sysVersionLocked()
+	protected := d.protectedLocked(d.scanLocked(), sys)
+	d.mu.Unlock()
+	// security_mode_check_control_request: a protected device answers only these.
+	if protected && reqType != ctrl.ReqDeviceID && reqType != ctrl.ReqGetProtectedState &&
+		reqType != ctrl.ReqSetProtectedState && reqType != ctrl.ReqAppCustom {
+		return ctrl.CodeDeviceProtected, nil
+	}
 	if h.fw.Handles(reqType) {
 		return h.fw.HandleRequest(reqType, payload)
 	}
@@ -52,6 +61,18 @@ func (h *ctrlHandler) HandleRequest(reqType uint16, payload []byte) (int32, []by
 			return ctrl.CodeNotSupported, nil
 		}
 		return ctrl.CodeOK, ctrl.EncodeNCPVersionReply(ctrl.NCPVersion{Version: fmt.Sprintf("0.0.%d", v), ModuleVersion: uint32(v)})
+	case ctrl.ReqIsSetupDone, ctrl.ReqSetSetupDone:
+		return d.setupDoneRequest(reqType, payload, sys)
+	case ctrl.ReqGetProtectedState:
+		if sys < protectionSince {
+			return ctrl.CodeNotSupported, nil
+		}
+		d.mu.Lock()
+		st := ctrl.ProtectedState{Protected: protected, Overridden: d.override && sys >= overrideSince}
+		d.mu.Unlock()
+		return ctrl.CodeOK, ctrl.EncodeProtectedStateReply(st)
+	case ctrl.ReqSetProtectedState:
+		return d.setProtectedState(payload, sys)
 	case ctrl.ReqGetModuleInfo:
 		d.mu.Lock()
 		mods := d.scanLocked().table()
@@ -203,4 +224,58 @@ func (d *Device) fwApply(gen uint64, img []byte) {
 	d.fwTarget = nil
 	d.mu.Unlock()
 	d.resetLater(gen, bootReq{reason: "firmware update"})
+}
+
+// setupDoneRequest is config.cpp's isDeviceSetupDone / setDeviceSetupDone: the DCT byte
+// where Device OS minds it (Gen3 before 4.0); from 4.0 the flag is always "done" and only
+// done=true is accepted; platforms without it do not support either request.
+func (d *Device) setupDoneRequest(reqType uint16, payload []byte, sys uint16) (int32, []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.p.MCU != "nrf52840" || d.dct == nil {
+		return ctrl.CodeNotSupported, nil
+	}
+	minds := d.mindsSetupDoneLocked(sys)
+	if reqType == ctrl.ReqIsSetupDone {
+		return ctrl.CodeOK, ctrl.EncodeSetupDone(!minds || d.setupDoneLocked())
+	}
+	done, err := ctrl.DecodeSetupDone(payload)
+	if err != nil {
+		return ctrl.CodeBadData, nil
+	}
+	if !minds {
+		if !done {
+			return ctrl.CodeNotSupported, nil
+		}
+		return ctrl.CodeOK, nil
+	}
+	v := byte(0xFF)
+	if done {
+		v = 0x01
+	}
+	if _, err := d.writeDCT(dctSetupDoneOffset, []byte{v}); err != nil {
+		return ctrl.CodeFlashIO, nil
+	}
+	return ctrl.CodeOK, nil
+}
+
+// setProtectedState is config.cpp's setProtectedState: RESET ends Service Mode at once;
+// PREPARE and CONFIRM need a nonce signed by Particle's cloud, which a local device never
+// has (so they fail as a device would without the server's signature).
+func (d *Device) setProtectedState(payload []byte, sys uint16) (int32, []byte) {
+	if sys < overrideSince {
+		return ctrl.CodeNotSupported, nil
+	}
+	action, err := ctrl.DecodeSetProtectedState(payload)
+	if err != nil {
+		return ctrl.CodeInvalidArgument, nil
+	}
+	if action != 0 {
+		return ctrl.CodeInvalidSignature, nil
+	}
+	d.mu.Lock()
+	d.override = false
+	d.changedLocked()
+	d.mu.Unlock()
+	return ctrl.CodeOK, nil
 }

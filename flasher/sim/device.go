@@ -61,6 +61,9 @@ type Device struct {
 	lastReset  string
 	reason     string
 	sys        uint16 // system module version running (0 in DFU / off)
+	// override is Device Protection's Service Mode (security_mode_override_value in the
+	// system flags): protection lifted until a reset request ends it.
+	override bool
 	pending    *pendingUpdate
 	ncp        *ncpState
 	desc       *usbsim.Descriptors
@@ -147,6 +150,14 @@ func New(o Options) (*Device, error) {
 	} else if !haveBoot {
 		slog.Warn("sim: no bootloader among the modules: the device will not run at all", "platform", p.Name)
 	}
+	if !o.Blank && !o.SetupNotDone && d.dct != nil {
+		// An owner set it up: DCT setup_done = 0x01 (config.cpp setDeviceSetupDone). Only
+		// Gen3 Device OS before 4.0 reads it; elsewhere the byte is just there.
+		if _, err := d.writeDCT(dctSetupDoneOffset, []byte{0x01}); err != nil {
+			return nil, err
+		}
+	}
+	d.override = o.ServiceMode
 	if p.HasNCP && d.ncp == nil {
 		v := o.NCPVersion
 		if v == 0 {
@@ -720,6 +731,12 @@ func (d *Device) bootLocked(req bootReq) time.Duration {
 		}
 		mode := ModeNormal
 		switch {
+		case !req.listen && d.waitsForSetupLocked(s.sys):
+			mode = ModeListening
+			reason = "setup not done: Device OS waits in listening mode until it is marked done"
+			if safe {
+				reason = "safe listening mode, " + reason
+			}
 		case req.listen:
 			mode = ModeListening
 			if safe {
@@ -852,12 +869,20 @@ func userProblem(s *scan) string {
 func (d *Device) enterDFULocked(reason string) {
 	d.mode, d.safe, d.sys, d.reason = ModeDFU, false, 0, reason
 	gen := d.gen
+	// A protected bootloader locks every alt (usbd_dfu_mal.cpp getString picks the
+	// *_IF_STRING_PROT names; usbd_dfu.cpp refuses UPLOAD, DNLOAD and ERASE).
+	protected := d.protectedLocked(d.scanLocked(), 0)
 	alts := make([]dfudev.Alt, 0, len(d.p.Alts))
 	for _, a := range d.p.Alts {
-		alts = append(alts, dfudev.Alt{Name: a.Layout, Mem: dfuMemory{Region: d.mems[a.Alt], d: d}})
+		name := a.Layout
+		if protected {
+			name = dfudev.ProtectedName(name)
+		}
+		alts = append(alts, dfudev.Alt{Name: name, Mem: dfuMemory{Region: d.mems[a.Alt], d: d}})
 	}
 	dev := dfudev.New(dfudev.Config{
 		Alts:         alts,
+		Protected:    protected,
 		TransferSize: d.p.TransferSize,
 		Gen2:         d.p.Gen == 2,
 		Meter:        d.meter,
@@ -925,6 +950,8 @@ func (d *Device) setListening(gen uint64, on bool) bool {
 	switch {
 	case on && d.mode != ModeListening:
 		d.mode, d.reason = ModeListening, "listening mode requested"
+	case !on && d.mode == ModeListening && d.waitsForSetupLocked(d.sys):
+		return true // network_connect() finds no setup-done flag and listens again
 	case !on && d.mode == ModeListening:
 		if d.safe {
 			d.mode, d.reason = ModeSafe, "left listening mode (safe mode)"
@@ -965,4 +992,70 @@ func (d *Device) noticePowerLoss(err error) {
 	if errors.Is(err, flash.ErrPowerLoss) {
 		go d.powerOff("power loss")
 	}
+}
+
+// Device Protection and the setup-done flag, as Device OS has them.
+const (
+	// dctSetupDoneOffset is application_dct_t.setup_done (platform/MCU/nRF52840/inc/dct.h
+	// STATIC_ASSERT_DCT_OFFSET(setup_done, 8134)); 0x01 means done.
+	dctSetupDoneOffset = 8134
+	// setupDoneUntil: 4.0.0-alpha.1 (system 4000) stopped minding the flag ("[gen3]
+	// disable setup_done flag", CHANGELOG 4.0.0 #2447).
+	setupDoneUntil = 4000
+	// protectionSince: Device OS 6.0.0 (system 6000) brought Device Protection
+	// (services/src/security_mode.cpp); 6.1.1 (6101) added the Service Mode override.
+	protectionSince = 6000
+	overrideSince   = 6101
+)
+
+// mindsSetupDoneLocked: Gen3 Device OS before 4.0 (HAL_PLATFORM_DCT_SETUP_DONE is set in
+// hal_platform_nrf52840_config.h) enters listening mode from network_connect() while the
+// DCT byte is not 0x01 (system_network_manager_api.cpp testAndClearListeningModeFlag).
+func (d *Device) mindsSetupDoneLocked(sys uint16) bool {
+	return d.p.MCU == "nrf52840" && d.dct != nil && sys != 0 && sys < setupDoneUntil
+}
+
+// setupDoneLocked reads the DCT byte.
+func (d *Device) setupDoneLocked() bool {
+	if d.dct == nil {
+		return false
+	}
+	b := d.dct.Snapshot(dctSetupDoneOffset, 1)
+	return len(b) == 1 && b[0] == 0x01
+}
+
+// waitsForSetupLocked: the running Device OS minds the flag and it is not set.
+func (d *Device) waitsForSetupLocked(sys uint16) bool {
+	return d.mindsSetupDoneLocked(sys) && !d.setupDoneLocked()
+}
+
+// bootloaderSecureLocked: the installed bootloader is a protected build (its
+// SECURITY_MODE extension says 1), which is where Device Protection comes from.
+func (d *Device) bootloaderSecureLocked(s *scan) bool {
+	bl := s.main(platform.FuncBootloader, 0)
+	return bl != nil && bl.found && bl.security == 1
+}
+
+// protectedLocked is security_mode_get() == PROTECTED: a protected bootloader, a Device OS
+// that knows protection (sys 0 in DFU mode: the bootloader's own check), and no Service
+// Mode override.
+func (d *Device) protectedLocked(s *scan, sys uint16) bool {
+	if d.override || !d.bootloaderSecureLocked(s) {
+		return false
+	}
+	return sys == 0 || sys >= protectionSince
+}
+
+// Protected reports whether Device Protection locks the device now.
+func (d *Device) Protected() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.protectedLocked(d.scanLocked(), d.sysVersionLocked())
+}
+
+// SetupDone reports the DCT's setup-done byte.
+func (d *Device) SetupDone() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.setupDoneLocked()
 }

@@ -77,6 +77,9 @@ type slotModule struct {
 	sha        []byte
 
 	crcOK, rangeOK, platformOK bool
+	// security is the SECURITY_MODE suffix extension's mode (1 = protected) of a
+	// bootloader: what Device OS's security_mode_init reads to know it is protected.
+	security uint8
 }
 
 func (s *slotModule) size() uint32 {
@@ -162,7 +165,47 @@ func readSlot(r *flash.Region, s platform.Slot, pid uint16, store string, at uin
 	if size >= 38 {
 		sm.sha = bytes.Clone(data[size-38 : size-6])
 	}
+	if s.Function == platform.FuncBootloader && s.Index == 0 {
+		if ext := suffixExtension(data, module.ExtSecurityMode); len(ext) > 0 {
+			sm.security = ext[0]
+		}
+	}
 	return sm
+}
+
+// suffixExtension finds an extension among a module's suffix extensions (Device OS's
+// security_mode_find_module_extension walks them from module_end - suffix size), and
+// returns its payload; nil when it has none.
+func suffixExtension(data []byte, typ module.ExtensionType) []byte {
+	if len(data) < module.MinSuffixSize+module.CRCSize {
+		return nil
+	}
+	n := len(data) - module.CRCSize
+	ss := int(binary.LittleEndian.Uint16(data[n-2:]))
+	if ss < module.MinSuffixSize || ss > n {
+		return nil
+	}
+	return findExtension(data[n-ss:n], typ)
+}
+
+// findExtension walks TLV extensions (type, length including the 4-byte head) until END
+// or one that does not fit.
+func findExtension(b []byte, typ module.ExtensionType) []byte {
+	for pos := 0; pos+4 <= len(b); {
+		t := binary.LittleEndian.Uint16(b[pos:])
+		n := int(binary.LittleEndian.Uint16(b[pos+2:]))
+		if n < 4 || pos+n > len(b) {
+			return nil
+		}
+		if t == uint16(typ) {
+			return b[pos+4 : pos+n]
+		}
+		if t == uint16(module.ExtEnd) {
+			return nil
+		}
+		pos += n
+	}
+	return nil
 }
 
 // endFixedStart finds an RTL872x user part, which ends at the slot's fixed end: the
@@ -177,22 +220,11 @@ func endFixedStart(r *flash.Region, s platform.Slot) (uint32, bool) {
 	if ss < module.MinSuffixSize || ss > 1024 {
 		return 0, false
 	}
-	suffix := r.Snapshot(end-module.CRCSize-ss, ss)
-	for pos := 0; pos+4 <= len(suffix); {
-		typ := binary.LittleEndian.Uint16(suffix[pos:])
-		n := int(binary.LittleEndian.Uint16(suffix[pos+2:]))
-		if n < 4 || pos+n > len(suffix) {
-			break
-		}
-		if typ == uint16(module.ExtDynamicLocation) && n >= 8 {
-			return le32(suffix[pos+4:]), true
-		}
-		if typ == uint16(module.ExtEnd) {
-			break
-		}
-		pos += n
+	ext := findExtension(r.Snapshot(end-module.CRCSize-ss, ss), module.ExtDynamicLocation)
+	if len(ext) < 4 {
+		return 0, false
 	}
-	return 0, false
+	return le32(ext), true
 }
 
 func depOf(b []byte) module.Dependency {

@@ -133,6 +133,13 @@ type Options struct {
 	NCPVersion uint16
 	// NoSerial leaves out the pty serial door, for tests that do not need it.
 	NoSerial bool
+	// SetupNotDone leaves the DCT's setup-done byte erased, as on a Gen3 board nobody set
+	// up (a Blank device has it erased too): Device OS before 4.0 then waits in listening
+	// mode. Otherwise the device was set up by its owner.
+	SetupNotDone bool
+	// ServiceMode starts a protected device (one whose bootloader carries the
+	// SECURITY_MODE extension) in Service Mode, as Particle's cloud would have left it.
+	ServiceMode bool
 	// SerialTimeScale scales Device OS's serial waits (YMODEM NAK timeout 5 s, ...); 0
 	// uses Scale, but never below 0.1, so that real serial peers (lrzsz) keep up.
 	SerialTimeScale float64

@@ -151,9 +151,11 @@ func (m *serialModel) SafeListen() {
 	m.d.resetAsync(m.gen, bootReq{safe: true, listen: true, reason: "serial: L"}, 0)
 }
 
-// Listening reports whether the console answers.
+// Listening reports whether the console answers: in listening mode, unless Device
+// Protection switched it off (ListeningModeHandler::enter returns before the serial setup
+// console starts on a protected device, system_listening_mode.cpp).
 func (m *serialModel) Listening() bool {
 	m.d.mu.Lock()
 	defer m.d.mu.Unlock()
-	return m.gen == m.d.gen && m.d.mode == ModeListening
+	return m.gen == m.d.gen && m.d.mode == ModeListening && !m.d.protectedLocked(m.d.scanLocked(), m.d.sysVersionLocked())
 }

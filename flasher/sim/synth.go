@@ -175,3 +175,49 @@ func SoftDeviceBody(spec *module.Spec) {
 		binary.LittleEndian.PutUint32(at(sdFWIDAddr), 0xFFFF0000|uint32(fwid))
 	}
 }
+
+// ProtectedBootloader rebuilds a bootloader module as Particle's protected build of it: the
+// same slot, version and dependencies, with the SECURITY_MODE suffix extension saying
+// "protected" (dynalib/inc/module_info.h MODULE_INFO_EXTENSION_SECURITY_MODE), which is
+// what turns Device Protection on (services/src/security_mode.cpp security_mode_init).
+func ProtectedBootloader(p *platform.Platform, bootloader []byte) ([]byte, error) {
+	m, err := module.Parse(bootloader)
+	if err != nil {
+		return nil, fmt.Errorf("sim: protected bootloader: %w", err)
+	}
+	if m.Function != platform.FuncBootloader || m.Index != 0 {
+		return nil, fmt.Errorf("sim: protected bootloader: %s is not a bootloader", m.SlotName())
+	}
+	sl, ok := p.SlotFor(m.Function, m.Index, m.Version)
+	if !ok {
+		return nil, fmt.Errorf("sim: platform %s has no bootloader slot", p.Name)
+	}
+	var deps []module.Dependency
+	for _, dp := range m.Dependencies() {
+		deps = append(deps, dp)
+	}
+	spec, err := module.SpecForSlot(p, sl, m.Version, deps...)
+	if err != nil {
+		return nil, err
+	}
+	spec.SuffixExtensions = append(spec.SuffixExtensions, module.SecurityModeExtension(module.SecurityProtected, nil))
+	return module.Build(spec)
+}
+
+// Protect swaps the bootloader among mods for its protected build (ProtectedBootloader).
+func Protect(p *platform.Platform, mods [][]byte) ([][]byte, error) {
+	out := append([][]byte(nil), mods...)
+	for i, b := range out {
+		m, err := module.Parse(b)
+		if err != nil || m.Function != platform.FuncBootloader || m.Index != 0 {
+			continue
+		}
+		pb, err := ProtectedBootloader(p, b)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = pb
+		return out, nil
+	}
+	return nil, fmt.Errorf("sim: no bootloader to protect among the %d modules", len(mods))
+}

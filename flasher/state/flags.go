@@ -37,6 +37,20 @@ func (p Protection) String() string {
 // MarshalText writes the short name.
 func (p Protection) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
+// UnmarshalText reads the short name ("unknown" too).
+func (p *Protection) UnmarshalText(b []byte) error {
+	if string(b) == ProtectionUnknown.String() {
+		*p = ProtectionUnknown
+		return nil
+	}
+	v, ok := ParseProtection(string(b))
+	if !ok {
+		return fmt.Errorf("unknown protection state %q", b)
+	}
+	*p = v
+	return nil
+}
+
 // ParseProtection reads a state as String prints it ("service mode" too).
 func ParseProtection(s string) (Protection, bool) {
 	s = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), " mode")
@@ -88,6 +102,21 @@ func (f Flag) String() string {
 		return "no"
 	}
 	return "unknown"
+}
+
+// UnmarshalJSON reads true, false or null.
+func (f *Flag) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true":
+		*f = FlagYes
+	case "false":
+		*f = FlagNo
+	case "null":
+		*f = FlagUnknown
+	default:
+		return fmt.Errorf("not a flag: %s", b)
+	}
+	return nil
 }
 
 // MarshalJSON writes true, false or null.
