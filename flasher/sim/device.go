@@ -48,22 +48,22 @@ type Device struct {
 	// (resets, power), so doors are never attached twice or left behind.
 	resetMu sync.Mutex
 
-	mu         sync.Mutex
-	powered    bool
-	mode       Mode
-	safe       bool
-	ready      bool // boot finished and doors attached
-	applying   bool // the bootloader is copying an update into place
-	onBus      bool
-	gen        uint64 // bumped by every reset; stale callbacks compare against it
-	boots      int
-	resets     int
-	lastReset  string
-	reason     string
-	sys        uint16 // system module version running (0 in DFU / off)
+	mu        sync.Mutex
+	powered   bool
+	mode      Mode
+	safe      bool
+	ready     bool // boot finished and doors attached
+	applying  bool // the bootloader is copying an update into place
+	onBus     bool
+	gen       uint64 // bumped by every reset; stale callbacks compare against it
+	boots     int
+	resets    int
+	lastReset string
+	reason    string
+	sys       uint16 // system module version running (0 in DFU / off)
 	// override is Device Protection's Service Mode (security_mode_override_value in the
 	// system flags): protection lifted until a reset request ends it.
-	override bool
+	override   bool
 	pending    *pendingUpdate
 	ncp        *ncpState
 	desc       *usbsim.Descriptors
