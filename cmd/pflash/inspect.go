@@ -152,6 +152,19 @@ func printReport(w io.Writer, r module.Report) {
 		// Particle ships SoftDevice and NCP modules with a placeholder hash.
 		sha = "placeholder (normal for " + r.Function + " modules)"
 	}
+	for i, a := range r.Assets {
+		label := "assets"
+		if r.Function == "asset" {
+			label = "asset"
+		} else if i > 0 {
+			label = ""
+		}
+		size := ""
+		if a.Size > 0 {
+			size = fmt.Sprintf(", %d bytes", a.Size)
+		}
+		fmt.Fprintf(w, "  %-13s %s (SHA-256 %s%s)\n", label, a.Name, a.Hash, size)
+	}
 	fmt.Fprintf(w, "  integrity     CRC %s, SHA-256 %s (suffix %d bytes)\n", okWord(r.CRCOK), sha, r.SuffixSize)
 }
 

@@ -179,6 +179,8 @@ type Report struct {
 	Encrypted  bool `json:"encrypted"`
 	// SHA256 is the hash stored in the suffix, in hex ("" if the file is too short).
 	SHA256 string `json:"sha256"`
+	// Assets are the assets an application needs, or the one an asset module carries.
+	Assets []Asset `json:"assets,omitempty"`
 }
 
 // ReportDependency is one dependency in a Report.
@@ -224,6 +226,7 @@ func (m *Module) Report(file string) Report {
 		id, ver := m.Product.ID, m.Product.Version
 		r.ProductID, r.ProductVersion = &id, &ver
 	}
+	r.Assets = m.Assets()
 	if err := m.Validate(); err != nil {
 		r.Error = err.Error()
 	} else {
