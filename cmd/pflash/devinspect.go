@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
@@ -33,7 +34,9 @@ type inspectJSON struct {
 	// or unknown; SetupDone the setup-done flag (null where it was not read).
 	Protection state.Protection `json:"protection"`
 	SetupDone  state.Flag       `json:"setup_done"`
-	Modules    []state.Module   `json:"modules"`
+	// Assets are the asset files the device holds (null where they cannot be read).
+	Assets  []module.Asset `json:"assets"`
+	Modules []state.Module `json:"modules"`
 }
 
 type healJSON struct {
@@ -141,6 +144,9 @@ func toInspectJSON(d device.Device) inspectJSON {
 	if j.Modules == nil {
 		j.Modules = []state.Module{}
 	}
+	if d.Reading.AssetsKnown {
+		j.Assets = append([]module.Asset{}, d.Reading.Assets...)
+	}
 	for _, h := range plan.Heals(d.Reading) {
 		kind := "upgrade"
 		if h.Kind == plan.HealReplaceApp {
@@ -202,6 +208,12 @@ func printDeviceModules(w io.Writer, d device.Device) {
 	}
 	if sd := d.Reading.SetupDone; sd != state.FlagUnknown {
 		fmt.Fprintf(w, "Setup done: %s\n", sd)
+	}
+	if d.Reading.AssetsKnown && len(d.Reading.Assets) > 0 {
+		fmt.Fprintln(w, "Assets:")
+		for _, a := range d.Reading.Assets {
+			fmt.Fprintf(w, "  %s (%d bytes, SHA-256 %s)\n", a.Name, a.Size, a.Hash)
+		}
 	}
 	if len(d.Modules) == 0 {
 		return

@@ -6,6 +6,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/slots"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
@@ -97,6 +98,9 @@ func FromControl(p *platform.Platform, mode state.Mode, infos []ctrl.ModuleInfo,
 		fromBits(&m, mi.Checked, mi.Passed)
 		for _, d := range mi.Dependencies {
 			m.Deps = append(m.Deps, state.Dependency{Function: platform.Function(d.Function), Index: d.Index, Version: uint16(d.Version)})
+		}
+		for _, a := range mi.Assets {
+			m.Assets = append(m.Assets, module.Asset{Name: a.Name, Hash: a.Hash})
 		}
 		state.Describe(p, &m)
 		locate(p, &m)

@@ -9,6 +9,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/listen"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/slots"
@@ -48,8 +49,29 @@ func ReadControl(ctx context.Context, c *ctrl.Client, p *platform.Platform, mode
 	if done, err := c.SetupDone(ctx); err == nil {
 		rd.SetupDone = state.FlagOf(done)
 	}
+	readAssets(ctx, c, &rd)
 	return rd, nil
 }
+
+// readAssets asks which asset files the device holds (request 91, Device OS 5.6.0 and
+// later). A Device OS before 5.5.0 holds none; 5.5.x has assets but cannot say which.
+func readAssets(ctx context.Context, c *ctrl.Client, rd *state.Device) {
+	info, err := c.AssetInfo(ctx)
+	switch {
+	case err == nil:
+		rd.AssetsKnown = true
+		for _, a := range info.Available {
+			rd.Assets = append(rd.Assets, module.Asset{Name: a.Name, Hash: a.Hash, Size: int(a.Size)})
+		}
+	case ctrl.NotSupported(err):
+		if sys := rd.SystemVersion(); sys != 0 && sys < assetsSince {
+			rd.AssetsKnown = true
+		}
+	}
+}
+
+// assetsSince is the first system module version with asset storage (5.5.0).
+const assetsSince = 5500
 
 // protectionOf asks for Device Protection's state (request 76): Device OS before 6.0 does
 // not know the request and has no protection.

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
 
@@ -235,11 +236,15 @@ func readMembers(bundle string, members []Member) (*Bundle, error) {
 	b := &Bundle{}
 	var skipped []string // names inside the bundle
 	var builds []string
-	var bins, hexes []Member
+	var bins, hexes, assets []Member
 	for _, m := range members {
 		base := path.Base(m.Name)
 		// macOS's Finder adds resource forks (__MACOSX/, ._name) that are not anything.
 		if strings.HasPrefix(m.Name, "__MACOSX/") || strings.HasPrefix(base, "._") {
+			continue
+		}
+		if inAssets(m.Name) {
+			assets = append(assets, m)
 			continue
 		}
 		if dir := buildFolder(m.Name); dir != "" {
@@ -279,6 +284,17 @@ func readMembers(bundle string, members []Member) (*Bundle, error) {
 		b.Files = append(b.Files, sub.Files...)
 		b.Notes = append(b.Notes, sub.Notes...)
 	}
+	for _, m := range assets {
+		data, err := m.Open()
+		if err != nil {
+			return nil, err
+		}
+		mod, err := assetModule(path.Base(m.Name), data)
+		if err != nil {
+			return nil, remedy.With(fmt.Errorf("%s: %w", m.Full, err), "Check the asset file.")
+		}
+		b.Files = append(b.Files, File{Name: m.Full, Module: mod})
+	}
 	if len(b.Files) == 0 {
 		return nil, remedy.With(fmt.Errorf("%s holds no module files", bundle),
 			"Give a release's .zip bundle, its folder, or module .bin files.")
@@ -290,6 +306,34 @@ func readMembers(bundle string, members []Member) (*Bundle, error) {
 		b.Notes = append(b.Notes, fmt.Sprintf("%s: left out the builds in %s (debug and test builds of the same modules)", bundle, strings.Join(builds, ", ")))
 	}
 	return b, nil
+}
+
+// inAssets reports a file in an assets/ folder: particle-cli's application bundles (an
+// app .bin beside assets/<name>) keep the raw asset files there (binary-version-reader
+// unpackApplicationAndAssetBundle).
+func inAssets(name string) bool {
+	parts := strings.Split(name, "/")
+	for _, p := range parts[:len(parts)-1] {
+		if strings.EqualFold(p, "assets") {
+			return true
+		}
+	}
+	return false
+}
+
+// assetModule is the module for an asset file: an asset module given as such is taken as
+// it is, a raw file is wrapped the way Device OS takes it (module.BuildAsset).
+func assetModule(name string, data []byte) (*module.Module, error) {
+	if m, err := module.Parse(data); err == nil && m.Function == platform.FuncAsset {
+		if _, ok := m.Asset(); ok {
+			return m, nil
+		}
+	}
+	b, err := module.BuildAsset(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return module.Parse(b)
 }
 
 // fileList names a few files, or counts many by extension, saying what they are:

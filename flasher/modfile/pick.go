@@ -56,7 +56,7 @@ func (b *Bundle) For(p *platform.Platform) (*Bundle, error) {
 		if m.PlatformID == p.ID && m.Function == platform.FuncRadio {
 			ownRadio = true
 		}
-		if m.Function != platform.FuncRadio {
+		if m.Function != platform.FuncRadio && m.Function != platform.FuncAsset {
 			release[m.PlatformID] = true
 		}
 	}
@@ -65,6 +65,8 @@ func (b *Bundle) For(p *platform.Platform) (*Bundle, error) {
 	for _, f := range b.Files {
 		m := f.Module
 		switch {
+		case m.Function == platform.FuncAsset:
+			// Assets belong to no platform (Device OS skips the platform check for them).
 		case m.PlatformID == p.ID:
 			mine++
 		case m.Function == platform.FuncRadio && p.SharesRadioStack(m.PlatformID):

@@ -319,6 +319,9 @@ func (e *emitter) writeControl(it *item, last bool) {
 		how = "Device OS receives it with YMODEM in listening mode, checks it and installs it while it restarts."
 	}
 	reason := fmt.Sprintf("The %s cannot be written over DFU. %s", it.slot.Name, how)
+	if it.m.Function == platform.FuncAsset {
+		reason = "Assets are written after the application, over USB control requests: Device OS stores each in its asset storage and restarts."
+	}
 	if it.slot.Has(platform.MethodOTARegion) {
 		reason = "Device OS is running, so rather than staging it over DFU the plan hands it over directly: " + how
 	}

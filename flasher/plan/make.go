@@ -39,6 +39,10 @@ func Make(st state.Device, t Target) (*Plan, error) {
 			return nil, err
 		}
 		for _, part := range parts {
+			if part.Function == platform.FuncAsset {
+				t.Assets = append(t.Assets, part)
+				continue
+			}
 			if _, err := checkModule(p, part); err != nil {
 				return nil, err
 			}
@@ -209,6 +213,15 @@ func Make(st state.Device, t Target) (*Plan, error) {
 		return nil, err
 	}
 	warn = append(warn, ow...)
+
+	assets, askip, anotes, awarn, err := assetPlan(p, *initial, *final, t.Assets)
+	if err != nil {
+		return nil, err
+	}
+	ordered = append(ordered, assets...)
+	pl.Skipped = append(pl.Skipped, askip...)
+	pl.Notes = append(pl.Notes, anotes...)
+	warn = append(warn, awarn...)
 
 	e := newEmitter(pl, st, initial, o)
 	if err := e.emit(ordered); err != nil {
@@ -578,6 +591,9 @@ func checkFinal(p *platform.Platform, final *state.Device, items []*item, o Opti
 func describe(m *module.Module) string {
 	if m == nil {
 		return "no module"
+	}
+	if a, ok := m.Asset(); ok {
+		return fmt.Sprintf("the asset %s", a.Name)
 	}
 	s := fmt.Sprintf("%s %d", m.SlotName(), m.Version)
 	switch {

@@ -167,7 +167,10 @@ type Target struct {
 	// cannot run on the target (a downgrade below what it was built for) or there is no
 	// valid app; the plan says why.
 	ReplacementApp *module.Module
-	Options        Options
+	// Assets are asset files (asset modules) the application may need; those it needs and
+	// the device lacks are written after it.
+	Assets  []*module.Module
+	Options Options
 	// Notes and Warnings come from reading the target's files (what a bundle held that was
 	// left out; a file whose name its header contradicts); the plan passes them on.
 	Notes, Warnings []string

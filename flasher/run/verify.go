@@ -124,6 +124,13 @@ func (j *job) compare(rd *Reading) []string {
 			out = append(out, fmt.Sprintf("%s: predicted build CRC %08x, the device's %d is another build (CRC %08x)", name, e.CRC, in.Version, in.CRC))
 		}
 	}
+	if app, ok := p.Predicted.RunningApp(); ok && rd.State.AssetsKnown {
+		for _, a := range app.Assets {
+			if p.Predicted.HasAsset(a) && !rd.State.HasAsset(a) {
+				out = append(out, fmt.Sprintf("asset %s: predicted on the device, it does not hold it", a.Name))
+			}
+		}
+	}
 	if rd.State.WaitsForSetup() && p.End.Cause != state.CauseSetupNotDone {
 		out = append(out, "setup done: predicted marked done, the device's setup-done flag is not set")
 	}
@@ -290,6 +297,9 @@ func Title(s plan.Step) string {
 	name := s.Slot
 	if s.Module != nil {
 		name = fmt.Sprintf("%s %d", s.Module.SlotName(), s.Module.Version)
+		if a, ok := s.Module.Asset(); ok {
+			name = "asset " + a.Name
+		}
 	}
 	part := ""
 	if s.Parts > 0 {

@@ -63,6 +63,8 @@ func (h *ctrlHandler) HandleRequest(reqType uint16, payload []byte) (int32, []by
 		return ctrl.CodeOK, ctrl.EncodeNCPVersionReply(ctrl.NCPVersion{Version: fmt.Sprintf("0.0.%d", v), ModuleVersion: uint32(v)})
 	case ctrl.ReqIsSetupDone, ctrl.ReqSetSetupDone:
 		return d.setupDoneRequest(reqType, payload, sys)
+	case ctrl.ReqGetAssetInfo:
+		return d.assetInfo(sys)
 	case ctrl.ReqGetProtectedState:
 		if sys < protectionSince {
 			return ctrl.CodeNotSupported, nil
@@ -213,11 +215,20 @@ func (d *Device) fwValidate(gen uint64, img []byte) int32 {
 }
 
 // fwApply registers the validated image for the bootloader and resets, as HAL_FLASH_End
-// and system_pending_shutdown(RESET_REASON_UPDATE) do.
+// and system_pending_shutdown(RESET_REASON_UPDATE) do. An asset module is stored at once
+// (HAL_FLASH_End hands it to the asset manager) and the device restarts all the same
+// ("Always restart for now", firmware_update.cpp).
 func (d *Device) fwApply(gen uint64, img []byte) {
 	d.mu.Lock()
 	if gen != d.gen || d.fwTarget == nil {
 		d.mu.Unlock()
+		return
+	}
+	if a, ok := validAsset(img); ok {
+		d.storeAssetLocked(d.scanLocked(), a)
+		d.fwTarget = nil
+		d.mu.Unlock()
+		d.resetLater(gen, bootReq{reason: "asset stored"})
 		return
 	}
 	d.pending = d.fwTarget

@@ -61,6 +61,8 @@ type Device struct {
 	lastReset string
 	reason    string
 	sys       uint16 // system module version running (0 in DFU / off)
+	// assets are the asset files in the asset file system, by name.
+	assets map[string]storedAsset
 	// override is Device Protection's Service Mode (security_mode_override_value in the
 	// system flags): protection lifted until a reset request ends it.
 	override   bool

@@ -80,7 +80,13 @@ type slotModule struct {
 	// security is the SECURITY_MODE suffix extension's mode (1 = protected) of a
 	// bootloader: what Device OS's security_mode_init reads to know it is protected.
 	security uint8
+	// assets are a user part's ASSET_DEPENDENCY extensions (AssetManager::
+	// requiredAssetsForModule).
+	assets []assetRef
 }
+
+// assetRef is an asset by name and SHA-256 (hex).
+type assetRef struct{ name, hash string }
 
 func (s *slotModule) size() uint32 {
 	if !s.found {
@@ -170,7 +176,38 @@ func readSlot(r *flash.Region, s platform.Slot, pid uint16, store string, at uin
 			sm.security = ext[0]
 		}
 	}
+	if s.Function == platform.FuncUser {
+		sm.assets = assetDependencies(data)
+	}
 	return sm
+}
+
+// assetDependencies reads every ASSET_DEPENDENCY extension of a module's suffix: hash type,
+// hash length, hash, then the name to the end of the record (module_info.h
+// module_info_asset_dependency_ext_t).
+func assetDependencies(data []byte) []assetRef {
+	n := len(data) - module.CRCSize
+	if n < module.MinSuffixSize {
+		return nil
+	}
+	ss := int(binary.LittleEndian.Uint16(data[n-2:]))
+	if ss < module.MinSuffixSize || ss > n {
+		return nil
+	}
+	var out []assetRef
+	b := data[n-ss : n]
+	for pos := 0; pos+4 <= len(b); {
+		t := binary.LittleEndian.Uint16(b[pos:])
+		l := int(binary.LittleEndian.Uint16(b[pos+2:]))
+		if l < 4 || pos+l > len(b) || t == uint16(module.ExtEnd) {
+			break
+		}
+		if p := b[pos+4 : pos+l]; t == uint16(module.ExtAssetDependency) && len(p) >= 2 && 2+int(p[1]) <= len(p) {
+			out = append(out, assetRef{hash: hex.EncodeToString(p[2 : 2+int(p[1])]), name: string(p[2+int(p[1]):])})
+		}
+		pos += l
+	}
+	return out
 }
 
 // suffixExtension finds an extension among a module's suffix extensions (Device OS's
@@ -537,6 +574,9 @@ type Module struct {
 	Checked, Passed uint32
 	Dependencies    []module.Dependency
 	SHA256          []byte
+	// Assets are a user part's asset dependencies (GetModuleInfoReply from 5.6.0 lists
+	// them for a user part that passed its integrity check).
+	Assets []ctrl.Asset
 }
 
 // Valid reports a present module that passed every check Device OS ran.
@@ -563,6 +603,11 @@ func (s *scan) table() []Module {
 			m.Passed = s.passed(sm)
 			m.Dependencies = nonEmpty(sm.deps)
 			m.SHA256 = sm.sha
+			if sm.crcOK {
+				for _, a := range sm.assets {
+					m.Assets = append(m.Assets, ctrl.Asset{Name: a.name, Hash: a.hash})
+				}
+			}
 		}
 		out = append(out, m)
 	}
@@ -677,6 +722,7 @@ func ctrlModules(mods []Module) []ctrl.ModuleInfo {
 		for _, d := range m.Dependencies {
 			mi.Dependencies = append(mi.Dependencies, ctrl.Dependency{Function: uint8(d.Function), Index: d.Index, Version: uint32(d.Version)})
 		}
+		mi.Assets = m.Assets
 		out = append(out, mi)
 	}
 	return out

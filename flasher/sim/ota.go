@@ -69,6 +69,14 @@ func (d *Device) validateImage(s *scan, img []byte) (*module.Module, int32) {
 		return nil, ctrl.CodeOTAModuleNotFound
 	}
 	if m.Function == platform.FuncAsset {
+		// fetch_module skips the range, platform and dependency checks for assets; the
+		// asset manager validates its own (AssetReader::validate).
+		if !d.hasAssetStorage() || s.sys < assetsSince {
+			return m, ctrl.CodeOTAUnsupportedModule
+		}
+		if _, ok := validAsset(img); !ok {
+			return m, ctrl.CodeOTAValidationFailed
+		}
 		return m, ctrl.CodeOK
 	}
 	// fetch_module: the module's end must lie in the bounds of its slot.

@@ -26,6 +26,10 @@ type Device struct {
 	// SetupDone is the setup-done flag Gen3 Device OS before 4.0 waits for in listening
 	// mode (platform.SetupDone); FlagUnknown where it was not read.
 	SetupDone Flag
+	// Assets are the asset files the device holds (control request 91), when
+	// AssetsKnown; a write of an asset module adds one.
+	Assets      []module.Asset
+	AssetsKnown bool
 	// DeviceOS is the running Device OS version when the device said so ("" = derive it
 	// from the system part's module version).
 	DeviceOS string
@@ -262,6 +266,13 @@ func (d Device) DeviceOSName() string {
 // 0x28200 behind a broken image. Nothing else changes: an application in the other Gen3
 // user slot stays there (see RunningApp).
 func (d *Device) Write(m Module) {
+	if m.Function == platform.FuncAsset {
+		// Device OS keeps assets in their own file system, not in a module slot.
+		for _, a := range m.Assets {
+			d.StoreAsset(a)
+		}
+		return
+	}
 	m.Location = LocationMain
 	m.Present = true
 	m.Source = SourcePlan
@@ -273,6 +284,23 @@ func (d *Device) Write(m Module) {
 	}
 	d.Modules = append(d.Modules, m)
 	d.Resolve()
+}
+
+// StoreAsset records an asset file the device now holds (one of that name is replaced).
+func (d *Device) StoreAsset(a module.Asset) {
+	d.Assets = slices.DeleteFunc(slices.Clone(d.Assets), func(o module.Asset) bool { return o.Name == a.Name })
+	d.Assets = append(d.Assets, a)
+}
+
+// HasAsset reports whether the device holds the asset (same name and hash), as far as
+// the reading shows (false when its assets are not known).
+func (d Device) HasAsset(a module.Asset) bool {
+	for _, o := range d.Assets {
+		if o.Name == a.Name && o.Hash == a.Hash {
+			return true
+		}
+	}
+	return false
 }
 
 // Invalidate records that size bytes from addr were overwritten with 0xFF (the first

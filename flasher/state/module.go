@@ -104,6 +104,9 @@ type Module struct {
 	// CRC; whatever the device did not check).
 	Unchecked []string
 	Deps      []Dependency
+	// Assets are the assets an application needs (Device OS 5.5.0 and later), by name and
+	// SHA-256, where the reading shows them.
+	Assets []module.Asset
 	// Problem says what is wrong, for a person ("half-written: ...").
 	Problem string
 	// Source is where the reading comes from (SourceControl, SourceDFU, ...).
@@ -114,6 +117,9 @@ type Module struct {
 func FromFile(p *platform.Platform, m *module.Module) Module {
 	in := Module{Function: m.Function, Index: m.Index, Version: m.Version, Location: LocationMain, Present: true,
 		Start: m.Start, Size: uint32(m.Size()), CRC: m.StoredCRC, Deps: DependenciesOf(m.Dependencies()), Source: SourceFile}
+	if m.Function == platform.FuncUser || m.Function == platform.FuncAsset {
+		in.Assets = m.Assets()
+	}
 	if len(m.SHA256) > 0 {
 		in.SHA256 = hex.EncodeToString(m.SHA256)
 	}
@@ -239,6 +245,7 @@ type moduleJSON struct {
 	Size         uint32           `json:"size,omitempty"`
 	CRC          string           `json:"crc32,omitempty"`
 	SHA256       string           `json:"sha256,omitempty"`
+	Assets       []module.Asset   `json:"assets,omitempty"`
 	Problem      string           `json:"problem,omitempty"`
 	Source       string           `json:"source"`
 }
@@ -257,7 +264,7 @@ func (m Module) MarshalJSON() ([]byte, error) {
 	j := moduleJSON{Function: m.Function.String(), Index: m.Index, Name: m.Name, Version: m.Version, DeviceOS: m.DeviceOS,
 		Description: m.Description, Location: m.Location, Present: m.Present, Valid: m.Valid(), Checks: m.Checks,
 		Unchecked: m.Unchecked, Dependencies: []dependencyJSON{}, Start: m.Start, Size: m.Size, SHA256: m.SHA256,
-		Problem: m.Problem, Source: m.Source}
+		Assets: m.Assets, Problem: m.Problem, Source: m.Source}
 	if j.Location == "" {
 		j.Location = LocationMain
 	}
@@ -283,7 +290,7 @@ func (m *Module) UnmarshalJSON(b []byte) error {
 	}
 	*m = Module{Function: fn, Index: j.Index, Name: j.Name, Version: j.Version, DeviceOS: j.DeviceOS, Description: j.Description,
 		Location: j.Location, Present: j.Present, Checks: j.Checks, Unchecked: j.Unchecked, Start: j.Start, Size: j.Size,
-		SHA256: j.SHA256, Problem: j.Problem, Source: j.Source}
+		SHA256: j.SHA256, Assets: j.Assets, Problem: j.Problem, Source: j.Source}
 	if j.CRC != "" {
 		if _, err := fmt.Sscanf(j.CRC, "%08x", &m.CRC); err != nil {
 			return fmt.Errorf("module crc32 %q: %w", j.CRC, err)

@@ -131,10 +131,12 @@ func Resolve(ctx context.Context, src Source, p *platform.Platform, s Spec) (pla
 	}
 	switch {
 	case files != nil:
-		if len(files) == 1 && files[0].Function == platform.FuncUser && s.App == "" && s.AppModule == nil {
-			tgt.App = files[0]
+		rest, assets := splitAssets(files)
+		tgt.Assets = assets
+		if len(rest) == 1 && rest[0].Function == platform.FuncUser && s.App == "" && s.AppModule == nil {
+			tgt.App = rest[0] // an application (and its assets): install it
 		} else {
-			tgt.Modules = files
+			tgt.Modules = rest
 		}
 		// Unnamed: the plan names the target by the Device OS its files make up.
 	case version != "":
@@ -162,13 +164,28 @@ func Resolve(ctx context.Context, src Source, p *platform.Platform, s Spec) (pla
 		if err != nil {
 			return tgt, badSpec(err)
 		}
-		if len(b.Files) != 1 {
-			return tgt, badSpec(remedy.With(fmt.Errorf("%s holds %d modules", s.App, len(b.Files)), "Give one application .bin file."))
+		rest, assets := splitAssets(b.Modules())
+		if len(rest) != 1 || rest[0].Function != platform.FuncUser {
+			return tgt, badSpec(remedy.With(fmt.Errorf("%s holds %d modules besides assets, not one application", s.App, len(rest)),
+				"Give one application .bin file, or particle-cli's .zip bundle of it with its assets."))
 		}
-		tgt.App = b.Files[0].Module
+		tgt.App = rest[0]
+		tgt.Assets = append(tgt.Assets, assets...)
 		tgt.Warnings = append(tgt.Warnings, b.Warnings()...)
 	}
 	return tgt, nil
+}
+
+// splitAssets separates asset modules (an application's asset files) from the rest.
+func splitAssets(mods []*module.Module) (rest, assets []*module.Module) {
+	for _, m := range mods {
+		if m.Function == platform.FuncAsset {
+			assets = append(assets, m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	return rest, assets
 }
 
 // Published checks that the platform got the version, and says which it got when not.
