@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // moduleColumns are the modules table's headings.
@@ -17,31 +18,37 @@ var moduleColumns = []string{"Slot", "Version", "Device OS", "Integrity", "Range
 
 // devicePanel is the right-hand side: everything about the selected device.
 type devicePanel struct {
-	m         *mainUI
-	title     *widget.Label
-	platform  *widget.Label
-	id        *widget.Label
-	mode      *widget.Label
-	os        *widget.Label
-	led       *ledView
-	diagnosis *widget.Label
-	modules   *fyne.Container
-	deps      *widget.Label
-	content   *fyne.Container
-	actions   *fyne.Container
-	body      *container.Scroll
-	hint      fyne.CanvasObject
-	obj       *fyne.Container
-	shownKey  string
+	m        *mainUI
+	title    *widget.Label
+	platform *widget.Label
+	id       *widget.Label
+	mode     *widget.Label
+	os       *widget.Label
+	// protection, setup and assets are shown where they say something (setup only where
+	// Device OS minds the flag, assets where the device holds some).
+	protection, setup, assets          *widget.Label
+	protectionKey, setupKey, assetsKey *widget.Label
+	led                                *ledView
+	diagnosis                          *widget.Label
+	modules                            *fyne.Container
+	deps                               *widget.Label
+	content                            *fyne.Container
+	actions                            *fyne.Container
+	body                               *container.Scroll
+	hint                               fyne.CanvasObject
+	obj                                *fyne.Container
+	shownKey                           string
 }
 
 func newDevicePanel(m *mainUI) *devicePanel {
 	p := &devicePanel{m: m,
-		title:     widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		platform:  widget.NewLabel(""),
-		id:        widget.NewLabel(""),
-		mode:      widget.NewLabel(""),
-		os:        widget.NewLabel(""),
+		title:      widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		platform:   widget.NewLabel(""),
+		id:         widget.NewLabel(""),
+		mode:       widget.NewLabel(""),
+		os:         widget.NewLabel(""),
+		protection: widget.NewLabel(""), setup: widget.NewLabel(""), assets: widget.NewLabel(""),
+		protectionKey: widget.NewLabel("Protection"), setupKey: widget.NewLabel("Setup"), assetsKey: widget.NewLabel("Assets"),
 		led:       newLEDView(m.anim),
 		diagnosis: widget.NewLabel(""),
 		modules:   container.NewGridWithColumns(len(moduleColumns)),
@@ -54,7 +61,11 @@ func newDevicePanel(m *mainUI) *devicePanel {
 		widget.NewLabel("Platform"), p.platform,
 		widget.NewLabel("Device ID"), p.id,
 		widget.NewLabel("Mode"), p.mode,
-		widget.NewLabel("Device OS"), p.os)
+		widget.NewLabel("Device OS"), p.os,
+		p.protectionKey, p.protection,
+		p.setupKey, p.setup,
+		p.assetsKey, p.assets)
+	p.assets.Wrapping = fyne.TextWrapWord
 	p.deps.Wrapping = fyne.TextWrapWord
 	p.content = container.NewVBox(p.title, facts, widget.NewSeparator(), p.led.obj,
 		widget.NewSeparator(), widget.NewLabelWithStyle("Diagnosis", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), p.diagnosis,
@@ -93,12 +104,49 @@ func (p *devicePanel) show(d device.Device) {
 	} else {
 		p.os.SetText("none found")
 	}
+	p.showFacts(d)
 	p.led.set(ledFor(d))
 	p.diagnosis.SetText(strings.Join(diagnose(d), "\n"))
 	p.setModules(d)
 	// The table and texts change height: lay the panel out again.
 	p.content.Refresh()
 	p.body.Refresh()
+}
+
+// showFacts shows Device Protection, the setup-done flag and the assets, each where the
+// reading says something about it.
+func (p *devicePanel) showFacts(d device.Device) {
+	st := d.Reading
+	shown := func(key, val *widget.Label, text string) {
+		val.SetText(text)
+		if text == "" {
+			key.Hide()
+			val.Hide()
+		} else {
+			key.Show()
+			val.Show()
+		}
+	}
+	prot := ""
+	if st.Protection != state.ProtectionUnknown {
+		prot = upperFirst(st.Protection.Words())
+	}
+	shown(p.protectionKey, p.protection, prot)
+	setup := ""
+	if sd := st.Platform.SetupDoneFlag(); sd != nil && st.SystemVersion() != 0 && st.SystemVersion() < sd.Until {
+		switch st.SetupDone {
+		case state.FlagYes:
+			setup = "Done"
+		case state.FlagNo:
+			setup = "Not done: Device OS before 4.0 waits in listening mode (blinking dark blue) until it is"
+		}
+	}
+	shown(p.setupKey, p.setup, setup)
+	var names []string
+	for _, a := range st.Assets {
+		names = append(names, a.Name)
+	}
+	shown(p.assetsKey, p.assets, strings.Join(names, ", "))
 }
 
 func (p *devicePanel) setModules(d device.Device) {

@@ -23,12 +23,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
 	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/modfile"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/sim/releases"
 	"github.com/particle-flasher/particle-flasher/internal/testbundle"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
@@ -629,4 +631,48 @@ func TestLocalFilesTakeParticleBundles(t *testing.T) {
 			assert.Nil(t, s.local, "nothing taken")
 		})
 	})
+}
+
+// TestProtectedDeviceInTheApp is the app's half of acceptance 2 of "Device OS 5.x and 6.x
+// devices as they are in the field": a B SoM at 6.3.4 with Device Protection on is shown as
+// protected, and choosing a version gives the refusal in words (protection, Service Mode and
+// the way there, the 6.1.1 floor) with Start off; nothing is written.
+func TestProtectedDeviceInTheApp(t *testing.T) {
+	r := newRunRig(t, 0)
+	p, _ := platform.ByName("bsom")
+	cat, err := cache.Embedded()
+	require.NoError(t, err)
+	rel, err := cat.Release("6.3.4", "bsom")
+	require.NoError(t, err)
+	set, err := releases.Build(rel)
+	require.NoError(t, err)
+	mods, err := sim.Protect(p, set.Bytes(true))
+	require.NoError(t, err)
+	d, err := sim.New(sim.Options{Platform: p, Modules: mods, NoSerial: true})
+	require.NoError(t, err)
+	require.True(t, d.Protected())
+	r.m.sims.Add(d)
+	r.eventually("the B SoM listed", func() bool { _, ok := r.device("bsom"); return ok })
+	sec := r.section("bsom")
+	r.eventually("protection shown", func() bool {
+		return strings.Contains(walkedText(r.m.panel.obj), "Protected (Device Protection is on)")
+	})
+	var opt string
+	onUIWait(func() {
+		for _, o := range sec.picker.Options {
+			if strings.HasPrefix(o, "6.3.4") {
+				opt = o
+			}
+		}
+		sec.picker.SetSelected(opt)
+	})
+	r.eventually("the refusal", func() bool { return strings.Contains(sec.status.Text, "Device Protection") })
+	onUIWait(func() {
+		assert.Contains(t, sec.status.Text, "Service Mode")
+		assert.Contains(t, sec.status.Text, "6.1.1")
+		assert.Contains(t, sec.status.Text, "particle device-protection disable")
+		assert.True(t, sec.start.Disabled() || !sec.start.Visible(), "no Start for a protected device")
+	})
+	assert.True(t, d.Protected())
+	assert.Equal(t, 0, d.Status().Resets)
 }
