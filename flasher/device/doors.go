@@ -81,10 +81,20 @@ func (u *USB) Sightings(ctx context.Context) ([]Sighting, error) {
 	}
 	out := make([]Sighting, 0, len(infos))
 	for _, i := range infos {
+		err := i.Err
+		if f, ok := platform.ForeignByUSB(i.VID, i.PID); ok {
+			err = ForeignError(f)
+		}
 		out = append(out, Sighting{Door: DoorUSB, Key: i.Key(), Path: i.Path, DeviceID: i.DeviceID, Serial: i.Serial,
-			Platform: i.Platform, DFU: i.DFU, Err: i.Err, Ref: i})
+			Platform: i.Platform, DFU: i.DFU, Err: err, Ref: i})
 	}
 	return out, nil
+}
+
+// ForeignError is how a Particle product that is not a Device OS device is listed: what it
+// is and what to use for it instead.
+func ForeignError(f platform.Foreign) error {
+	return remedy.With(fmt.Errorf("this %s is not a Device OS device", f.DisplayName), f.Instead)
 }
 
 // NeedsProbe: a normal-PID device may be in listening mode, which only a control request

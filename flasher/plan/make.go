@@ -110,6 +110,15 @@ func Make(st state.Device, t Target) (*Plan, error) {
 			"Device OS %s is older than the %s: its first Device OS is %s", pl.To, p.DisplayName, p.FirstDeviceOS)
 	}
 
+	// SKU floors: some modules sharing the platform ID need a newer Device OS, and the SKU
+	// cannot be read over USB (no control request or listening-mode command reports it).
+	for _, f := range p.SKUFloors {
+		if v, ok := module.SystemModuleVersion(f.DeviceOS); ok && tgtSys != 0 && tgtSys < v {
+			warn = append(warn, fmt.Sprintf("If this %s is a %s, Device OS %s is too old for it: %s needs %s or newer and must never go below it (Particle's manufacturing notes). The SKU is printed on the module's label; it cannot be read over USB.",
+				p.DisplayName, f.SKUs, pl.To, f.Why, f.DeviceOS))
+		}
+	}
+
 	// Device Protection: a protected device is only written in Service Mode, which only
 	// Particle's cloud can open; in Service Mode, nothing below 6.1.1.
 	if st.Protection == state.ProtectionProtected {

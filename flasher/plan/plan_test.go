@@ -343,7 +343,9 @@ func TestPlans(t *testing.T) {
 			},
 			check: func(t *testing.T, p *Plan, err error) {
 				require.NotEmpty(t, p.Warnings)
-				assert.Contains(t, p.Warnings[0], "needs Device OS 4.1.0")
+				all := strings.Join(p.Warnings, "\n")
+				assert.Contains(t, all, "needs Device OS 4.1.0")
+				assert.Contains(t, all, "If this Boron is a BRN404X, Device OS 1.5.2 is too old for it", "the SKU floor, which cannot be read")
 			},
 		},
 		{

@@ -211,10 +211,22 @@ type Platform struct {
 	HasNCP        bool // an ESP32 network coprocessor whose firmware is a module
 	HasRadioStack bool // a Nordic SoftDevice module
 
+	// SKUFloors are the minimum Device OS of some of the platform's SKUs (one platform ID
+	// covers several modules); the SKU cannot be read over USB, so plans below a floor warn.
+	SKUFloors []SKUFloor
+
 	// FirstDeviceOS and LastDeviceOS bound the Device OS releases Particle published for
 	// the platform ("" = unknown start / still supported). Nothing older than
 	// FirstDeviceOS is offered or planned: the hardware did not exist for it.
 	FirstDeviceOS, LastDeviceOS string
+}
+
+// SKUFloor is a Device OS version some SKUs of a platform must never go below (DOCS
+// scaling/manufacturing/manufacturing-firmware-versions.md).
+type SKUFloor struct {
+	SKUs     string // "BRN404X"
+	DeviceOS string // "4.0.1"
+	Why      string // "its u-blox SARA-R510 modem"
 }
 
 // SetupDoneFlag is where a platform's Device OS keeps the setup-done flag and until when it
@@ -468,4 +480,34 @@ func (p *Platform) OTARegionFor(systemVersion uint16) (Region, bool) {
 		}
 	}
 	return p.OTARegions[len(p.OTARegions)-1].Region, true
+}
+
+// Foreign is a Particle product that shows up on USB but is not a Device OS device:
+// nothing here can flash it, and the person is told what can.
+type Foreign struct {
+	ID          uint16
+	Name        string
+	DisplayName string
+	// PID is its normal-mode USB product ID (VID 0x2B04).
+	PID uint16
+	// Instead says what to use for it.
+	Instead string
+}
+
+// foreign lists them (DC 4.2.1 constants.json: tachyon 2b04:c02a with
+// controlRequestsNotSupported; the "linux" platform 43 has no USB IDs at all, so it never
+// shows up here; particle-usb src/edl-device.js).
+var foreign = []Foreign{
+	{ID: 42, Name: "tachyon", DisplayName: "Tachyon", PID: 0xC02A,
+		Instead: "Tachyon runs Linux, not Device OS, and is flashed through Qualcomm EDL: use Particle's Tachyon tools (the Particle CLI's tachyon commands) instead."},
+}
+
+// ForeignByUSB recognises a Particle product that is not a Device OS device.
+func ForeignByUSB(vid, pid uint16) (Foreign, bool) {
+	for _, f := range foreign {
+		if vid == particleVID && pid == f.PID {
+			return f, true
+		}
+	}
+	return Foreign{}, false
 }

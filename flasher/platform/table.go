@@ -391,6 +391,7 @@ var table = []*Platform{
 	gen3Platform(Platform{
 		ID: 13, Name: "boron", DisplayName: "Boron", Aliases: []string{"b"},
 		HasModeButton: true, FirstDeviceOS: gen3First,
+		SKUFloors: []SKUFloor{{SKUs: "BRN404X", DeviceOS: "4.0.1", Why: "its u-blox SARA-R510 modem"}},
 	}, false, gen3Opts{current: true}),
 	gen3Platform(Platform{
 		ID: 14, Name: "xenon", DisplayName: "Xenon", Aliases: []string{"x"},
@@ -401,6 +402,7 @@ var table = []*Platform{
 	gen3Platform(Platform{
 		ID: 15, Name: "esomx", DisplayName: "E-SoM-X", Aliases: []string{"e404x"},
 		HasModeButton: false, FirstDeviceOS: "4.0.0-alpha.2",
+		SKUFloors: []SKUFloor{{SKUs: "E404X", DeviceOS: "4.0.1", Why: "its u-blox SARA-R510 modem"}},
 	}, true, gen3Opts{current: true}),
 	gen3Platform(Platform{
 		ID: 22, Name: "asom", DisplayName: "A-SoM",
@@ -409,6 +411,8 @@ var table = []*Platform{
 	gen3Platform(Platform{
 		ID: 23, Name: "bsom", DisplayName: "B-SoM",
 		HasModeButton: false, FirstDeviceOS: "1.1.0",
+		SKUFloors: []SKUFloor{{SKUs: "B404X", DeviceOS: "4.0.1", Why: "its u-blox SARA-R510 modem"},
+			{SKUs: "B404", DeviceOS: "2.3.0", Why: "its EtherSIM"}},
 	}, false, gen3Opts{current: true}),
 	gen3Platform(Platform{
 		ID: 24, Name: "xsom", DisplayName: "X-SoM",

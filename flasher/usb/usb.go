@@ -105,6 +105,9 @@ func Identify(vid, pid uint16) (p *platform.Platform, dfu bool, ok bool) {
 	if p, dfu, ok := platform.ByUSB(vid, pid); ok {
 		return p, dfu, true
 	}
+	if _, ok := platform.ForeignByUSB(vid, pid); ok {
+		return nil, false, true // listed, and told apart by ForeignError
+	}
 	if vid == ParticleVID {
 		switch pid & 0xFF00 {
 		case 0xC000:
