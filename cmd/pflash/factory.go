@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/particle-flasher/particle-flasher/flasher/factory"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
@@ -25,6 +26,7 @@ var factoryPoll, factoryGrace time.Duration
 
 type factoryFlags struct {
 	to, app, report, stateDir string
+	protectWith               string
 	jobs, count               int
 	allowSafe                 bool
 	dl                        cacheFlags
@@ -43,7 +45,9 @@ func newFactoryCmd(g *globals) *cobra.Command {
 			"attached at once cannot be told apart, so neither is flashed.\n\n" +
 			"Each finished unit is a row in --report (CSV) and its JSON-lines twin (.jsonl), written\n" +
 			"and synced as it finishes: time, device ID, platform, Device OS before and after,\n" +
-			"duration, result (ok, already, failed), error and remedy, plug-in number.\n\n" +
+			"duration, result (ok, already, failed), error and remedy, plug-in number, Device\n" +
+			"Protection and setup-done state. With --protect-with FILE (a protected bootloader build)\n" +
+			"each unit of that platform is protected at the end of its run, without the cloud.\n\n" +
 			"It runs until Ctrl-C (which lets the running units stop at a safe point) or, with\n" +
 			"--count N, until N units finished. With --json, one event per line (attached, started,\n" +
 			"run, finished, duplicate, detached, totals). Exit code 1 when any unit failed.",
@@ -57,6 +61,7 @@ func newFactoryCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept units whose plan ends in safe mode (e.g. without an application)")
 	fl.StringVar(&f.report, "report", "", "CSV report (appended to; a .jsonl twin beside it) (default: factory-DATE.csv in the state directory)")
 	fl.IntVar(&f.count, "count", 0, "stop after this many units finished (0: run until Ctrl-C)")
+	fl.StringVar(&f.protectWith, "protect-with", "", "a protected bootloader file: write it to each unit of its platform at the end of its run, turning Device Protection on (Device OS 6.1.1 or newer)")
 	writeFlags(fl, &f.stateDir, &f.dl)
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
@@ -84,6 +89,13 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 		return err
 	} else if f.app != "" {
 		if _, err := loadModules(f.app); err != nil {
+			return err
+		}
+	}
+	var protectWith *module.Module
+	if f.protectWith != "" {
+		var err error
+		if protectWith, err = protectedBootloader(f.protectWith); err != nil {
 			return err
 		}
 	}
@@ -135,13 +147,14 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 			tgt.Options.AllowSafeMode = f.allowSafe
 			return tgt, err
 		},
-		Jobs:     f.jobs,
-		Timeouts: flashTimeouts,
-		Journal:  &frun.Store{Dir: stateDir},
-		Report:   rep,
-		Events:   out.event,
-		Poll:     factoryPoll,
-		Grace:    factoryGrace,
+		Jobs:        f.jobs,
+		Timeouts:    flashTimeouts,
+		Journal:     &frun.Store{Dir: stateDir},
+		Report:      rep,
+		Events:      out.event,
+		Poll:        factoryPoll,
+		Grace:       factoryGrace,
+		ProtectWith: protectWith,
 	}
 	if f.count > 0 {
 		o.Until = func(t factory.Totals) bool { return t.Finished() >= f.count }
@@ -257,3 +270,34 @@ func platformTitle(name string) string {
 	}
 	return name
 }
+
+// protectedBootloader reads --protect-with: one bootloader module that is a protected build
+// (SECURITY_MODE extension = protected) of Device OS 6.1.1 or newer (bootloader 3001,
+// particle-cli's PROTECTED_MINIMUM_BOOTLOADER_VERSION).
+func protectedBootloader(path string) (*module.Module, error) {
+	mods, err := loadModules(path)
+	if err != nil {
+		return nil, err
+	}
+	usage := func(format string, args ...any) error {
+		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf(format, args...),
+			"Give the protected bootloader file for the units' platform (a *-bootloader-protected.bin of Device OS 6.1.1 or newer).")}
+	}
+	if len(mods) != 1 {
+		return nil, usage("%s holds %d modules, not one protected bootloader", path, len(mods))
+	}
+	m := mods[0]
+	mode, _, ok := m.SecurityMode()
+	switch {
+	case m.Function != platform.FuncBootloader || m.Index != 0:
+		return nil, usage("%s is not a bootloader but %s", path, m.SlotName())
+	case !ok || mode != module.SecurityProtected:
+		return nil, usage("%s is an open bootloader build: it would not turn Device Protection on", path)
+	case m.Version < protectedMinBootloader:
+		return nil, usage("%s is bootloader %d; Device Protection needs Device OS 6.1.1 (bootloader %d) or newer", path, m.Version, protectedMinBootloader)
+	}
+	return m, nil
+}
+
+// protectedMinBootloader is Device OS 6.1.1's bootloader (particle-cli flash-helper.js).
+const protectedMinBootloader = 3001

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"hash/crc32"
 	"strings"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/releases"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+	"github.com/particle-flasher/particle-flasher/internal/testbundle"
 )
 
 // releaseSim is a virtual device holding a catalog release (built from its header dump,
@@ -130,4 +134,50 @@ func TestServiceModeArgonTakesAnAppAndIsProtectedAgain(t *testing.T) {
 	assert.Contains(t, out, "End Service Mode")
 	assert.True(t, d.Protected(), "protected again")
 	assert.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
+}
+
+// TestFactoryProtectsUnits: `pflash factory --protect-with FILE` (a protected bootloader
+// build) leaves each unit protected at the end of its run, with the report saying so; an
+// open bootloader is refused as the --protect-with file.
+func TestFactoryProtectsUnits(t *testing.T) {
+	a := releaseSim(t, "argon", "6.3.4", false, sim.Options{DeviceID: "e00fce68000000000000a001"})
+	b := releaseSim(t, "argon", "6.3.4", false, sim.Options{DeviceID: "e00fce68000000000000a002"})
+	boot := testbundle.Release(t, "argon", "6.3.4")["bootloader"]
+	protected, err := sim.ProtectedBootloader(a.Platform(), boot)
+	require.NoError(t, err)
+	bundle := releaseDir(t, "argon", "6.3.4")
+
+	flashInProcess(t, a, b)
+	factoryFast(t)
+	code, _, errb := flashRun(t, "factory", "--to", bundle, "--count", "2", "--protect-with", writeBundle(t, "open.bin", boot),
+		"--state-dir", t.TempDir())
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errb, "open bootloader build")
+
+	report := filepath.Join(t.TempDir(), "r.csv")
+	code, out, errb := flashRun(t, "factory", "--to", bundle, "--count", "2", "--report", report,
+		"--protect-with", writeBundle(t, "argon-bootloader-protected.bin", protected), "--state-dir", t.TempDir())
+	require.Equal(t, 0, code, "%s\n%s", out, errb)
+	for _, d := range []*sim.Device{a, b} {
+		assert.True(t, d.Protected(), d.ID())
+		assert.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
+	}
+	rows := readCSVFile(t, report)
+	require.Len(t, rows, 3)
+	for _, row := range rows[1:] {
+		assert.Equal(t, "ok", row[6], row)
+		assert.Equal(t, "protected", row[10], row)
+	}
+}
+
+func readCSVFile(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	require.NoError(t, err)
+	return rows
 }

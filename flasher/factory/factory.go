@@ -25,10 +25,12 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
+	dstate "github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
 // Record is one unit's row in the report.
@@ -48,6 +50,10 @@ type Record struct {
 	Remedy string `json:"remedy,omitempty"`
 	// Plug is 1 for the first plug-in of this ID in the session, 2 for the next, ...
 	Plug int `json:"plug"`
+	// Protection and SetupDone are the unit's Device Protection state and setup-done flag
+	// as read at the end.
+	Protection dstate.Protection `json:"protection"`
+	SetupDone  dstate.Flag       `json:"setup_done"`
 }
 
 // Results of a Record.
@@ -142,6 +148,10 @@ type Options struct {
 	Until func(Totals) bool
 	// Logger receives debug details (default slog.Default()).
 	Logger *slog.Logger
+	// ProtectWith, when set, is a protected bootloader build (its SECURITY_MODE extension
+	// says protected) written to every unit of its platform at the end of a good run:
+	// Device Protection on, offline, as particle-cli's `device-protection enable --file`.
+	ProtectWith *module.Module
 	// Hold, when set, is called before a unit's run and its release after it: the desktop
 	// app keeps its device watcher from reading a unit while it is written (the watcher's
 	// Hold). An error fails the unit's run.
@@ -513,12 +523,33 @@ func (b *bench) runUnit(ctx context.Context, id string, p *platform.Platform, re
 	if err != nil {
 		return err
 	}
+	last := pr.Reading
 	if res != nil {
 		rec.After = deviceOS(res.Reading)
+		last = res.Reading
 	}
 	rec.Result = ResultOK
 	if len(pr.Plan.Steps) == 0 {
 		rec.Result = ResultAlready
+	}
+	if pb := b.o.ProtectWith; pb != nil && pb.PlatformID == p.ID {
+		ppr, err := r.Prepare(ctx, id, plan.Target{Name: "Device Protection", Modules: []*module.Module{pb}})
+		if err != nil {
+			return fmt.Errorf("protect the unit: %w", err)
+		}
+		pres, err := r.Execute(ctx, ppr)
+		if err != nil {
+			return fmt.Errorf("protect the unit: %w", err)
+		}
+		if pres != nil {
+			last = pres.Reading
+		}
+		if len(ppr.Plan.Steps) > 0 {
+			rec.Result = ResultOK
+		}
+	}
+	if last != nil {
+		rec.Protection, rec.SetupDone = last.State.Protection, last.State.SetupDone
 	}
 	return nil
 }

@@ -124,9 +124,10 @@ func TestBenchEightMixedBorons(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "bench.jsonl"), jsonlPath)
 	rows := readCSV(t, csvPath)
 	require.Len(t, rows, 9)
-	assert.Equal(t, []string{"time", "device_id", "platform", "before", "after", "duration_seconds", "result", "error", "remedy", "plug"}, rows[0])
+	assert.Equal(t, []string{"time", "device_id", "platform", "before", "after", "duration_seconds", "result", "error", "remedy", "plug", "protection", "setup_done"}, rows[0])
 	seen := map[string]bool{}
 	for _, row := range rows[1:] {
+		assert.Equal(t, []string{"open", "yes"}, row[10:12], "4.1.0 has no protection and is always set up")
 		u, ok := want[row[1]]
 		require.True(t, ok, "row for an unknown device: %v", row)
 		assert.False(t, seen[row[1]], "two rows for %s", row[1])
@@ -324,7 +325,7 @@ func TestReportSurvivesCrash(t *testing.T) {
 	assert.Equal(t, "e00fce680000000000000001", rows[1][1])
 	assert.Equal(t, []string{"failed", fail.Error, fail.Remedy}, rows[2][6:9])
 	assert.Len(t, rows[3], 2, "the torn row")
-	assert.Equal(t, []string{now.Format(time.RFC3339), "e00fce680000000000000003", "boron", "1.5.2", "4.1.0", "61.2", "already", "", "", "1"}, rows[4])
+	assert.Equal(t, []string{now.Format(time.RFC3339), "e00fce680000000000000003", "boron", "1.5.2", "4.1.0", "61.2", "already", "", "", "1", "unknown", "unknown"}, rows[4])
 	header := 0
 	b, _ := os.ReadFile(path)
 	for _, l := range strings.Split(string(b), "\n") {

@@ -16,7 +16,7 @@ import (
 
 // csvHeader is the CSV's first row; the columns follow Record's JSON names so that a
 // spreadsheet and a script reading the JSON-lines twin agree.
-var csvHeader = []string{"time", "device_id", "platform", "before", "after", "duration_seconds", "result", "error", "remedy", "plug"}
+var csvHeader = []string{"time", "device_id", "platform", "before", "after", "duration_seconds", "result", "error", "remedy", "plug", "protection", "setup_done"}
 
 // Report writes each record as it is made to a CSV file and a JSON-lines file beside it
 // (same name, .jsonl), appending and fsyncing each row so a crash loses nothing; an
@@ -116,6 +116,7 @@ func (r *Report) Write(rec Record) error {
 	row := []string{
 		rec.Time.UTC().Format(time.RFC3339), rec.DeviceID, rec.Platform, rec.Before, rec.After,
 		strconv.FormatFloat(rec.DurationSeconds, 'f', 1, 64), rec.Result, rec.Error, rec.Remedy, strconv.Itoa(rec.Plug),
+		rec.Protection.String(), rec.SetupDone.String(),
 	}
 	if err := r.writeCSV(row); err != nil {
 		return err

@@ -107,6 +107,13 @@ func (j *job) verify(ctx context.Context, s *plan.Step) error {
 func (j *job) compare(rd *Reading) []string {
 	p := j.plan
 	var out []string
+	if p.Predicted.Protection == state.ProtectionProtected {
+		// Protection hides the modules: that it is on is what can be checked.
+		if rd.State.Protection != state.ProtectionProtected {
+			return []string{fmt.Sprintf("Device Protection: predicted on, the device is %s", rd.State.Protection.Words())}
+		}
+		return nil
+	}
 	for _, e := range p.Expected() {
 		name := slotName(p.Platform, e.Function, e.Index, e.Version)
 		in, ok := rd.State.Main(e.Function, e.Index)

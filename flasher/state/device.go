@@ -284,7 +284,15 @@ func (d *Device) Write(m Module) {
 	}
 	d.Modules = append(d.Modules, m)
 	d.Resolve()
+	if m.Protects && m.Function == platform.FuncBootloader && m.Index == 0 && d.SystemVersion() >= protectionSince {
+		// Device OS reads its protection from the bootloader at start-up
+		// (security_mode.cpp security_mode_init): from then on it is protected.
+		d.Protection = ProtectionProtected
+	}
 }
+
+// protectionSince is the first system module version with Device Protection (6.0.0).
+const protectionSince = 6000
 
 // StoreAsset records an asset file the device now holds (one of that name is replaced).
 func (d *Device) StoreAsset(a module.Asset) {

@@ -107,6 +107,9 @@ type Module struct {
 	// Assets are the assets an application needs (Device OS 5.5.0 and later), by name and
 	// SHA-256, where the reading shows them.
 	Assets []module.Asset
+	// Protects marks a bootloader that is Particle's protected build (SECURITY_MODE
+	// extension = 1): installed under Device OS 6.x it turns Device Protection on.
+	Protects bool
 	// Problem says what is wrong, for a person ("half-written: ...").
 	Problem string
 	// Source is where the reading comes from (SourceControl, SourceDFU, ...).
@@ -119,6 +122,9 @@ func FromFile(p *platform.Platform, m *module.Module) Module {
 		Start: m.Start, Size: uint32(m.Size()), CRC: m.StoredCRC, Deps: DependenciesOf(m.Dependencies()), Source: SourceFile}
 	if m.Function == platform.FuncUser || m.Function == platform.FuncAsset {
 		in.Assets = m.Assets()
+	}
+	if mode, _, ok := m.SecurityMode(); ok && mode == module.SecurityProtected && m.Function == platform.FuncBootloader {
+		in.Protects = true
 	}
 	if len(m.SHA256) > 0 {
 		in.SHA256 = hex.EncodeToString(m.SHA256)
