@@ -3,9 +3,9 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"hash/crc32"
 	"os"
 	"path/filepath"
-	"hash/crc32"
 	"strings"
 	"testing"
 
