@@ -128,7 +128,8 @@ func (p *devicePanel) showFacts(d device.Device) {
 		}
 	}
 	prot := ""
-	if st.Protection != state.ProtectionUnknown {
+	// Device Protection exists from Device OS 6.0: before that "open" says nothing.
+	if st.Protection != state.ProtectionUnknown && (st.Protection != state.ProtectionOpen || st.SystemVersion() >= 6000) {
 		prot = upperFirst(st.Protection.Words())
 	}
 	shown(p.protectionKey, p.protection, prot)
