@@ -28,7 +28,7 @@ type factoryFlags struct {
 	to, app, report, stateDir string
 	protectWith               string
 	jobs, count               int
-	allowSafe                 bool
+	allowSafe, leaveSetup     bool
 	dl                        cacheFlags
 }
 
@@ -59,6 +59,7 @@ func newFactoryCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.app, "app", "", "application (user part .bin) to install as well")
 	fl.IntVar(&f.jobs, "jobs", 8, "units flashed at once")
 	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept units whose plan ends in safe mode (e.g. without an application)")
+	fl.BoolVar(&f.leaveSetup, "leave-setup-done", false, "leave the setup-done flag as it is (Gen3 before Device OS 4.0 then waits in listening mode until it is set)")
 	fl.StringVar(&f.report, "report", "", "CSV report (appended to; a .jsonl twin beside it) (default: factory-DATE.csv in the state directory)")
 	fl.IntVar(&f.count, "count", 0, "stop after this many units finished (0: run until Ctrl-C)")
 	fl.StringVar(&f.protectWith, "protect-with", "", "a protected bootloader file: write it to each unit of its platform at the end of its run, turning Device Protection on (Device OS 6.1.1 or newer)")
@@ -145,6 +146,7 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 		Target: func(ctx context.Context, p *platform.Platform) (plan.Target, error) {
 			tgt, err := flashTarget(ctx, g, tf, p)
 			tgt.Options.AllowSafeMode = f.allowSafe
+			tgt.Options.LeaveSetupDone = f.leaveSetup
 			return tgt, err
 		},
 		Jobs:        f.jobs,

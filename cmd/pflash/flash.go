@@ -46,7 +46,7 @@ var flashStdin io.Reader = os.Stdin
 
 type flashFlags struct {
 	to, app, device, verify, stateDir string
-	yes, force, allowSafe             bool
+	yes, force, allowSafe, leaveSetup bool
 	dl                                cacheFlags
 	noBootloader, noSoftDevice, noNCP bool
 	watchdog                          time.Duration
@@ -88,6 +88,7 @@ func newFlashCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.noNCP, "no-ncp", false, "leave the NCP firmware as it is")
 	fl.BoolVar(&f.force, "force", false, "rewrite modules that are already installed")
 	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept a plan whose predicted end is safe mode (e.g. the device ends without an application)")
+	fl.BoolVar(&f.leaveSetup, "leave-setup-done", false, "leave the setup-done flag as it is (Gen3 before Device OS 4.0 then waits in listening mode until it is set)")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
@@ -122,7 +123,7 @@ func runFlash(ctx context.Context, g *globals, f flashFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP, AllowSafeMode: f.allowSafe,
+	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP, AllowSafeMode: f.allowSafe, LeaveSetupDone: f.leaveSetup,
 		Watchdog: f.watchdog, Verify: verify, Force: f.force}
 
 	r := frun.New(frun.Options{Bus: doors, Events: out.event, Journal: &frun.Store{Dir: stateDir}, Timeouts: flashTimeouts})

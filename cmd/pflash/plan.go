@@ -22,7 +22,7 @@ import (
 type planFlags struct {
 	to, app, device, platform, mode, verify string
 	from                                    []string
-	force, allowSafe                        bool
+	force, allowSafe, leaveSetup            bool
 	protection                              string
 	dl                                      cacheFlags
 	noBootloader, noSoftDevice, noNCP       bool
@@ -99,6 +99,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.verify, "verify", "modules", "verification: modules, readback or none")
 	fl.BoolVar(&f.force, "force", false, "rewrite modules that are already installed; warn instead of refusing unmet dependencies")
 	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept a plan whose predicted end is safe mode (e.g. the device ends without an application)")
+	fl.BoolVar(&f.leaveSetup, "leave-setup-done", false, "leave the setup-done flag as it is (Gen3 before Device OS 4.0 then waits in listening mode until it is set)")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
@@ -168,7 +169,7 @@ func runPlan(ctx context.Context, g *globals, f planFlags) (*plan.Plan, error) {
 	}
 	tgt.Options = plan.Options{
 		NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
-		Watchdog: f.watchdog, Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe,
+		Watchdog: f.watchdog, Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe, LeaveSetupDone: f.leaveSetup,
 	}
 	st := state.FromFiles(p, mode, from)
 	if f.protection != "" {
@@ -202,7 +203,7 @@ func planAttached(ctx context.Context, g *globals, f planFlags, verify plan.Veri
 		return nil, err
 	}
 	tgt.Options = plan.Options{NoBootloader: f.noBootloader, NoSoftDevice: f.noSoftDevice, NoNCP: f.noNCP,
-		Watchdog: f.watchdog, Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe}
+		Watchdog: f.watchdog, Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe, LeaveSetupDone: f.leaveSetup}
 	pr, err := frun.New(frun.Options{Bus: doors, Timeouts: flashTimeouts}).Prepare(ctx, dev.ID, tgt)
 	if err != nil {
 		var pl *plan.Plan

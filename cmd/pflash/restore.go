@@ -65,6 +65,7 @@ func newRestoreCmd(g *globals) *cobra.Command {
 	writeFlags(fl, &f.stateDir, &f.dl)
 	fl.BoolVar(&f.force, "force", false, "rewrite even the modules that are intact and at the target version")
 	fl.BoolVar(&f.allowSafe, "allow-safe-mode", false, "accept a plan whose predicted end is safe mode (e.g. the device ends without an application)")
+	fl.BoolVar(&f.leaveSetup, "leave-setup-done", false, "leave the setup-done flag as it is (Gen3 before Device OS 4.0 then waits in listening mode until it is set)")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
@@ -121,7 +122,7 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 	// and costs minutes (a SoftDevice, an NCP). Force would also turn refusals (unmet
 	// dependencies) into warnings, which a rescue must not do silently. --force is there
 	// for the person who distrusts the device's own checks.
-	tgt.Options = plan.Options{Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe}
+	tgt.Options = plan.Options{Verify: verify, Force: f.force, AllowSafeMode: f.allowSafe, LeaveSetupDone: f.leaveSetup}
 
 	r := frun.New(frun.Options{Bus: doors, Events: out.event, Journal: store, Timeouts: flashTimeouts})
 	pr, err := r.Prepare(ctx, dev.ID, tgt)
