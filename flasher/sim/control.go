@@ -22,7 +22,7 @@ func (h *ctrlHandler) HandleRequest(reqType uint16, payload []byte) (int32, []by
 	d := h.d
 	d.mu.Lock()
 	sys := d.sysVersionLocked()
-	protected := d.protectedLocked(d.scanLocked(), sys)
+	protected := d.protectedLocked()
 	d.mu.Unlock()
 	// security_mode_check_control_request: a protected device answers only these.
 	if protected && reqType != ctrl.ReqDeviceID && reqType != ctrl.ReqGetProtectedState &&

@@ -63,6 +63,8 @@ type Device struct {
 	sys       uint16 // system module version running (0 in DFU / off)
 	// assets are the asset files in the asset file system, by name.
 	assets map[string]storedAsset
+	// secureBoot: the bootloader this boot started from is a protected build.
+	secureBoot bool
 	// override is Device Protection's Service Mode (security_mode_override_value in the
 	// system flags): protection lifted until a reset request ends it.
 	override   bool
@@ -873,7 +875,8 @@ func (d *Device) enterDFULocked(reason string) {
 	gen := d.gen
 	// A protected bootloader locks every alt (usbd_dfu_mal.cpp getString picks the
 	// *_IF_STRING_PROT names; usbd_dfu.cpp refuses UPLOAD, DNLOAD and ERASE).
-	protected := d.protectedLocked(d.scanLocked(), 0)
+	d.secureBoot = d.bootloaderSecureLocked(d.scanLocked())
+	protected := d.protectedLocked()
 	alts := make([]dfudev.Alt, 0, len(d.p.Alts))
 	for _, a := range d.p.Alts {
 		name := a.Layout
@@ -902,6 +905,7 @@ func (d *Device) enterDFULocked(reason string) {
 func (d *Device) enterDeviceOSLocked(mode Mode, safe bool, reason string, s *scan) {
 	d.mode, d.safe, d.reason = mode, safe, reason
 	d.sys = s.sys
+	d.secureBoot = d.bootloaderSecureLocked(s)
 	gen := d.gen
 	fw := &ctrldev.FirmwareUpdate{ChunkSize: ctrldev.DefaultChunkSize}
 	fw.Prepare = func(size uint32) int32 { return d.fwPrepare(gen, size) }
@@ -1038,21 +1042,21 @@ func (d *Device) bootloaderSecureLocked(s *scan) bool {
 	return bl != nil && bl.found && bl.security == 1
 }
 
-// protectedLocked is security_mode_get() == PROTECTED: a protected bootloader, a Device OS
-// that knows protection (sys 0 in DFU mode: the bootloader's own check), and no Service
-// Mode override.
-func (d *Device) protectedLocked(s *scan, sys uint16) bool {
-	if d.override || !d.bootloaderSecureLocked(s) {
+// protectedLocked is security_mode_get() == PROTECTED: read once per boot from the
+// bootloader (security_mode_init at start-up; the bootloader's own check in DFU mode), for
+// a Device OS that knows protection, unless Service Mode lifts it.
+func (d *Device) protectedLocked() bool {
+	if d.override || !d.secureBoot {
 		return false
 	}
-	return sys == 0 || sys >= protectionSince
+	return d.mode == ModeDFU || d.sysVersionLocked() >= protectionSince
 }
 
 // Protected reports whether Device Protection locks the device now.
 func (d *Device) Protected() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.protectedLocked(d.scanLocked(), d.sysVersionLocked())
+	return d.protectedLocked()
 }
 
 // SetupDone reports the DCT's setup-done byte.

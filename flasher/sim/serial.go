@@ -157,5 +157,5 @@ func (m *serialModel) SafeListen() {
 func (m *serialModel) Listening() bool {
 	m.d.mu.Lock()
 	defer m.d.mu.Unlock()
-	return m.gen == m.d.gen && m.d.mode == ModeListening && !m.d.protectedLocked(m.d.scanLocked(), m.d.sysVersionLocked())
+	return m.gen == m.d.gen && m.d.mode == ModeListening && !m.d.protectedLocked()
 }
