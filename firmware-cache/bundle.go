@@ -233,7 +233,7 @@ func (c *Cache) Export(ctx context.Context, version, plat, out string) (*BundleM
 	}
 	if len(missing) > 0 {
 		return nil, remedy.With(&MissingError{Release: r.String(), Files: missing},
-			fmt.Sprintf("fetch it first: pflash cache fetch %s --platform %s", r.Version, r.Platform))
+			"fetch it first")
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil && filepath.Dir(out) != "." {
 		return nil, fmt.Errorf("export: %w", err)
@@ -258,7 +258,7 @@ func (c *Cache) Export(ctx context.Context, version, plat, out string) (*BundleM
 		f := inspect(data)
 		if err := f.check(it.m); err != nil {
 			tf.Close()
-			return nil, remedy.With(fmt.Errorf("export %s: cached file %s: %w", it.m.Asset, it.path, err), "run `pflash cache verify`, then fetch the release again")
+			return nil, remedy.With(fmt.Errorf("export %s: cached file %s: %w", it.m.Asset, it.path, err), "verify the firmware cache, then fetch the release again")
 		}
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: it.m.Asset, Method: zip.Deflate, Modified: man.Created})
 		if err == nil {

@@ -304,7 +304,7 @@ func (c *Catalog) Release(version, plat string) (*Release, error) {
 	rs := c.Releases(name)
 	if len(rs) == 0 {
 		return nil, remedy.With(fmt.Errorf("no Device OS releases known for %s: %w", name, ErrNotInCatalog),
-			"run `pflash cache catalog --refresh` while online, or import the files with `pflash cache import`")
+			"refresh the release catalog while online, or import the release's files")
 	}
 	var some []string
 	for i, r := range rs {
@@ -314,9 +314,9 @@ func (c *Catalog) Release(version, plat string) (*Release, error) {
 		}
 		some = append(some, r.Version)
 	}
-	return nil, remedy.With(fmt.Errorf("Device OS %s for %s: %w", v, name, ErrNotInCatalog),
-		fmt.Sprintf("pick a listed version (%s: %s; see `pflash cache catalog --platform %s`), or run `pflash cache catalog --refresh` while online for newer releases",
-			name, strings.Join(some, ", "), name))
+	return nil, remedy.WithCommand(fmt.Errorf("Device OS %s for %s: %w", v, name, ErrNotInCatalog),
+		fmt.Sprintf("pick a listed version (%s: %s), or refresh the release catalog while online for newer releases", name, strings.Join(some, ", ")),
+		fmt.Sprintf("pflash cache catalog --platform %s; pflash cache catalog --refresh", name))
 }
 
 // Releases lists a platform's releases, newest first; "" lists every platform's.

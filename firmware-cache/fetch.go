@@ -72,7 +72,7 @@ func (c *Cache) Fetch(ctx context.Context, version, plat string, o FetchOptions)
 	if len(o.Modules) > 0 {
 		for _, n := range o.Modules {
 			if _, ok := r.Module(n); !ok {
-				return nil, remedy.With(fmt.Errorf("%s has no module %q: %w", r, n, ErrNotInCatalog), "see `pflash cache catalog --platform "+r.Platform+"` for its modules")
+				return nil, remedy.WithCommand(fmt.Errorf("%s has no module %q: %w", r, n, ErrNotInCatalog), "choose one of the release's modules", "pflash cache catalog --platform "+r.Platform)
 			}
 		}
 	}
@@ -99,7 +99,8 @@ func (c *Cache) Fetch(ctx context.Context, version, plat string, o FetchOptions)
 		for _, i := range missing {
 			me.Files = append(me.Files, mods[i].Asset)
 		}
-		return res, remedy.With(me, fmt.Sprintf("run `pflash cache fetch %s --platform %s` on a machine with internet access (or point --mirror at a local copy), or import the files with `pflash cache import PATH`", r.Version, r.Platform))
+		return res, remedy.WithCommand(me, fmt.Sprintf("get Device OS %s for the %s while online (or from a local mirror), or import its files (the app's Local files take them too)", r.Version, r.Platform),
+			fmt.Sprintf("pflash cache fetch %s --platform %s; pflash cache import PATH", r.Version, r.Platform))
 	}
 
 	tr := newTracker(c.progress, r.Version+"/"+r.Platform, total)
@@ -141,7 +142,7 @@ func fetchRemedy(errs []error) string {
 	case errors.Is(all, ErrInsecureURL):
 		return "use https:// mirrors, or pass --allow-http for a trusted mirror on your own network"
 	}
-	return "check the network connection and run the command again (partial downloads resume), or work --offline with files imported by `pflash cache import`"
+	return "check the network connection and try again (partial downloads resume), or work offline with imported files"
 }
 
 func contains(list []string, s string) bool {

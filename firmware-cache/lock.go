@@ -37,7 +37,7 @@ func acquire(ctx context.Context, path string) (*fileLock, error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("waiting for another pflash using %s: %w", path, ctx.Err())
+			return nil, fmt.Errorf("waiting for another program using the firmware cache %s: %w", path, ctx.Err())
 		case <-time.After(lockPoll):
 		}
 	}

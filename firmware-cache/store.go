@@ -216,10 +216,10 @@ func (c *Cache) readIndex() (*index, error) {
 	var ix index
 	if err := json.Unmarshal(b, &ix); err != nil {
 		return nil, remedy.With(fmt.Errorf("cache index %s is damaged: %w", filepath.Join(c.dir, indexFile), err),
-			"delete it and run `pflash cache import "+filepath.Join(c.dir, objectsDir)+"` to rebuild it from the files")
+			"delete it and import "+filepath.Join(c.dir, objectsDir)+" to rebuild it from the files")
 	}
 	if ix.Schema > indexSchema {
-		return nil, fmt.Errorf("cache index schema %d is newer than this pflash understands (%d)", ix.Schema, indexSchema)
+		return nil, fmt.Errorf("cache index schema %d is newer than this version understands (%d)", ix.Schema, indexSchema)
 	}
 	for i := range ix.Entries {
 		ix.Entries[i].Path = c.objectPath(ix.Entries[i].SHA256)

@@ -80,7 +80,7 @@ func newFactoryView(m *mainUI) *factoryView {
 	f.appLabel.Wrapping = fyne.TextWrapWord
 	f.totals.TextStyle = fyne.TextStyle{Bold: true}
 	if cat, err := cache.Embedded(); err != nil {
-		f.status.SetText("The firmware catalog cannot be read: " + err.Error())
+		f.status.SetText("The firmware catalog cannot be read: " + errText(err))
 	} else {
 		f.versions, f.labels = catalogVersions(cat)
 	}
@@ -148,7 +148,7 @@ func defaultReportPath(demo bool) string {
 func (f *factoryView) chooseReportDir() {
 	d := dialog.NewFolderOpen(func(u fyne.ListableURI, err error) {
 		if err != nil {
-			dialog.ShowError(remedy.With(err, "Choose another folder."), f.m.win)
+			showError(remedy.With(err, "Choose another folder."), f.m.win)
 			return
 		}
 		if u == nil {
@@ -162,7 +162,7 @@ func (f *factoryView) chooseReportDir() {
 func (f *factoryView) openApp() {
 	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
 		if err != nil {
-			dialog.ShowError(remedy.With(err, "Choose another file."), f.m.win)
+			showError(remedy.With(err, "Choose another file."), f.m.win)
 			return
 		}
 		if r == nil {
@@ -171,7 +171,7 @@ func (f *factoryView) openApp() {
 		name := r.URI().Name()
 		data, rerr := readAll(r)
 		if rerr != nil {
-			dialog.ShowError(remedy.With(rerr, "Choose another file."), f.m.win)
+			showError(remedy.With(rerr, "Choose another file."), f.m.win)
 			return
 		}
 		b, perr := modfile.Parse(name, data)
@@ -183,7 +183,7 @@ func (f *factoryView) openApp() {
 			perr = remedy.With(fmt.Errorf("%s is not one application", name), "Choose the application's .bin file (a user part).")
 		}
 		if perr != nil {
-			dialog.ShowError(perr, f.m.win)
+			showError(perr, f.m.win)
 			return
 		}
 		f.setApp(name, mods[0])

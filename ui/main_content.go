@@ -15,6 +15,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 )
 
 // ActionsFunc builds the part of the device panel that acts on a device: the target
@@ -181,7 +182,7 @@ func (m *mainUI) startDemo() {
 	go func() {
 		if err := m.sims.AddDemo(m.opts.DemoScale); err != nil {
 			slog.Error("demo devices", "err", err)
-			onUI(func() { m.status.SetText("Could not start the virtual devices: " + err.Error()) })
+			onUI(func() { m.status.SetText("Could not start the virtual devices: " + errText(err)) })
 			return
 		}
 		slog.Info("demo: virtual devices plugged in", "count", m.sims.Len())
@@ -215,7 +216,7 @@ func errText(err error) string {
 	if err == nil {
 		return "unknown error"
 	}
-	return err.Error()
+	return remedy.Human(err)
 }
 
 func (m *mainUI) put(d device.Device) {

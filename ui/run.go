@@ -360,7 +360,7 @@ func (v *runView) finish(res *run.Result, err error) {
 			v.rec.Result = run.ResultFailed
 		}
 		if v.rec.Error == "" {
-			v.rec.Error, v.rec.Remedy = err.Error(), remedy.Of(err)
+			v.rec.Error, v.rec.Remedy = remedy.Human(err), remedy.Of(err)
 		}
 	}
 	v.live.Hide()
@@ -388,7 +388,7 @@ func (v *runView) finish(res *run.Result, err error) {
 		}
 		v.resTitle.Importance = widget.DangerImportance
 		setShown(v.resVerified, "Not verified.")
-		s := "Error: " + v.rec.Error
+		s := "What went wrong: " + remedy.HumanText(v.rec.Error)
 		if v.rec.State != "" {
 			s += "\nThe device is left: " + v.rec.State
 		}
@@ -408,12 +408,12 @@ func (v *runView) finish(res *run.Result, err error) {
 func (v *runView) saveReport() {
 	data, err := buildReport(v.rec)
 	if err != nil {
-		dialog.ShowError(remedy.With(err, "Try again; if it keeps failing, copy the result card instead."), v.m.win)
+		showError(remedy.With(err, "Try again; if it keeps failing, copy the result card instead."), v.m.win)
 		return
 	}
 	d := dialog.NewFileSave(func(w fyne.URIWriteCloser, err error) {
 		if err != nil {
-			dialog.ShowError(remedy.With(err, "Choose another folder."), v.m.win)
+			showError(remedy.With(err, "Choose another folder."), v.m.win)
 			return
 		}
 		if w == nil {
@@ -424,7 +424,7 @@ func (v *runView) saveReport() {
 			werr = cerr
 		}
 		if werr != nil {
-			dialog.ShowError(remedy.With(werr, "Choose another folder, or check the disk has room."), v.m.win)
+			showError(remedy.With(werr, "Choose another folder, or check the disk has room."), v.m.win)
 		}
 	}, v.m.win)
 	d.SetFileName(reportFileName(v.rec))

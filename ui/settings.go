@@ -47,7 +47,7 @@ func newSettingsView(w fyne.Window) *settingsView {
 	s := &settingsView{cacheDir: widget.NewLabel(""), cacheSize: widget.NewLabel("measuring...")}
 	dir, err := cache.DefaultDir()
 	if err != nil {
-		s.cacheDir.SetText("unknown: " + err.Error())
+		s.cacheDir.SetText("unknown: " + errText(err))
 	} else {
 		s.cacheDir.SetText(dir)
 		go func() {

@@ -136,7 +136,7 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 		return t
 	}
 	if cat, err := cache.Embedded(); err != nil {
-		t.status.SetText("The firmware catalog cannot be read: " + err.Error() + "\nWhat to do: " + orWord(remedy.Of(err), "choose local files instead."))
+		t.status.SetText("The firmware catalog cannot be read: " + errText(err) + "\nWhat to do: " + orWord(remedy.Of(err), "choose local files instead."))
 	} else {
 		t.releases = cat.Releases(d.Platform.Name) // newest first
 	}
@@ -322,10 +322,12 @@ func (t *targetSection) showError(err error) {
 }
 
 // errorWords is an error for people: what went wrong and what to do.
+// errorWords is an error for people: what went wrong, without the wrapping chain, and
+// what to do (never a command line: the app's remedies are the words alone).
 func errorWords(err error) string {
-	s := err.Error()
+	s := remedy.Human(err)
 	if r := remedy.Of(err); r != "" {
-		s += "\nWhat to do: " + r
+		s += "\nWhat to do: " + upperFirst(r)
 	}
 	return s
 }
@@ -518,10 +520,9 @@ func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
 		t.acceptSafe.Hide()
 		if remedy.Of(err) == "" {
 			// Every error shown says what to do; these are the usual causes here.
-			err = remedy.With(err, "Check that the device is still plugged in and shown in the list; for a Device OS version, check the internet connection "+
-				"(or seed the firmware cache with `pflash cache import`) or choose Local files.")
+			err = remedy.With(err, "Check that the device is still plugged in and shown in the list; for a Device OS version, check the internet connection, or choose Local files.")
 		}
-		t.showError(fmt.Errorf("no plan: %w", err))
+		t.showError(err)
 		return
 	}
 	t.prepared = pr

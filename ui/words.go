@@ -1,8 +1,12 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
@@ -227,4 +231,13 @@ func count(n int, thing string) string {
 		return "1 " + thing
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// showError shows an error dialog for people: the message without the wrapping chain and
+// what to do (errorWords), never a command line.
+func showError(err error, w fyne.Window) {
+	if err == nil {
+		return
+	}
+	dialog.ShowError(errors.New(errorWords(err)), w)
 }

@@ -324,7 +324,7 @@ func (o *flashOutput) failDone(errp *error, device string) {
 		return
 	}
 	o.event(frun.Event{Event: frun.EvDone, Time: time.Now(), DeviceID: device, Result: frun.ResultFailed,
-		Error: errText(err), Remedy: remedy.Of(err)})
+		Error: errText(err), Remedy: withCommand(remedy.Of(err), err)})
 	if o.g.json {
 		*errp = &exitError{code: exitCode(err), err: errReported}
 	}

@@ -224,7 +224,7 @@ func TestFlashFailureReportsStateAndRemedy(t *testing.T) {
 	assert.Equal(t, "done", last.Event)
 	assert.Equal(t, "failed", last.Result)
 	assert.Contains(t, last.Error, "did not come back")
-	assert.Contains(t, last.Remedy, "the same pflash command")
+	assert.Contains(t, last.Remedy, "try the same target again")
 	assert.NotEmpty(t, last.State)
 }
 

@@ -73,7 +73,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 			if g.json {
 				out := map[string]string{"error": ee.err.Error()}
 				if r := remedy.Of(ee.err); r != "" {
-					out["remedy"] = r
+					out["remedy"] = withCommand(r, ee.err)
 				}
 				if e := g.emit(out); e != nil {
 					return e

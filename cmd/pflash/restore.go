@@ -105,7 +105,7 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags) (err error) {
 		return err
 	}
 	if plat != nil && plat.ID != dev.Platform.ID {
-		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("the device %s is a %s, not a %s", dev.ID, dev.Platform.DisplayName, plat.DisplayName),
+		return &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("the device %s is %s %s, not %s %s", dev.ID, platform.Article(dev.Platform.DisplayName), dev.Platform.DisplayName, platform.Article(plat.DisplayName), plat.DisplayName),
 			"Give the right --platform (or leave it out: the device says what it is).")}
 	}
 	// --no-bootloader and friends do not exist here: a restore rewrites every part of

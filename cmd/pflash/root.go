@@ -115,7 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if ee == nil || ee.err != errReported {
 		fmt.Fprintf(stderr, "pflash: %v\n", err)
 		if r := remedy.Of(err); r != "" {
-			fmt.Fprintf(stderr, "What to do: %s\n", r)
+			fmt.Fprintf(stderr, "What to do: %s\n", withCommand(r, err))
 		} else if code == exitUsage {
 			fmt.Fprintf(stderr, "What to do: %s\n", usageRemedy(root, args))
 		}
@@ -158,4 +158,12 @@ func parsePlatform(s string) (*platform.Platform, error) {
 	}
 	return nil, &exitError{code: exitUsage, err: remedy.With(fmt.Errorf("unknown platform %q", s),
 		"Give a platform name or ID: "+strings.Join(names, ", ")+".")}
+}
+
+// withCommand adds the pflash command that carries out a remedy, where the error names one.
+func withCommand(r string, err error) string {
+	if c := remedy.Command(err); c != "" && r != "" {
+		return r + " (" + c + ")"
+	}
+	return r
 }

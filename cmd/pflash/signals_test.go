@@ -158,7 +158,7 @@ func TestFlashCtrlCStopsAtSafePointThenResumes(t *testing.T) {
 	require.Equal(t, "done", last.Event)
 	assert.Equal(t, "failed", last.Result)
 	assert.Contains(t, last.Error, "cancelled")
-	assert.Contains(t, last.Remedy, "the same pflash command")
+	assert.Contains(t, last.Remedy, "Try the same target again")
 	assert.NotEmpty(t, last.State, "says what the device is left in")
 	var failed bool
 	for _, l := range lines {

@@ -408,7 +408,7 @@ func (b *bench) duplicateAtOnce(u *unit, at []device.Attached) []Event {
 		b.totals.Duplicates++
 		b.totals.Seen += len(at) - 1
 		return []Event{{Kind: EvDuplicate, DeviceID: u.id, Platform: platName(u.plat),
-			Message: fmt.Sprintf("device ID %s is attached %d times (%s) while one of them is being flashed: the units cannot be told apart, so check both afterwards (pflash inspect) and unplug one", u.id, len(at), strings.Join(where, ", "))}}
+			Message: fmt.Sprintf("device ID %s is attached %d times (%s) while one of them is being flashed: the units cannot be told apart, so check both afterwards and unplug one", u.id, len(at), strings.Join(where, ", "))}}
 	case held:
 		return nil
 	}

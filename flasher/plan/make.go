@@ -114,8 +114,8 @@ func Make(st state.Device, t Target) (*Plan, error) {
 	// cannot be read over USB (no control request or listening-mode command reports it).
 	for _, f := range p.SKUFloors {
 		if v, ok := module.SystemModuleVersion(f.DeviceOS); ok && tgtSys != 0 && tgtSys < v {
-			warn = append(warn, fmt.Sprintf("If this %s is a %s, Device OS %s is too old for it: %s needs %s or newer and must never go below it (Particle's manufacturing notes). The SKU is printed on the module's label; it cannot be read over USB.",
-				p.DisplayName, f.SKUs, pl.To, f.Why, f.DeviceOS))
+			warn = append(warn, fmt.Sprintf("If this %s is %s %s, Device OS %s is too old for it: %s needs %s or newer and must never go below it (Particle's manufacturing notes). The SKU is printed on the module's label; it cannot be read over USB.",
+				p.DisplayName, platform.Article(f.SKUs), f.SKUs, pl.To, f.Why, f.DeviceOS))
 		}
 	}
 
@@ -148,7 +148,7 @@ func Make(st state.Device, t Target) (*Plan, error) {
 		pl.NeedsSteppingStone = ss.Via
 		pl.Warnings = append(warn, ss.Why)
 		err := &SteppingStoneError{From: pl.From, To: pl.To, Via: ss.Via, Why: ss.Why}
-		return pl, fail(err, fmt.Sprintf("Plan and run Device OS %s first (pflash plan --to %s), let the device connect once, then plan %s again.", ss.Via, ss.Via, pl.To),
+		return pl, fail(err, fmt.Sprintf("Bring the device to Device OS %s first, let it connect once, then go to %s.", ss.Via, pl.To),
 			"%s", err.Error())
 	}
 
@@ -294,7 +294,7 @@ func expand(m *module.Module) ([]*module.Module, error) {
 func checkModule(p *platform.Platform, m *module.Module) (platform.Slot, error) {
 	if err := m.Validate(); err != nil {
 		return platform.Slot{}, fail(ErrInvalidModule,
-			"Download the file again (pflash cache verify checks cached files); a file that fails its CRC must never be written.",
+			"Download the file again (verifying the firmware cache finds damaged cached files); a file that fails its CRC must never be written.",
 			"%s is not a valid module: %v", fileDesc(m), err)
 	}
 	shared := sharedRadioStack(p, m)
@@ -305,8 +305,8 @@ func checkModule(p *platform.Platform, m *module.Module) (platform.Slot, error) 
 		}
 		return platform.Slot{}, fail(ErrWrongPlatform,
 			fmt.Sprintf("Use the %s's files (their names start with %q).", p.DisplayName, p.Name+"-"),
-			"%s is built for the %s (platform %d), but this device is a %s (platform %d)",
-			fileDesc(m), other, m.PlatformID, p.DisplayName, p.ID)
+			"%s is built for the %s (platform %d), but this device is %s %s (platform %d)",
+			fileDesc(m), other, m.PlatformID, platform.Article(p.DisplayName), p.DisplayName, p.ID)
 	}
 	slot, ok := p.SlotFor(m.Function, m.Index, m.Version)
 	if !ok {
@@ -476,7 +476,7 @@ func decideApp(p *platform.Platform, initial, osFinal *state.Device, app, replac
 		if replacement == nil || len(need(replacement)) > 0 {
 			if !o.Force {
 				return nil, nil, nil, fail(ErrDependency,
-					fmt.Sprintf("Give an application built for Device OS %s (pflash plan --app FILE), or the target's Tinker, so it replaces the one on the device.", to),
+					fmt.Sprintf("Give an application built for Device OS %s, or the target's Tinker, so it replaces the one on the device.", to),
 					"%s, and there is no application for %s to replace it with", lowerFirst(reason), to)
 			}
 			return nil, nil, []string{reason + ". It stays (forced): expect safe mode."}, nil

@@ -458,7 +458,7 @@ func TestPlans(t *testing.T) {
 			target: func(t *testing.T) Target { return target(t, "bsom/6.1.0") },
 			err:    ErrDependency, // the 6.2.0 app cannot run on 6.1.0
 			check: func(t *testing.T, p *Plan, err error) {
-				assert.Contains(t, remedy.Of(err), "--app")
+				assert.Contains(t, remedy.Of(err), "Give an application built for Device OS 6.1.0")
 			},
 		},
 		{

@@ -511,3 +511,23 @@ func ForeignByUSB(vid, pid uint16) (Foreign, bool) {
 	}
 	return Foreign{}, false
 }
+
+// Article is "a" or "an" before a word, by its sound as people read these names: "an
+// Argon", "an E-SoM-X", "an asset", "a Boron", "a B-SoM".
+func Article(word string) string {
+	if word == "" {
+		return "a"
+	}
+	w := strings.ToLower(word)
+	// Letters said with a vowel sound when they stand alone ("an M-SoM", "an X-SoM").
+	if len(w) == 1 || len(w) > 1 && (w[1] == '-' || w[1] == ' ') {
+		if strings.ContainsRune("aefhilmnorsx", rune(w[0])) {
+			return "an"
+		}
+		return "a"
+	}
+	if strings.ContainsRune("aeiou", rune(w[0])) {
+		return "an"
+	}
+	return "a"
+}

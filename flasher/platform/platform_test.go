@@ -746,3 +746,10 @@ func TestDeviceRestoreModulesFitSlots(t *testing.T) {
 	}
 	assert.Greater(t, n, 1500, "modules checked")
 }
+
+func TestArticle(t *testing.T) {
+	for word, want := range map[string]string{"Argon": "an", "Boron": "a", "E-SoM-X": "an", "B-SoM": "a", "M-SoM": "an",
+		"X-SoM": "an", "Photon": "a", "Asset Tracker / Monitor One": "an", "BRN404X": "a", "E404X": "an", "Electron 2": "an", "": "a"} {
+		assert.Equal(t, want, Article(word), word)
+	}
+}

@@ -35,3 +35,13 @@ func TestOf(t *testing.T) {
 	}
 	assert.Nil(t, remedy.With(nil, "x"))
 }
+
+func TestHuman(t *testing.T) {
+	inner := remedy.WithCommand(errors.New("device refused the update"), "put it in DFU mode", "pflash flash --to 4.1.0")
+	err := fmt.Errorf("no plan: %w", fmt.Errorf("plan: %w", fmt.Errorf("run: %w", inner)))
+	assert.Equal(t, "Device refused the update", remedy.Human(err))
+	assert.Equal(t, "put it in DFU mode", remedy.Of(err))
+	assert.Equal(t, "pflash flash --to 4.1.0", remedy.Command(err))
+	assert.Equal(t, "Erase 0x08020000: pipe", remedy.Human(errors.New("erase 0x08020000: pipe")), "only known package prefixes go")
+	assert.Equal(t, "", remedy.Command(errors.New("x")))
+}

@@ -284,7 +284,7 @@ func (j *job) cancelled() error {
 		where = fmt.Sprintf("after step %d of %d (%s)", n, len(j.plan.Steps), j.done[n-1])
 	}
 	return remedy.With(fmt.Errorf("run: %w %s, at a point where nothing was being written", ErrCancelled, where),
-		"Try the same target again (the same pflash command, or Resume in the app) to finish: the device is read again and only what is missing is written.")
+		"Try the same target again to finish: the device is read again and only what is missing is written.")
 }
 
 // exec runs one step.
@@ -363,7 +363,7 @@ func (j *job) recoverLoss(ctx context.Context, s *plan.Step, err error, attempt 
 		}
 		return remedy.With(fmt.Errorf("run: %w: it left USB during step %s (%v) and did not come back within %s", ErrGone, s.ID, err, j.r.t.Reenumerate),
 			"Check the USB cable and plug the device back in (a device without power cannot be written). "+
-				"Then try the same target again (the same pflash command, or Resume in the app): the device is read again and what is missing or half-written is rewritten. "+
+				"Then try the same target again: the device is read again and what is missing or half-written is rewritten. "+
 				"If the LED stays dark, hold MODE, tap RESET and release MODE when it blinks yellow (DFU mode).")
 	}
 	j.losses = append(j.losses, time.Now())
@@ -414,7 +414,7 @@ func (j *job) stepError(s *plan.Step, err error) error {
 	if remedy.Of(err) != "" {
 		return fmt.Errorf("run: step %s: %w", s.ID, err)
 	}
-	rem := "Try the same target again (the same pflash command, or Resume in the app): the device is read again and only what is missing is written."
+	rem := "Try the same target again: the device is read again and only what is missing is written."
 	if s.Method.UsesDFU() {
 		rem += " If it fails again, unplug and replug the device; " + dfu.Remedy + "."
 	}
@@ -511,7 +511,7 @@ func (j *job) waitMode(ctx context.Context, want state.Mode, timeout time.Durati
 					j.setLink(l)
 					j.resetFrom = ""
 					return l, &replanError{cause: remedy.With(fmt.Errorf("run: %w: waiting for %s, the device came back in %s mode instead of %s mode",
-						ErrWrongMode, what, l.Mode(), want), "Try the same target again (the same pflash command, or Resume in the app): the device is read again and the plan made from what it has.")}
+						ErrWrongMode, what, l.Mode(), want), "Try the same target again: the device is read again and the plan made from what it has.")}
 				}
 				_ = l.Close()
 			default:
@@ -536,7 +536,7 @@ func (j *job) waitMode(ctx context.Context, want state.Mode, timeout time.Durati
 // first, then the cable, then running the same command again.
 func goneRemedy(g led.Guidance) string {
 	s := "Check the USB cable (some only charge) and that the device is powered; plug it back in if it was unplugged. " +
-		"Then try the same target again (the same pflash command, or Resume in the app): the device is read again and only what is missing is written."
+		"Then try the same target again: the device is read again and only what is missing is written."
 	if g.Text != "" {
 		s = g.Text + " " + s
 	}

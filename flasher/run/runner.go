@@ -209,7 +209,7 @@ func (r *Runner) pickDevice(ctx context.Context) (string, error) {
 				return "", remedy.With(fmt.Errorf("run: no device found: %w", err), "check the USB cable and that the device is powered")
 			}
 			return "", remedy.With(fmt.Errorf("run: %w: no Particle device found", ErrGone),
-				"check the USB cable (some only charge) and that the device is powered; `pflash list` shows what is attached")
+				"check the USB cable (some only charge) and that the device is powered; the device list shows what is attached")
 		case <-time.After(r.o.Poll):
 		}
 	}

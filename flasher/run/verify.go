@@ -291,7 +291,7 @@ func (j *job) readback(ctx context.Context, s *plan.Step) error {
 	}
 	if len(bad) > 0 {
 		return remedy.With(fmt.Errorf("run: %w: read back, the flash differs from what was written: %s", ErrVerify, strings.Join(bad, "; ")),
-			"Try again with read-back verification (pflash --verify=readback; in the app, Settings > Verify). If the same range differs again the flash may be worn or the device faulty.")
+			"Try again with read-back verification (the verify setting). If the same range differs again the flash may be worn or the device faulty.")
 	}
 	if _, err := j.read(ctx); err != nil {
 		return err
@@ -395,7 +395,7 @@ func (j *job) describeState(cause error) string {
 		}
 	}
 	if Transient(cause) {
-		b.WriteString(" Trying the same target again (the same pflash command, or Resume in the app) reads the device and finishes the job.")
+		b.WriteString(" Trying the same target again reads the device and finishes the job.")
 	}
 	return b.String()
 }

@@ -41,7 +41,7 @@ func (s FromCache) Release(ctx context.Context, version string, p *platform.Plat
 	for _, cf := range res.Files {
 		b, err := modfile.Load(cf.Entry.Path)
 		if err != nil {
-			return nil, remedy.With(fmt.Errorf("%s: %w", cf.Entry.Path, err), "The firmware cache is damaged: verify it (pflash cache verify) or fetch the release again.")
+			return nil, remedy.WithCommand(fmt.Errorf("%s: %w", cf.Entry.Path, err), "The firmware cache is damaged: verify it, or fetch the release again.", "pflash cache verify")
 		}
 		rel.OS = append(rel.OS, b.Modules()...)
 		rel.Files = append(rel.Files, cf.Module.Asset)

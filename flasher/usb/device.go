@@ -39,7 +39,7 @@ func (h *Host) Open(target string) (*Device, error) {
 	switch len(infos) {
 	case 0:
 		return nil, remedy.With(fmt.Errorf("%w: nothing matches %q", ErrNotFound, target),
-			"check the USB cable (some are charge-only) and that the device is powered; `pflash list` shows what is attached")
+			"check the USB cable (some are charge-only) and that the device is powered; the device list shows what is attached")
 	case 1:
 	default:
 		var paths []string
@@ -74,7 +74,7 @@ func (h *Host) OpenInfo(info Info) (*Device, error) {
 			return nil, fmt.Errorf("usb: open the %s: %w", info, err)
 		}
 		return nil, remedy.With(fmt.Errorf("%w: the %s left the bus", ErrNotFound, info),
-			"it reset or was unplugged; wait for it to come back (`pflash list`) and try again")
+			"it reset or was unplugged; wait for it to come back in the device list and try again")
 	}
 	for _, extra := range devs[1:] {
 		_ = extra.Close()

@@ -168,7 +168,7 @@ func PermissionRemedy() string {
 	return "allow your user to open Particle devices: save these lines as 50-particle.rules\n" +
 		strings.Join(rules, "\n") +
 		"\nthen run `" + assets.UdevInstallCommand + "` and unplug and replug the device " +
-		"(`pflash doctor` checks the set-up)"
+		"(the permissions check tells whether it worked)"
 }
 
 func permissionError(what string, err error) error {
