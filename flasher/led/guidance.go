@@ -69,42 +69,34 @@ const (
 	ButtonReset = "RESET"
 )
 
-// ModeButton is what the board calls its MODE button: "SETUP" on the Photon, "MODE"
-// everywhere else (and for a nil platform).
-func ModeButton(p *platform.Platform) string {
-	if p != nil && p.Name == "photon" {
-		return "SETUP"
-	}
-	return ButtonMode
-}
+// ModeButton is what the board calls its MODE button (platform data: "SETUP" on the
+// Photon), "MODE" for a nil platform.
+func ModeButton(p *platform.Platform) string { return p.ModeButton() }
 
-// FactoryRestoreFor is the factory-restore light on p: fast blinking green on Gen2, fast
-// blinking yellow otherwise (reference §7), and also yellow for a nil platform.
+// FactoryRestoreFor is the factory-restore light on p (platform data: fast blinking green
+// on Gen2, fast blinking yellow otherwise), yellow for a nil platform.
 func FactoryRestoreFor(p *platform.Platform) State {
-	if p != nil && p.Gen == 2 {
+	if p != nil && p.LED.FactoryRestoreGreen {
 		return FactoryRestoreGen2
 	}
 	return FactoryRestore
 }
 
-// carrierModules are modules whose MODE and RESET are pins for a carrier board
-// (reference §7: P1, B/B5/M SoM, E404X; the A and X SoMs are SoMs like the B SoM).
-var carrierModules = map[string]bool{
-	"p1": true, "asom": true, "bsom": true, "xsom": true, "b5som": true, "msom": true, "esomx": true,
-}
-
-// board is what the texts need to know about a platform.
+// board is what the texts need to know about a platform: every fact comes from its data.
 type board struct {
 	name    string // "Boron", "device"
 	mode    string // "MODE" or "SETUP"
-	hasMode bool
-	gen     int
-	key     string // platform Name, "" when unknown
+	buttons platform.Buttons
+	led     platform.LEDFacts
+	known   bool // false for a nil platform: the texts cover every board
 }
+
+// hasMode: a person can reach MODE on the board itself.
+func (b board) hasMode() bool { return b.buttons.Reach == platform.OnBoard }
 
 func boardOf(p *platform.Platform) board {
 	if p == nil {
-		return board{name: "device", mode: ButtonMode, hasMode: true}
+		return board{name: "device", mode: ButtonMode}
 	}
 	name := p.DisplayName
 	if name == "" {
@@ -113,7 +105,7 @@ func boardOf(p *platform.Platform) board {
 	if name == "" {
 		name = "device"
 	}
-	return board{name: name, mode: ModeButton(p), hasMode: p.HasModeButton, gen: p.Gen, key: p.Name}
+	return board{name: name, mode: p.ModeButton(), buttons: p.Buttons, led: p.LED, known: true}
 }
 
 // sequence is the button recipe for goal, starting lower case, with m as MODE's name.
@@ -144,7 +136,7 @@ func usb(b board, goal Goal) string {
 	switch goal {
 	case GoalDFU:
 		s := "use USB: Particle Flasher can switch it to DFU mode for you (like `particle usb dfu`)"
-		if b.gen == 2 {
+		if b.led.SerialDFU {
 			s += "; with Device OS older than 2.0.0 the Particle CLI cannot do this, but opening its " +
 				"USB serial port at 14400 baud still does"
 		}
@@ -177,19 +169,17 @@ func Buttons(p *platform.Platform, goal Goal) string {
 	b := boardOf(p)
 	seq := sequence(b.mode, goal)
 	switch {
-	case b.hasMode:
+	case b.buttons.Reach == platform.OnBoard:
 		s := upperFirst(seq) + "."
-		if b.key == "p2" {
-			s += " (A bare P2 module has no buttons: its MODE and RESET are pins for the carrier board.)"
+		if b.buttons.Note != "" {
+			s += " (" + b.buttons.Note + ")"
 		}
 		return s
-	case carrierModules[b.key]:
+	case b.buttons.Reach == platform.CarrierPins:
 		return "The " + b.name + " has no MODE or RESET button of its own: they are signals for its carrier " +
 			"board. If your carrier board has buttons for them, " + seq + ". Otherwise " + usb(b, goal) + "."
-	case b.key == "tracker":
-		return "The Tracker One and Monitor One have no MODE button you can reach, and on a Tracker SoM " +
-			"MODE and RESET are carrier-board signals, so it cannot be " + byHand(goal) + ". Instead " +
-			usb(b, goal) + "."
+	case b.buttons.Enclosed != "":
+		return b.buttons.Enclosed + ", so it cannot be " + byHand(goal) + ". Instead " + usb(b, goal) + "."
 	}
 	return "The " + b.name + " has no MODE button you can reach, so it cannot be " + byHand(goal) +
 		". Instead " + usb(b, goal) + "."
@@ -264,14 +254,14 @@ func Expect(p *platform.Platform, goal Goal) Guidance {
 		safe := "It started in safe mode because " + m + " was released while the LED blinked magenta. " +
 			"Try again and keep holding " + m + " until it blinks yellow. " + retry
 		listening := "It is in listening mode because " + m + " was held without tapping RESET. " + retry
-		if !b.hasMode {
+		if !b.hasMode() {
 			running = "It is still running its firmware, not the DFU bootloader. " + retry
 			safe = "It is in safe mode (Device OS runs, the application does not), not DFU mode. " + retry
 			listening = "It is in listening mode, not DFU mode. " + retry
 		}
 		keep := "Keep holding " + m + ": after about 3 seconds of blinking magenta it turns yellow. " +
 			"(If you are not holding " + m + ", an update is in progress: let it finish first.)"
-		if !b.hasMode {
+		if !b.hasMode() {
 			keep = "An update is in progress: let it finish, then try again. (If MODE is being held on the carrier " +
 				"board, keep holding it until the LED blinks yellow.)"
 		}
@@ -300,7 +290,7 @@ func Expect(p *platform.Platform, goal Goal) Guidance {
 	case GoalSafeMode:
 		g.Text = "Your " + b.name + " should now breathe magenta (it blinks green, then cyan, while it connects)."
 		release := "Release " + m + " now."
-		if !b.hasMode {
+		if !b.hasMode() {
 			release = "If MODE is being held on the carrier board, release it now; otherwise an update is in " +
 				"progress: let it finish, then try again."
 		}
@@ -330,7 +320,7 @@ func Expect(p *platform.Platform, goal Goal) Guidance {
 	case GoalListening:
 		g.Text = "Your " + b.name + " should now blink dark blue."
 		notYet := "It is not in listening mode yet: hold " + m + " for a full 3 seconds. " + retry
-		if !b.hasMode {
+		if !b.hasMode() {
 			notYet = "It is not in listening mode yet. " + retry
 		}
 		bootloader := "RESET was tapped while " + m + " was held, which starts the bootloader instead. Tap RESET " +
@@ -360,7 +350,7 @@ func Expect(p *platform.Platform, goal Goal) Guidance {
 		}
 		again := Buttons(p, GoalReset)
 		dfu := "It is still in DFU mode. "
-		if b.hasMode {
+		if b.hasMode() {
 			dfu += "Make sure " + m + " is not held down and tap RESET. "
 		} else {
 			dfu += "Restart it: " + again + " "
@@ -408,16 +398,16 @@ func offRemedy(b board) string {
 		"stays dark while it has power, the bootloader is missing or corrupt and only an SWD/JTAG debugger can " +
 		"restore it"
 	switch {
-	case b.gen == 2:
-		s += " (on this Gen2 board a dim blue D7 LED with the RGB LED dark means the same)"
-	case b.key == "":
+	case b.led.D7WhenDark:
+		s += " (on this board a dim blue D7 LED with the RGB LED dark means the same)"
+	case !b.known:
 		s += " (a Gen2 board may show only a dim blue D7 LED)"
 	}
 	return s + "."
 }
 
 func panicDFU(b board) string {
-	if b.hasMode {
+	if b.buttons.Reach == platform.OnBoard {
 		return "The firmware crashes (red SOS), but the bootloader runs before it, so the buttons still work: " +
 			sequence(b.mode, GoalDFU) + "."
 	}
@@ -495,7 +485,7 @@ func Timeline(goal Goal) []Step {
 // instead. A nil platform gets Timeline.
 func TimelineFor(p *platform.Platform, goal Goal) []Step {
 	steps := Timeline(goal)
-	if p != nil && !p.HasModeButton {
+	if !p.HasModeButton() {
 		for _, s := range steps {
 			if len(s.Hold) > 0 {
 				return nil

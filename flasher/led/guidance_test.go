@@ -66,7 +66,7 @@ func TestButtonsBoron(t *testing.T) {
 
 func TestButtonsWithoutModeButton(t *testing.T) {
 	for _, p := range platform.All() {
-		if p.HasModeButton {
+		if p.HasModeButton() {
 			continue
 		}
 		for _, g := range Goals() {
@@ -106,7 +106,7 @@ func TestExpectDFU(t *testing.T) {
 		mag, ok := g.RemedyFor(Updating)
 		require.True(t, ok)
 		assert.Equal(t, Updating, mag.Seen)
-		if p == nil || p.HasModeButton {
+		if p == nil || p.HasModeButton() {
 			assert.Contains(t, mag.Do, "Keep holding "+ModeButton(p))
 		}
 		assert.Contains(t, mag.Do, "yellow")

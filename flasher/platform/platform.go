@@ -205,9 +205,11 @@ type Platform struct {
 	// ControlOutNeedsData is DC's controlOutTransfersRequireDataStage: host-to-device
 	// control transfers without payload must still send one byte.
 	ControlOutNeedsData bool
-	// HasModeButton is false for modules whose MODE/RESET are only carrier-board signals
-	// (reference §7); the UI must then use control requests instead of button recipes.
-	HasModeButton bool
+	// Buttons says where a person finds MODE and RESET on this board (reference §7); where
+	// they cannot be reached the app uses control requests instead of button recipes.
+	Buttons Buttons
+	// LED holds the board's LED facts that guidance needs beyond the common patterns.
+	LED           LEDFacts
 	HasNCP        bool // an ESP32 network coprocessor whose firmware is a module
 	HasRadioStack bool // a Nordic SoftDevice module
 
@@ -219,6 +221,54 @@ type Platform struct {
 	// the platform ("" = unknown start / still supported). Nothing older than
 	// FirstDeviceOS is offered or planned: the hardware did not exist for it.
 	FirstDeviceOS, LastDeviceOS string
+}
+
+// Reach is where a board's MODE and RESET are.
+type Reach int
+
+const (
+	// OnBoard: buttons on the board a person holds.
+	OnBoard Reach = iota
+	// CarrierPins: the module only brings MODE and RESET out as pins for its carrier board.
+	CarrierPins
+	// Enclosed: the product has no MODE button a person can reach.
+	Enclosed
+)
+
+// Buttons are the facts about a board's buttons that instructions need.
+type Buttons struct {
+	Reach Reach
+	// Mode is what the board prints on its MODE button ("SETUP" on the Photon); "" is MODE.
+	Mode string
+	// Note is one more sentence the board's instructions need (a bare P2 module's pins).
+	Note string
+	// Enclosed says why the buttons cannot be reached, for Reach Enclosed; "" gives the
+	// generic sentence.
+	Enclosed string
+}
+
+// LEDFacts are a board's LED facts beyond the patterns every Particle device shares
+// (reference §7).
+type LEDFacts struct {
+	// FactoryRestoreGreen: factory restore blinks green fast (Gen2), not yellow.
+	FactoryRestoreGreen bool
+	// D7WhenDark: with the RGB LED dark, a dim blue D7 LED means no bootloader (Gen2).
+	D7WhenDark bool
+	// SerialDFU: opening the USB serial port at 14400 baud enters DFU mode (Gen2), the
+	// way in for Device OS before 2.0.0, which does not take the control request.
+	SerialDFU bool
+}
+
+// HasModeButton reports whether a person can reach MODE on the board itself; a nil
+// platform is assumed to have one.
+func (p *Platform) HasModeButton() bool { return p == nil || p.Buttons.Reach == OnBoard }
+
+// ModeButton is what the board calls its MODE button: "SETUP" on the Photon.
+func (p *Platform) ModeButton() string {
+	if p == nil || p.Buttons.Mode == "" {
+		return "MODE"
+	}
+	return p.Buttons.Mode
 }
 
 // SKUFloor is a Device OS version some SKUs of a platform must never go below (DOCS

@@ -306,6 +306,7 @@ func gen2Platform(p Platform, serialFlash bool, slots []Slot, ota Region) *Platf
 	p.OTARegion = ota
 	p.OTARegions = []OTARegionVariant{{Region: ota}}
 	p.OTAFlagOffset, p.OTAFlagValue = dctOTAFlagOffset, dctOTAFlagSet
+	p.LED = LEDFacts{FactoryRestoreGreen: true, D7WhenDark: true, SerialDFU: true}
 	return &p
 }
 
@@ -345,7 +346,7 @@ func rtlPlatform(p Platform) *Platform {
 }
 
 // table lists every supported platform. Display names and aliases follow DC; extra
-// aliases come from the reference §1a. HasModeButton false per reference §7 ("P1,
+// aliases come from the reference §1a. Buttons per reference §7 ("P1,
 // B/B5/M SoM, E404X, Tracker SoM"; Tracker One / Monitor One have no user-reachable MODE);
 // the A and X SoMs are SoMs like the B SoM. The reference says nothing about Tracker M,
 // Electron 2 and Sulu: Tracker M and Sulu are treated as button-less (enclosed Tracker
@@ -361,95 +362,96 @@ var table = []*Platform{
 		Slots:        coreSlots(),
 		// Factory image in the SPI flash (DC segments.factoryReset; hw_config.h@v0.5.5:
 		// FAC = 0x20000, one 128 KB block). The Core has no DCT alt, so no OTA-flag trick.
-		FactoryReset:  &Region{Alt: 1, Address: 0x00020000, Size: 0x20000},
-		HasModeButton: true,
-		LastDeviceOS:  "1.4.4", // release.sh@v1.4.4 still builds Core; dropped in 1.5.0
+		FactoryReset: &Region{Alt: 1, Address: 0x00020000, Size: 0x20000},
+		LastDeviceOS: "1.4.4", // release.sh@v1.4.4 still builds Core; dropped in 1.5.0
 	},
 	gen2Platform(Platform{
 		ID: 6, Name: "photon", DisplayName: "Photon", Aliases: []string{"p"},
 		// factory user image: module_factory 0x080E0000, 128 KB
 		FactoryReset:  &Region{Alt: 0, Address: 0x080E0000, Size: 0x20000},
-		HasModeButton: true, // labelled SETUP
+		Buttons:       Buttons{Mode: "SETUP"},
 		FirstDeviceOS: "0.4.0", LastDeviceOS: "3.3.1",
 	}, false, photonSlots(), Region{Alt: 0, Address: 0x080C0000, Size: 0x40000}), // module_ota@v2.3.1
 	gen2Platform(Platform{
 		ID: 8, Name: "p1", DisplayName: "P1",
 		FactoryReset:  &Region{Alt: 0, Address: 0x080E0000, Size: 0x20000},
-		HasModeButton: false,
+		Buttons:       Buttons{Reach: CarrierPins},
 		FirstDeviceOS: "0.4.0", LastDeviceOS: "3.3.1",
 	}, true, photonSlots(), Region{Alt: 0, Address: 0x080C0000, Size: 0x40000}),
 	gen2Platform(Platform{
 		ID: 10, Name: "electron", DisplayName: "Electron", Aliases: []string{"e", "e series"},
 		FactoryReset:  &Region{Alt: 0, Address: 0x080A0000, Size: 0x20000}, // module_factory@v2.3.1
-		HasModeButton: true,
 		FirstDeviceOS: "0.4.6", LastDeviceOS: "3.3.1",
 	}, false, electronSlots(), Region{Alt: 0, Address: 0x080C0000, Size: 0x20000}), // module_ota@v2.3.1
 	gen3Platform(Platform{
 		ID: 12, Name: "argon", DisplayName: "Argon", Aliases: []string{"a"},
-		HasModeButton: true, FirstDeviceOS: gen3First,
+		FirstDeviceOS: gen3First,
 	}, false, gen3Opts{ncp: true, current: true}),
 	gen3Platform(Platform{
 		ID: 13, Name: "boron", DisplayName: "Boron", Aliases: []string{"b"},
-		HasModeButton: true, FirstDeviceOS: gen3First,
-		SKUFloors: []SKUFloor{{SKUs: "BRN404X", DeviceOS: "4.0.1", Why: "its u-blox SARA-R510 modem"}},
+		FirstDeviceOS: gen3First,
+		SKUFloors:     []SKUFloor{{SKUs: "BRN404X", DeviceOS: "4.0.1", Why: "its u-blox SARA-R510 modem"}},
 	}, false, gen3Opts{current: true}),
 	gen3Platform(Platform{
 		ID: 14, Name: "xenon", DisplayName: "Xenon", Aliases: []string{"x"},
-		HasModeButton: true, FirstDeviceOS: gen3First, LastDeviceOS: "1.5.2",
+		FirstDeviceOS: gen3First, LastDeviceOS: "1.5.2",
 	}, false, gen3Opts{}),
 	// E404X = esomx (rickkas7/NFC_UICR_RK). 8 MB external flash: flash_mal.h lists
 	// PLATFORM_ESOMX with Tracker and B5 SoM.
 	gen3Platform(Platform{
 		ID: 15, Name: "esomx", DisplayName: "E-SoM-X", Aliases: []string{"e404x"},
-		HasModeButton: false, FirstDeviceOS: "4.0.0-alpha.2",
+		Buttons: Buttons{Reach: CarrierPins}, FirstDeviceOS: "4.0.0-alpha.2",
 		SKUFloors: []SKUFloor{{SKUs: "E404X", DeviceOS: "4.0.1", Why: "its u-blox SARA-R510 modem"}},
 	}, true, gen3Opts{current: true}),
 	gen3Platform(Platform{
 		ID: 22, Name: "asom", DisplayName: "A-SoM",
-		HasModeButton: false, FirstDeviceOS: "1.1.0", LastDeviceOS: "1.4.4",
+		Buttons: Buttons{Reach: CarrierPins}, FirstDeviceOS: "1.1.0", LastDeviceOS: "1.4.4",
 	}, false, gen3Opts{ncp: true}),
 	gen3Platform(Platform{
 		ID: 23, Name: "bsom", DisplayName: "B-SoM",
-		HasModeButton: false, FirstDeviceOS: "1.1.0",
+		Buttons: Buttons{Reach: CarrierPins}, FirstDeviceOS: "1.1.0",
 		SKUFloors: []SKUFloor{{SKUs: "B404X", DeviceOS: "4.0.1", Why: "its u-blox SARA-R510 modem"},
 			{SKUs: "B404", DeviceOS: "2.3.0", Why: "its EtherSIM"}},
 	}, false, gen3Opts{current: true}),
 	gen3Platform(Platform{
 		ID: 24, Name: "xsom", DisplayName: "X-SoM",
-		HasModeButton: false, FirstDeviceOS: "1.1.0", LastDeviceOS: "1.4.4",
+		Buttons: Buttons{Reach: CarrierPins}, FirstDeviceOS: "1.1.0", LastDeviceOS: "1.4.4",
 	}, false, gen3Opts{}),
 	gen3Platform(Platform{
 		ID: 25, Name: "b5som", DisplayName: "B5-SoM",
-		HasModeButton: false, FirstDeviceOS: "1.4.5-b5som",
+		Buttons: Buttons{Reach: CarrierPins}, FirstDeviceOS: "1.4.5-b5som",
 	}, true, gen3Opts{current: true}),
 	gen3Platform(Platform{
 		ID: 26, Name: "tracker", DisplayName: "Asset Tracker / Monitor One",
 		Aliases:       []string{"assettracker", "tracker one", "tracker som", "monitor one"},
-		HasModeButton: false, FirstDeviceOS: "1.5.3-tracker.1",
+		FirstDeviceOS: "1.5.3-tracker.1",
+		Buttons: Buttons{Reach: Enclosed, Enclosed: "The Tracker One and Monitor One have no MODE button you can reach, " +
+			"and on a Tracker SoM MODE and RESET are carrier-board signals"},
 	}, true, gen3Opts{ncp: true, ncpSince: 3000, current: true}),
 	rtlPlatform(Platform{
 		ID: 28, Name: "trackerm", DisplayName: "Tracker-M", Gen: 3, // DC generation 3 although RTL872x
-		HasModeButton: false, FirstDeviceOS: "5.0.0",
+		Buttons: Buttons{Reach: Enclosed}, FirstDeviceOS: "5.0.0",
 	}),
 	rtlPlatform(Platform{
 		ID: 32, Name: "p2", DisplayName: "Photon 2 / P2", Aliases: []string{"photon2"},
 		// The Photon 2 board has MODE/RESET; the bare P2 module shares the ID and, like
 		// the P1, only brings them out as pins.
-		Gen: 4, HasModeButton: true, FirstDeviceOS: "3.2.1-p2.2",
+		Gen: 4, FirstDeviceOS: "3.2.1-p2.2",
+		Buttons: Buttons{Note: "A bare P2 module has no buttons: its MODE and RESET are pins for the carrier board."},
 	}),
 	rtlPlatform(Platform{
 		ID: 35, Name: "msom", DisplayName: "M-SoM", Aliases: []string{"muon"},
-		Gen: 4, HasModeButton: false, FirstDeviceOS: "5.5.0-rc.1",
+		Gen: 4, Buttons: Buttons{Reach: CarrierPins}, FirstDeviceOS: "5.5.0-rc.1",
 	}),
 	// Electron 2 is newer than the Device OS tree the reference read; DC gives it the Gen3
 	// segments of a 4 MB part (factoryReset 0x00200000), so it gets the 4 MB Gen3 layout.
 	gen3Platform(Platform{
 		ID: 37, Name: "electron2", DisplayName: "Electron 2", Aliases: []string{"electron2"},
 		// First supported Device OS: DOCS datasheets/e-series/electron-2-datasheet.md.
-		HasModeButton: true, FirstDeviceOS: "6.3.0",
+		FirstDeviceOS: "6.3.0",
 	}, false, gen3Opts{current: true}),
 	rtlPlatform(Platform{
 		ID: 38, Name: "sulu", DisplayName: "Sulu", Aliases: []string{"sulu"},
-		Gen: 4, HasModeButton: false,
+		Gen: 4, Buttons: Buttons{Reach: Enclosed},
 	}),
 }

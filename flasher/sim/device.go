@@ -476,7 +476,7 @@ func (d *Device) Reset() { d.reset(0, bootReq{reason: "reset button"}) }
 // gives DFU mode, 1 to 3 s safe mode (bootloader/src/main.c), less a plain reset. Boards
 // whose MODE is only a carrier-board signal cannot do this.
 func (d *Device) ButtonReset(hold time.Duration) error {
-	if !d.p.HasModeButton {
+	if !d.p.HasModeButton() {
 		return fmt.Errorf("sim: %s has no MODE button; use control requests", d.p.DisplayName)
 	}
 	req := bootReq{reason: "buttons"}
@@ -494,7 +494,7 @@ func (d *Device) ButtonReset(hold time.Duration) error {
 // HoldMode holds MODE for hold while Device OS runs: 3 s or more enters listening mode
 // (system/src/main.cpp HAL_Core_Mode_Button_Pressed(3000)).
 func (d *Device) HoldMode(hold time.Duration) error {
-	if !d.p.HasModeButton {
+	if !d.p.HasModeButton() {
 		return fmt.Errorf("sim: %s has no MODE button; use control requests", d.p.DisplayName)
 	}
 	d.meter.Charge(hold)
