@@ -38,12 +38,11 @@ type job struct {
 	// for it to come back accepts only another instance. "" when no restart is pending.
 	resetFrom string
 
-	// Progress: the sum of the steps' estimates, what the finished steps estimated, the
-	// current step's index.
-	total, doneEst time.Duration
-	idx            int
-	lastProgress   time.Time
-	lastFrac       float64
+	// Progress: the sum of the steps' estimates and the current step's index.
+	total        time.Duration
+	idx          int
+	lastProgress time.Time
+	lastFrac     float64
 
 	// Watchdog windows: the window being worked in and the instance it started with.
 	window     int
@@ -93,29 +92,65 @@ func (j *job) dropLink() {
 
 // ---- progress ------------------------------------------------------------------------
 
+// fraction is how far along the bar is: each step's share is half its share of the
+// estimated time and half an equal share, so that "Step i of N" and the bar tell the same
+// story when a plan has one long write among quick mode changes (a bar at 12 % at step 5
+// of 6 reads as stuck): step i starts at (i-1)/2N or later.
 func (j *job) fraction(stepFrac float64) float64 {
-	if j.plan == nil || j.total <= 0 {
-		return 0
-	}
-	cur := time.Duration(0)
-	if j.idx < len(j.plan.Steps) {
-		cur = j.plan.Steps[j.idx].Estimate
-	}
-	f := (float64(j.doneEst) + float64(cur)*stepFrac) / float64(j.total)
-	return min(max(f, 0), 1)
+	return j.along(stepFrac, j.weight)
 }
 
-// eta is the estimated time left: the estimates of what is left, corrected by how the run
-// has kept to its estimates so far.
-func (j *job) eta(frac float64) time.Duration {
-	left := time.Duration(float64(j.total) * (1 - frac))
-	spent := time.Since(j.start)
-	expected := time.Duration(float64(j.total) * frac)
-	if expected > 2*time.Second {
-		ratio := min(max(float64(spent)/float64(expected), 0.2), 5)
-		left = time.Duration(float64(left) * ratio)
+// timeFraction is how much of the plan's estimated time is behind: time left is reckoned
+// from it, not from the bar's floored shares.
+func (j *job) timeFraction(stepFrac float64) float64 {
+	return j.along(stepFrac, func(s plan.Step) time.Duration { return s.Estimate })
+}
+
+func (j *job) along(stepFrac float64, w func(plan.Step) time.Duration) float64 {
+	if j.plan == nil || len(j.plan.Steps) == 0 {
+		return 0
 	}
-	return left
+	var done, all time.Duration
+	for i, s := range j.plan.Steps {
+		all += w(s)
+		switch {
+		case i < j.idx:
+			done += w(s)
+		case i == j.idx:
+			done += time.Duration(float64(w(s)) * stepFrac)
+		}
+	}
+	if all <= 0 {
+		return 0
+	}
+	return min(max(float64(done)/float64(all), 0), 1)
+}
+
+// weight is a step's share of the bar: half by its estimate, half by count.
+func (j *job) weight(s plan.Step) time.Duration {
+	if j.total <= 0 {
+		return time.Second // no estimates: by count alone
+	}
+	return s.Estimate/2 + j.total/time.Duration(2*len(j.plan.Steps))
+}
+
+// eta is the time left, honestly: the plan's estimate of what is left, blended with what
+// the rate measured so far projects, trusting the measurement more as the run goes on.
+// A run that goes faster than planned is never told more than the plan's estimate of
+// what is left; one that goes slower is told so.
+func (j *job) eta(stepFrac float64) time.Duration {
+	return timeLeft(j.total, j.timeFraction(stepFrac), time.Since(j.start))
+}
+
+// timeLeft blends the plan's estimate of what is left (total, of which the fraction tf is
+// behind) with what the time spent so far projects.
+func timeLeft(total time.Duration, tf float64, spent time.Duration) time.Duration {
+	planned := time.Duration(float64(total) * (1 - tf))
+	if tf <= 0.02 || spent <= 0 {
+		return planned
+	}
+	measured := time.Duration(float64(spent) * (1 - tf) / tf)
+	return time.Duration((1-tf)*float64(planned) + tf*float64(measured))
 }
 
 // progress reports bytes of the current step; erase and write count half each, so the bar
@@ -141,7 +176,7 @@ func (j *job) progress(phase string, done, total int) {
 	j.lastProgress, j.lastFrac = now, f
 	s := j.plan.Steps[j.idx]
 	j.emit(Event{Event: EvProgress, StepID: s.ID, StepIndex: j.idx + 1, Steps: len(j.plan.Steps), Phase: phase,
-		Bytes: done, Total: total, StepFraction: sf, Fraction: f, ETASeconds: j.eta(f).Seconds()})
+		Bytes: done, Total: total, StepFraction: sf, Fraction: f, ETASeconds: j.eta(sf).Seconds()})
 }
 
 // erasing reports whether the current step's writes erase first (DFU writes do).
@@ -175,7 +210,7 @@ func PlanEvent(p *plan.Plan, mode state.Mode) Event {
 
 func (j *job) runSteps(ctx context.Context) error {
 	for {
-		j.total, j.doneEst = 0, 0
+		j.total = 0
 		for _, s := range j.plan.Steps {
 			j.total += s.Estimate
 		}
@@ -269,13 +304,12 @@ func (j *job) startStep(s *plan.Step) {
 }
 
 func (j *job) finishStep(s *plan.Step, skipped bool) {
-	j.doneEst += s.Estimate
 	j.done = append(j.done, s.ID)
 	j.journal.Done = append(j.journal.Done, s.ID)
 	j.journal.Current = ""
 	j.saveJournal()
 	j.emit(Event{Event: EvStepDone, StepID: s.ID, StepIndex: j.idx + 1, Steps: len(j.plan.Steps), Kind: s.Kind.String(),
-		Skipped: skipped, Mode: modeName(j.mode), Fraction: j.fraction(0), ETASeconds: j.eta(j.fraction(0)).Seconds()})
+		Skipped: skipped, Mode: modeName(j.mode), Fraction: j.fraction(1), ETASeconds: j.eta(1).Seconds()})
 }
 
 func (j *job) cancelled() error {
