@@ -38,9 +38,14 @@ type Options struct {
 	DemoScale float64
 }
 
-// DefaultDemoScale runs the demo devices at a fifth of a real device's pace: slow enough
-// to watch the steps and the LED guidance go by, fast enough not to bore.
-const DefaultDemoScale = 0.2
+// DefaultDemoScale runs the demo devices at a real device's pace, so a person can read
+// each LED line while the device shows it (a mode change takes seconds, as on the bench);
+// Settings > Demo pace makes them faster.
+const DefaultDemoScale = 1.0
+
+// screenshotScale is the pace of the screenshot walk: fast, but slow enough to catch a
+// run in the middle.
+const screenshotScale = 0.2
 
 // Run opens the main window and blocks until it is closed.
 func Run(opts Options) {
@@ -49,7 +54,10 @@ func Run(opts Options) {
 	applyTheme(a, a.Preferences().StringWithFallback(prefTheme, "System"))
 	w := a.NewWindow("Particle Flasher")
 	if opts.DemoScale == 0 {
-		opts.DemoScale = DefaultDemoScale
+		opts.DemoScale = demoScalePref()
+		if opts.Screenshots != "" {
+			opts.DemoScale = screenshotScale
+		}
 	}
 	hw := realDoors(opts)
 	m := newMainUI(w, opts, demo.New(false), hw.Doors())
@@ -58,6 +66,7 @@ func Run(opts Options) {
 	}
 	w.SetContent(m.content())
 	w.Resize(fyne.NewSize(1100, 700))
+	fitScreen(w)
 	if v := os.Getenv(SmokeExitEnv); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -30,10 +31,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/target"
 )
 
-// factorySwitchText is the bench's on switch. It is off when the tab opens: flashing
-// every device on the bus must be a decision, never a default.
-const factorySwitchText = "Flash every device that is plugged in"
-
 // factoryCardSize is one device card in the grid: room for a wrapped error and remedy.
 var factoryCardSize = fyne.NewSize(330, 300)
 
@@ -53,7 +50,8 @@ type factoryView struct {
 	appClear *widget.Button
 	report   *widget.Entry
 	reportBt *widget.Button
-	on       *widget.Check
+	on       *benchSwitch
+	openRep  *widget.Button
 	status   *widget.Label
 	totals   *widget.Label
 	grid     *fyne.Container
@@ -91,12 +89,14 @@ func newFactoryView(m *mainUI) *factoryView {
 	f.appClear.Hide()
 	f.report.SetText(defaultReportPath(m.opts.Demo))
 	f.reportBt = widget.NewButton("Folder...", f.chooseReportDir)
-	f.on = widget.NewCheck(factorySwitchText, f.toggle)
+	// Off when the tab opens: flashing every device on the bus must be a decision.
+	f.on = newBenchSwitch(f.toggle)
+	f.openRep = widget.NewButton("Open report", f.openReport)
 
 	form := widget.NewForm(
 		widget.NewFormItem("Device OS", f.picker),
 		widget.NewFormItem("Application", container.NewBorder(nil, nil, nil, container.NewHBox(f.appBtn, f.appClear), f.appLabel)),
-		widget.NewFormItem("Report (CSV)", container.NewBorder(nil, nil, nil, f.reportBt, f.report)),
+		widget.NewFormItem("Report (CSV)", container.NewBorder(nil, nil, nil, container.NewHBox(f.reportBt, f.openRep), f.report)),
 	)
 	intro := widget.NewLabel("Every device plugged in while the switch is on is brought to the chosen Device OS, " +
 		"several at once, and gets a row in the report. A device that already has it is left alone.")
@@ -245,10 +245,31 @@ func (f *factoryView) toggle(on bool) {
 	}
 }
 
+// openReport shows the report file in the desktop's own program for CSV files.
+func (f *factoryView) openReport() {
+	path := strings.TrimSpace(f.report.Text)
+	if _, err := os.Stat(path); err != nil {
+		showError(remedy.With(fmt.Errorf("there is no report at %s yet", path),
+			"Switch the bench on: the report is written as the first unit finishes."), f.m.win)
+		return
+	}
+	u, err := url.Parse("file://" + filepath.ToSlash(path))
+	if err == nil {
+		err = fyne.CurrentApp().OpenURL(u)
+	}
+	if err != nil {
+		showError(remedy.With(err, "Open the file from its folder: "+filepath.Dir(path)), f.m.win)
+	}
+}
+
 // start opens the report and runs the bench on a worker; its events come back through
 // onUI. Virtual devices are flashed when the window shows the demo (the synthetic
 // releases stand for the downloads), real ones otherwise: a bench is one or the other.
 func (f *factoryView) start(version string) error {
+	if (f.m.demoOn || f.m.opts.Demo) && strings.TrimSpace(f.report.Text) == defaultReportPath(false) {
+		// Virtual units never go into the real report: the demo has its own folder.
+		f.report.SetText(defaultReportPath(true))
+	}
 	path := strings.TrimSpace(f.report.Text)
 	if path == "" {
 		return remedy.With(fmt.Errorf("no report file"), "Give the CSV report's path.")
@@ -382,6 +403,34 @@ func (f *factoryView) apply(e factory.Event) {
 		f.grid.Add(c.obj)
 	}
 	c.apply(e)
+	f.log(e)
+}
+
+// log notes the bench's units in the Log tab: plugged in, started, finished or failed.
+func (f *factoryView) log(e factory.Event) {
+	switch e.Kind {
+	case factory.EvAttached:
+		f.m.log(e.DeviceID, "Factory: plugged in.")
+	case factory.EvStarted:
+		f.m.log(e.DeviceID, "Factory: flashing started.")
+	case factory.EvDetached:
+		f.m.log(e.DeviceID, "Factory: unplugged.")
+	case factory.EvFinished:
+		if r := e.Record; r != nil {
+			switch r.Result {
+			case factory.ResultOK:
+				f.m.log(e.DeviceID, "Factory: done, Device OS "+r.Before+" → "+r.After+".")
+			case factory.ResultAlready:
+				f.m.log(e.DeviceID, "Factory: already on Device OS "+r.After+".")
+			default:
+				f.m.log(e.DeviceID, "Factory: failed: "+remedy.HumanText(r.Error))
+			}
+		}
+	case factory.EvRun:
+		if e.Run != nil && e.Run.Event == run.EvFailed {
+			f.m.log(e.DeviceID, "Factory: "+remedy.HumanText(e.Run.Error))
+		}
+	}
 }
 
 // totalsWords is the totals line.

@@ -80,15 +80,15 @@ func TestFactoryBenchFlashesEveryDevice(t *testing.T) {
 
 	tab := r.factoryTab()
 	txt := r.seen(tab)
-	assert.Contains(t, txt, factorySwitchText)
+	assert.Contains(t, txt, "The bench is OFF")
 	assert.Contains(t, txt, "0 ok · 0 already · 0 failed · 0 running")
 
 	var picker *widget.Select
-	var sw *widget.Check
+	var sw *benchSwitch
 	var report *widget.Entry
 	onUIWait(func() {
 		picker = findIn(tab, func(*widget.Select) bool { return true })
-		sw = findIn(tab, func(c *widget.Check) bool { return c.Text == factorySwitchText })
+		sw = findIn(tab, func(*benchSwitch) bool { return true })
 		report = findIn(tab, func(*widget.Entry) bool { return true })
 	})
 	require.NotNil(t, picker)
@@ -207,11 +207,11 @@ func TestFactoryBenchShowsFailureInWords(t *testing.T) {
 	onUIWait(func() { r.m.runs.Timeouts.Reenumerate, r.m.runs.Timeouts.Apply = 2*time.Second, 2*time.Second })
 	tab := r.factoryTab()
 	var picker *widget.Select
-	var sw *widget.Check
+	var sw *benchSwitch
 	var report *widget.Entry
 	onUIWait(func() {
 		picker = findIn(tab, func(*widget.Select) bool { return true })
-		sw = findIn(tab, func(c *widget.Check) bool { return c.Text == factorySwitchText })
+		sw = findIn(tab, func(*benchSwitch) bool { return true })
 		report = findIn(tab, func(*widget.Entry) bool { return true })
 	})
 	csvPath := filepath.Join(t.TempDir(), "bench.csv")

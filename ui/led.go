@@ -136,6 +136,18 @@ func newLEDView(a *animator) *ledView {
 	return v
 }
 
+// newLEDLine is the LED in one line, for the pinned header and the run: a small light,
+// the words, and the meaning cut with an ellipsis where the window is narrow (the
+// diagnosis below says what matters in full).
+func newLEDLine(a *animator) *ledView {
+	v := &ledView{light: newLEDLight(22), words: widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		meaning: widget.NewLabel("")}
+	v.meaning.Truncation = fyne.TextTruncateEllipsis
+	a.add(v.light)
+	v.obj = container.NewBorder(nil, nil, container.NewHBox(container.NewCenter(v.light.box), v.words), nil, v.meaning)
+	return v
+}
+
 func (v *ledView) set(s led.State) {
 	v.light.set(s)
 	if s.IsZero() {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"image/color"
 	"log/slog"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/particle-flasher/particle-flasher/flasher/demo"
@@ -19,9 +21,13 @@ import (
 )
 
 // ActionsFunc builds the part of the device panel that acts on a device: the target
-// picker, plan preview and run. It is the extension point for the runner (flasher/run);
-// until it is wired in, the panel says what is coming.
-type ActionsFunc func(d device.Device) fyne.CanvasObject
+// picker, the plan as a checklist and the run (body), and the buttons that act (bar).
+type ActionsFunc func(d device.Device) SectionParts
+
+// SectionParts are the two places a device's actions go in its panel.
+type SectionParts struct {
+	body, bar fyne.CanvasObject
+}
 
 // mainUI is the window's state. Every field is touched only on the UI thread; workers
 // send their changes through onUI.
@@ -43,9 +49,11 @@ type mainUI struct {
 	listBox  fyne.CanvasObject
 	empty    fyne.CanvasObject
 	status   *widget.Label
+	banner   fyne.CanvasObject // the demo banner, shown while virtual devices are in use
 	panel    *devicePanel
 	wizard   *wizard
 	settings *settingsView
+	logv     *logView
 
 	// watcher follows the devices; runs and the factory bench hold the devices they write
 	// (watcher.Hold) so that it does not read them meanwhile.
@@ -71,6 +79,7 @@ func newMainUI(w fyne.Window, opts Options, sims *demo.Bus, doors []device.Door)
 	m.panel = newDevicePanel(m)
 	m.wizard = newWizard(m)
 	m.settings = newSettingsView(w)
+	m.logv = newLogView(m)
 	m.list = widget.NewList(
 		func() int { return len(m.order) },
 		func() fyne.CanvasObject { return newDeviceRow(m.anim) },
@@ -85,15 +94,17 @@ func newMainUI(w fyne.Window, opts Options, sims *demo.Bus, doors []device.Door)
 		}
 	}
 	m.empty = m.emptyState()
+	m.banner = m.demoBanner()
 	m.listBox = m.list
 	m.left = container.NewStack(m.empty)
 	split := container.NewHSplit(container.NewBorder(widget.NewLabelWithStyle("Devices", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), nil, nil, nil, m.left), m.panel.obj)
 	split.Offset = 0.32
 	m.tabs = container.NewAppTabs(
-		container.NewTabItem("Devices", container.NewBorder(nil, m.status, nil, nil, split)),
+		container.NewTabItem("Devices", container.NewBorder(m.banner, m.status, nil, nil, split)),
 		container.NewTabItem("Recovery", m.wizard.obj),
 		container.NewTabItem("Settings", m.settings.obj),
 		container.NewTabItem("Factory", newFactoryView(m).obj),
+		container.NewTabItem("Log", m.logv.obj),
 	)
 	m.shortcuts()
 
@@ -172,6 +183,18 @@ func notShowingHelp() string {
 		device.PermissionRemedy()
 }
 
+// demoBanner says, above the device list, that the demo's devices are virtual and how fast
+// they go, so nobody mistakes them for hardware or their pace for a real device's.
+func (m *mainUI) demoBanner() fyne.CanvasObject {
+	l := widget.NewLabel(fmt.Sprintf("Demo: the devices marked (virtual) are simulated on this computer; nothing is written to real hardware. "+
+		"Pace: %s (Settings > Demo pace).", demoPaceWords(m.opts.DemoScale)))
+	l.Wrapping = fyne.TextWrapWord
+	l.Importance = widget.WarningImportance
+	b := container.NewVBox(container.NewBorder(nil, nil, widget.NewIcon(theme.InfoIcon()), nil, l), widget.NewSeparator())
+	b.Hide()
+	return b
+}
+
 // startDemo plugs the three demo devices into the in-process door. Building them costs a
 // moment, so it runs off the UI thread.
 func (m *mainUI) startDemo() {
@@ -179,6 +202,7 @@ func (m *mainUI) startDemo() {
 		return
 	}
 	m.demoOn = true
+	m.banner.Show()
 	go func() {
 		if err := m.sims.AddDemo(m.opts.DemoScale); err != nil {
 			slog.Error("demo devices", "err", err)
@@ -206,8 +230,15 @@ func (m *mainUI) apply(e device.Event) {
 	default:
 		m.put(e.Device)
 	}
+	m.logDevice(e)
 	if e.Kind == device.Appeared || e.Kind == device.ChangedMode || e.Kind == device.Returned {
 		m.wizard.seen(e.Device)
+	}
+	switch e.Kind {
+	case device.Appeared, device.Returned, device.ChangedMode, device.ModulesRead, device.Disappeared:
+		if t, ok := m.runs.targets[runKey(e.Device)]; ok {
+			t.deviceChanged(e.Device, e.Kind)
+		}
 	}
 	m.refresh()
 }
@@ -307,14 +338,17 @@ func rowOf(o fyne.CanvasObject) *deviceRow { return o.(*deviceRow) }
 
 func (r *deviceRow) CreateRenderer() fyne.WidgetRenderer {
 	badge := container.NewStack(r.badge, r.mode)
-	r.texts = container.NewHBox(r.name, r.id)
+	// The ID takes the room left and is cut with an ellipsis only where there is none: a
+	// wide window shows all 24 characters.
+	r.id.Truncation = fyne.TextTruncateEllipsis
+	r.texts = container.NewBorder(nil, nil, r.name, nil, r.id)
 	r.outer = container.NewBorder(nil, nil, container.NewCenter(r.light.box), badge, r.texts)
 	return widget.NewSimpleRenderer(r.outer)
 }
 
 func (r *deviceRow) set(d device.Device) {
 	r.light.set(ledFor(d))
-	r.name.SetText(platformName(d.Platform))
+	r.name.SetText(platformName(d.Platform) + virtualTag(d))
 	r.id.SetText(shortID(d))
 	r.mode.SetText(modeWords(d))
 	r.badge.FillColor = badgeColor(d)

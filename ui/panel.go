@@ -10,53 +10,70 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
-// moduleColumns are the modules table's headings.
-var moduleColumns = []string{"Slot", "Version", "Device OS", "Integrity", "Range", "Platform", "Dependencies", "Verdict"}
+// moduleColumns are the module table's columns: few enough to fit a small window.
+var moduleColumns = []string{"Slot", "Version", "Device OS", "Checks"}
 
-// devicePanel is the right-hand side: everything about the selected device.
+// devicePanel is the right side of the Devices tab for one device. Its header (what the
+// device is, its LED, the diagnosis and the fix for it) and its action bar (Start,
+// Cancel, Resume, Save report) stay put; between them the target, the plan as a checklist,
+// the run and its result scroll, with the device's facts and module table behind a
+// disclosure, so nothing a person acts on scrolls away.
 type devicePanel struct {
-	m        *mainUI
-	title    *widget.Label
-	platform *widget.Label
-	id       *widget.Label
-	mode     *widget.Label
-	os       *widget.Label
+	m         *mainUI
+	title     *widget.Label
+	platform  *widget.Label
+	id        *widget.Label
+	mode      *widget.Label
+	os        *widget.Label
+	led       *ledView
+	diagnosis *widget.Label
+	fixes     *fyne.Container
 	// protection, setup and assets are shown where they say something (setup only where
 	// Device OS minds the flag, assets where the device holds some).
 	protection, setup, assets          *widget.Label
 	protectionKey, setupKey, assetsKey *widget.Label
-	led                                *ledView
-	diagnosis                          *widget.Label
 	modules                            *fyne.Container
 	deps                               *widget.Label
+	more                               *widget.Accordion
+	section                            *fyne.Container // the target section's body
+	bar                                *fyne.Container // the target section's action bar
 	content                            *fyne.Container
-	actions                            *fyne.Container
+	header                             *fyne.Container
 	body                               *container.Scroll
 	hint                               fyne.CanvasObject
+	page                               fyne.CanvasObject
 	obj                                *fyne.Container
 	shownKey                           string
 }
 
 func newDevicePanel(m *mainUI) *devicePanel {
 	p := &devicePanel{m: m,
-		title:      widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		platform:   widget.NewLabel(""),
-		id:         widget.NewLabel(""),
-		mode:       widget.NewLabel(""),
-		os:         widget.NewLabel(""),
-		protection: widget.NewLabel(""), setup: widget.NewLabel(""), assets: widget.NewLabel(""),
+		title:         widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		platform:      widget.NewLabel(""),
+		id:            widget.NewLabel(""),
+		mode:          widget.NewLabel(""),
+		os:            widget.NewLabel(""),
+		protection:    widget.NewLabel(""),
+		setup:         widget.NewLabel(""),
+		assets:        widget.NewLabel(""),
 		protectionKey: widget.NewLabel("Protection"), setupKey: widget.NewLabel("Setup"), assetsKey: widget.NewLabel("Assets"),
-		led:       newLEDView(m.anim),
+		led:       newLEDLine(m.anim),
 		diagnosis: widget.NewLabel(""),
+		fixes:     container.NewHBox(),
 		modules:   container.NewGridWithColumns(len(moduleColumns)),
 		deps:      widget.NewLabel(""),
-		actions:   container.NewStack(),
+		section:   container.NewStack(),
+		bar:       container.NewStack(),
 	}
+	p.title.Truncation = fyne.TextTruncateEllipsis
 	p.diagnosis.Wrapping = fyne.TextWrapWord
-	p.diagnosis.Importance = widget.WarningImportance
+	p.deps.Wrapping = fyne.TextWrapWord
+	p.assets.Wrapping = fyne.TextWrapWord
+	p.id.Wrapping = fyne.TextWrapBreak
 	facts := container.New(layout.NewFormLayout(),
 		widget.NewLabel("Platform"), p.platform,
 		widget.NewLabel("Device ID"), p.id,
@@ -65,15 +82,15 @@ func newDevicePanel(m *mainUI) *devicePanel {
 		p.protectionKey, p.protection,
 		p.setupKey, p.setup,
 		p.assetsKey, p.assets)
-	p.assets.Wrapping = fyne.TextWrapWord
-	p.deps.Wrapping = fyne.TextWrapWord
-	p.content = container.NewVBox(p.title, facts, widget.NewSeparator(), p.led.obj,
-		widget.NewSeparator(), widget.NewLabelWithStyle("Diagnosis", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), p.diagnosis,
-		widget.NewSeparator(), widget.NewLabelWithStyle("Modules", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), container.NewHScroll(p.modules), p.deps,
-		widget.NewSeparator(), p.actions)
+	p.more = widget.NewAccordion(widget.NewAccordionItem("Device details and modules",
+		container.NewVBox(facts, widget.NewSeparator(), p.modules, p.deps)))
+	p.header = container.NewVBox(p.title, p.led.obj, p.diagnosis, p.fixes, widget.NewSeparator())
+	header := p.header
+	p.content = container.NewVBox(p.section, p.more)
 	p.body = container.NewVScroll(p.content)
 	p.hint = container.NewCenter(widget.NewLabel("Select a device on the left to see its modules and state."))
 	p.obj = container.NewStack(p.hint)
+	p.page = container.NewBorder(header, p.bar, nil, nil, p.body)
 	return p
 }
 
@@ -85,14 +102,19 @@ func (p *devicePanel) none() {
 
 func (p *devicePanel) show(d device.Device) {
 	if p.shownKey != d.Key {
-		p.obj.Objects = []fyne.CanvasObject{p.body}
+		p.obj.Objects = []fyne.CanvasObject{p.page}
 		p.obj.Refresh()
-		p.actions.Objects = []fyne.CanvasObject{p.m.actions(d)}
-		p.actions.Refresh()
+		parts := p.m.actions(d)
+		p.section.Objects = []fyne.CanvasObject{parts.body}
+		p.bar.Objects = []fyne.CanvasObject{parts.bar}
+		p.section.Refresh()
+		p.bar.Refresh()
+		p.body.ScrollToTop()
 	}
 	p.shownKey = d.Key
-	p.title.SetText(platformName(d.Platform) + " " + shortID(d))
-	p.platform.SetText(platformName(d.Platform))
+	name := platformName(d.Platform)
+	p.title.SetText(name + " " + orWord(d.ID, "(device ID unknown)") + virtualTag(d))
+	p.platform.SetText(name)
 	id := d.ID
 	if id == "" {
 		id = "unknown (serial " + d.Serial + ")"
@@ -106,11 +128,102 @@ func (p *devicePanel) show(d device.Device) {
 	}
 	p.showFacts(d)
 	p.led.set(ledFor(d))
-	p.diagnosis.SetText(strings.Join(diagnose(d), "\n"))
+	lines := diagnose(d)
+	p.diagnosis.SetText(strings.Join(lines, "\n"))
+	p.diagnosis.Importance = diagnosisImportance(d)
+	p.diagnosis.Refresh()
+	p.showFixes(d)
 	p.setModules(d)
-	// The table and texts change height: lay the panel out again.
+	p.more.Items[0].Title = fmt.Sprintf("Device details and modules (%s)", count(mainModules(d), "module"))
+	p.more.Refresh()
+	// The table and texts change height: lay the panel out again, the pinned header too
+	// (a diagnosis that now wraps to two lines).
+	p.header.Refresh()
+	p.page.Refresh()
 	p.content.Refresh()
 	p.body.Refresh()
+}
+
+// diagnosisImportance colours the diagnosis: green when all is well, amber for safe mode
+// and damaged parts, red when the device cannot run Device OS or cannot be opened.
+func diagnosisImportance(d device.Device) widget.Importance {
+	switch {
+	case d.Err != nil || d.Modules != nil && d.Boot.Mode == state.ModeDFU:
+		return widget.DangerImportance
+	case d.Modules == nil || d.Missing:
+		return widget.MediumImportance
+	case d.Boot.Mode == state.ModeNormal && allIntact(d):
+		return widget.SuccessImportance
+	}
+	return widget.WarningImportance
+}
+
+func allIntact(d device.Device) bool {
+	for _, m := range d.Modules {
+		if m.IsMain() && m.Present && !m.Intact() {
+			return false
+		}
+	}
+	return true
+}
+
+// showFixes offers the ways out of an application-caused safe mode as buttons: each
+// chooses that target in the section (the plan is then prepared and Start is ready).
+func (p *devicePanel) showFixes(d device.Device) {
+	p.fixes.Objects = nil
+	// No fix while a run works on the device: it is being changed already.
+	if d.Modules != nil && d.Boot.Mode == state.ModeSafe && !p.m.running(d) {
+		heals := plan.Heals(d.Reading)
+		// The first way out is one button; the others wait behind "Other ways out...", so
+		// the header stays one row even in a small window.
+		if len(heals) > 0 {
+			h := heals[0]
+			b := widget.NewButton(fixTitle(h), func() { p.m.fix(d, h) })
+			b.Importance = widget.HighImportance
+			p.fixes.Add(b)
+		}
+		if len(heals) > 1 {
+			var items []*fyne.MenuItem
+			for _, h := range heals[1:] {
+				h := h
+				items = append(items, fyne.NewMenuItem(fixTitle(h), func() { p.m.fix(d, h) }))
+			}
+			var more *widget.Button
+			more = widget.NewButton("Other ways out...", func() {
+				c := fyne.CurrentApp().Driver().CanvasForObject(more)
+				if c == nil {
+					return
+				}
+				pos := fyne.CurrentApp().Driver().AbsolutePositionForObject(more)
+				widget.ShowPopUpMenuAtPosition(fyne.NewMenu("", items...), c, pos.Add(fyne.NewPos(0, more.Size().Height)))
+			})
+			p.fixes.Add(more)
+		}
+	}
+	if len(p.fixes.Objects) == 0 {
+		p.fixes.Hide()
+	} else {
+		p.fixes.Show()
+	}
+	p.fixes.Refresh()
+}
+
+// fixTitle words a heal as a button: "Upgrade to 2.3.1 to leave safe mode".
+func fixTitle(h plan.Heal) string {
+	if h.Kind == plan.HealUpgrade {
+		return "Upgrade to " + h.DeviceOS + " to leave safe mode"
+	}
+	return h.Title
+}
+
+func mainModules(d device.Device) int {
+	n := 0
+	for _, m := range d.Modules {
+		if m.IsMain() {
+			n++
+		}
+	}
+	return n
 }
 
 // showFacts shows Device Protection, the setup-done flag and the assets, each where the
@@ -150,6 +263,8 @@ func (p *devicePanel) showFacts(d device.Device) {
 	shown(p.assetsKey, p.assets, strings.Join(names, ", "))
 }
 
+// setModules fills the module table: one row per main module, its checks in one column
+// so that the table fits a small window, and the dependencies below it.
 func (p *devicePanel) setModules(d device.Device) {
 	var cells []fyne.CanvasObject
 	var deps []string
@@ -163,25 +278,11 @@ func (p *devicePanel) setModules(d device.Device) {
 		ver, dos := "missing", "missing"
 		if m.Present {
 			ver = fmt.Sprint(m.Version)
-			dos = m.DeviceOS
-			if dos == "" {
-				dos = m.Description
-			}
-			if dos == "" {
-				dos = "-"
-			}
+			dos = orWord(orWord(m.DeviceOS, m.Description), "-")
 		}
-		verdict := "PASS"
-		switch {
-		case !m.Present:
-			verdict = "FAIL: missing"
-		case !m.Valid():
-			verdict = "FAIL"
-		}
-		for _, s := range []string{m.Name, ver, dos,
-			check(m, "integrity", m.Checks.Integrity), check(m, "range", m.Checks.Range),
-			check(m, "platform", m.Checks.Platform), depsVerdict(m), verdict} {
+		for _, s := range []string{m.Name, ver, dos, checksWords(m)} {
 			l := widget.NewLabel(s)
+			l.Truncation = fyne.TextTruncateEllipsis
 			if strings.HasPrefix(s, "FAIL") || s == "missing" {
 				l.Importance = widget.DangerImportance
 			}
@@ -200,4 +301,18 @@ func (p *devicePanel) setModules(d device.Device) {
 	}
 	p.modules.Objects = cells
 	p.modules.Refresh()
+}
+
+// checksWords is the module's checks in one cell: "PASS", "FAIL: integrity", "missing".
+func checksWords(m state.Module) string {
+	if !m.Present {
+		return "missing"
+	}
+	if f := m.Failed(); len(f) > 0 {
+		return "FAIL: " + strings.Join(f, ", ")
+	}
+	if len(m.Unchecked) > 0 {
+		return "PASS (" + strings.Join(m.Unchecked, ", ") + " not checked)"
+	}
+	return "PASS"
 }

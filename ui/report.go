@@ -31,6 +31,8 @@ type runRecord struct {
 	Modules     []state.Module
 	// Events are every runner event, in the order the window rendered them.
 	Events []run.Event
+	// Log is the Log tab's lines about the device from the run's start to its end.
+	Log []string
 }
 
 // runReport is the saved report's JSON shape. Field names follow `pflash flash --json`
@@ -53,6 +55,7 @@ type runReport struct {
 	ElapsedSeconds float64        `json:"elapsed_seconds"`
 	Modules        []state.Module `json:"modules,omitempty"`
 	Events         []run.Event    `json:"events"`
+	Log            []string       `json:"log,omitempty"`
 }
 
 // buildReport renders a run as an indented JSON report; the window writes the bytes
@@ -61,7 +64,7 @@ func buildReport(r runRecord) ([]byte, error) {
 	rep := runReport{Tool: "Particle Flasher", DeviceID: r.DeviceID, Platform: r.Platform, Target: r.Target,
 		Before: r.Before, After: r.After, Steps: r.Steps, Result: r.Result, Verified: r.Verified,
 		Error: r.Error, Remedy: r.Remedy, State: r.State, Started: r.Started.UTC(), Finished: r.Finished.UTC(),
-		Modules: r.Modules, Events: r.Events}
+		Modules: r.Modules, Events: r.Events, Log: r.Log}
 	if rep.Events == nil {
 		rep.Events = []run.Event{}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
@@ -45,7 +46,7 @@ type runState struct {
 
 // targetFor is the device panel's actions section: the device's target section, built
 // once per device ID.
-func (m *mainUI) targetFor(d device.Device) fyne.CanvasObject {
+func (m *mainUI) targetFor(d device.Device) SectionParts {
 	key := runKey(d)
 	if m.runs.targets == nil {
 		m.runs.targets = map[string]*targetSection{}
@@ -58,7 +59,22 @@ func (m *mainUI) targetFor(d device.Device) fyne.CanvasObject {
 		m.runs.targets[key] = t
 	}
 	t.d = d
-	return t.obj
+	return SectionParts{body: t.obj, bar: t.bar}
+}
+
+// fix chooses the target a heal names for the device: the panel's fix buttons.
+func (m *mainUI) fix(d device.Device, h plan.Heal) {
+	t, ok := m.runs.targets[runKey(d)]
+	if !ok || t.picker == nil || t.running {
+		return
+	}
+	t.pickVersion(h.DeviceOS)
+}
+
+// running reports whether a run of the window is working on the device.
+func (m *mainUI) running(d device.Device) bool {
+	t, ok := m.runs.targets[runKey(d)]
+	return ok && t.running
 }
 
 // runKey is the device ID as the runner spells it (lower case); the watcher's key when
@@ -126,11 +142,13 @@ func (m *mainUI) runnerFor() *run.Runner {
 
 // runEvent hands a runner event to the section of the device it is about.
 func (m *mainUI) runEvent(e run.Event) {
-	if t, ok := m.runs.targets[strings.ToLower(e.DeviceID)]; ok {
-		t.view.apply(e)
-		return
+	t, ok := m.runs.targets[strings.ToLower(e.DeviceID)]
+	if ok {
+		t.event(e)
+	} else {
+		slog.Debug("run event for a device without a view", "device", e.DeviceID, "event", e.Event)
 	}
-	slog.Debug("run event for a device without a view", "device", e.DeviceID, "event", e.Event)
+	m.logRunEvent(e, t)
 }
 
 // stopRuns removes a demo window's journals; the runs themselves end with m.ctx.
@@ -148,18 +166,17 @@ func (m *mainUI) bus() device.Bus {
 	return device.Join(m.sims, m.runs.usb)
 }
 
-// runView shows one run: the step, two progress bars with the time left, the LED
-// guidance with what to do if the LED does something else, what the runner waits for,
-// Cancel, and at the end the result card. It only renders the runner's events.
+// runView shows one run beside the checklist: the LED the device should show now, in one
+// line with its light, and what to do if it shows something else behind "Something
+// else?"; what the runner waits for; and at the end the result card. The buttons that act
+// on the run (Cancel, Resume, Save report) sit in the section's action bar. It only
+// renders the runner's events.
 type runView struct {
 	m *mainUI
 
-	stepTitle *widget.Label
-	stepBar   *widget.ProgressBar
-	allBar    *widget.ProgressBar
-	eta       *widget.Label
 	led       *ledView
 	guidance  *widget.Label
+	ifNotBtn  *widget.Button
 	ifNot     *widget.Label
 	waiting   *widget.Label
 	notice    *widget.Label
@@ -181,19 +198,13 @@ type runView struct {
 	cancel context.CancelFunc
 	// onResume prepares and runs the same target again (set by the target section).
 	onResume func()
+	// onChange tells the section the run view changed what the bar should offer.
+	onChange func()
 }
-
-// maxIfNot is how many "if the LED does something else" lines are shown: the likely
-// ones come first, and a long list would push the progress off the screen.
-const maxIfNot = 3
 
 func newRunView(m *mainUI) *runView {
 	v := &runView{m: m,
-		stepTitle:   widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		stepBar:     widget.NewProgressBar(),
-		allBar:      widget.NewProgressBar(),
-		eta:         widget.NewLabel(""),
-		led:         newLEDView(m.anim),
+		led:         newLEDLine(m.anim),
 		guidance:    widget.NewLabel(""),
 		ifNot:       widget.NewLabel(""),
 		waiting:     widget.NewLabel(""),
@@ -204,7 +215,7 @@ func newRunView(m *mainUI) *runView {
 		resElapsed:  widget.NewLabel(""),
 		resError:    widget.NewLabel(""),
 	}
-	for _, l := range []*widget.Label{v.guidance, v.ifNot, v.waiting, v.notice, v.resVerified, v.resError, v.stepTitle} {
+	for _, l := range []*widget.Label{v.guidance, v.ifNot, v.waiting, v.notice, v.resVerified, v.resError, v.resTitle} {
 		l.Wrapping = fyne.TextWrapWord
 	}
 	v.resError.Importance = widget.DangerImportance
@@ -216,31 +227,46 @@ func newRunView(m *mainUI) *runView {
 		}
 	})
 	v.resumeBtn.Importance = widget.HighImportance
-	v.live = container.NewVBox(v.stepTitle,
-		widget.NewLabel("This step:"), v.stepBar,
-		widget.NewLabel("Overall:"), v.allBar, v.eta,
-		v.led.obj, v.guidance, v.ifNot, v.waiting, v.notice, v.cancelBtn)
-	v.card = container.NewVBox(widget.NewSeparator(), v.resTitle, v.resOS, v.resVerified, v.resElapsed, v.resError,
-		container.NewHBox(v.saveBtn, v.resumeBtn))
+	v.ifNotBtn = widget.NewButton("Something else?", func() {
+		if v.ifNot.Visible() {
+			v.ifNot.Hide()
+		} else {
+			v.ifNot.Show()
+		}
+	})
+	v.ifNotBtn.Importance = widget.LowImportance
+	v.ifNot.Hide()
+	v.live = container.NewVBox(container.NewBorder(nil, nil, nil, v.ifNotBtn, v.led.obj), v.ifNot, v.waiting, v.notice)
+	v.card = container.NewVBox(widget.NewSeparator(), v.resTitle, v.resOS, v.resVerified, v.resElapsed, v.resError)
 	v.live.Hide()
 	v.card.Hide()
+	v.cancelBtn.Hide()
+	v.saveBtn.Hide()
+	v.resumeBtn.Hide()
 	v.obj = container.NewVBox(v.live, v.card)
 	return v
+}
+
+// clearCard forgets a finished run's result: it belonged to the device as it was then.
+func (v *runView) clearCard() {
+	v.card.Hide()
+	v.live.Hide()
+	v.rec = runRecord{}
+	v.obj.Refresh()
 }
 
 // begin shows the live part for a run that is about to start.
 func (v *runView) begin(rec runRecord, cancel context.CancelFunc) {
 	v.rec = rec
 	v.cancel = cancel
-	v.stepTitle.SetText("Starting...")
-	v.stepBar.SetValue(0)
-	v.allBar.SetValue(0)
-	v.eta.SetText("")
 	v.led.set(led.State{})
+	v.led.words.SetText("The LED should be: as it is now, until the first step says otherwise")
+	v.led.meaning.SetText("")
 	v.guidance.SetText("")
 	setShown(v.ifNot, "")
+	v.ifNotBtn.Hide()
 	setShown(v.waiting, "")
-	setShown(v.notice, "Keep the USB cable in and the device powered until the result shows.")
+	setShown(v.notice, "")
 	v.cancelBtn.SetText("Cancel")
 	v.cancelBtn.Enable()
 	v.card.Hide()
@@ -269,21 +295,10 @@ func (v *runView) apply(e run.Event) {
 		if v.rec.Before == "" {
 			v.rec.Before = e.From
 		}
-		v.allBar.SetValue(e.Fraction)
-		v.eta.SetText(etaWords(e.EstimateSeconds))
 	case run.EvResume:
 		setShown(v.notice, e.Message)
 	case run.EvStep:
-		v.stepTitle.SetText(fmt.Sprintf("Step %d of %d: %s", e.StepIndex, e.Steps, e.Title))
-		v.stepBar.SetValue(0)
 		setShown(v.waiting, "")
-		if e.Fraction > 0 {
-			v.allBar.SetValue(e.Fraction)
-		}
-	case run.EvProgress:
-		v.stepBar.SetValue(clamp01(e.StepFraction))
-		v.allBar.SetValue(clamp01(e.Fraction))
-		v.eta.SetText(etaWords(e.ETASeconds))
 	case run.EvLED:
 		v.showLED(e.LED)
 	case run.EvWaiting:
@@ -296,13 +311,9 @@ func (v *runView) apply(e run.Event) {
 			v.showLED(e.LED)
 		}
 	case run.EvStepDone:
-		v.stepBar.SetValue(1)
-		if e.Fraction > 0 {
-			v.allBar.SetValue(clamp01(e.Fraction))
-		}
 		setShown(v.waiting, "")
 	case run.EvRetry:
-		setShown(v.notice, "Trying again: "+e.Message+" ("+e.Error+")")
+		setShown(v.notice, "Trying again: "+e.Message)
 	case run.EvVerified:
 		v.rec.Verified = true
 		v.rec.VerifiedMsg = e.Message
@@ -314,16 +325,12 @@ func (v *runView) apply(e run.Event) {
 			v.rec.State = e.State
 		}
 		v.rec.Modules = e.Modules
-		if e.Result == run.ResultOK {
-			v.allBar.SetValue(1)
-			v.eta.SetText("")
-		}
 		v.cancelBtn.Disable()
 	}
 }
 
-// showLED shows the LED the device should show now, in colour and in words, with what to
-// do if it shows something else.
+// showLED shows the LED the device should show now as one line, in colour and in words;
+// what to do if it shows something else is one click away, for this step only.
 func (v *runView) showLED(g *run.LEDGuidance) {
 	if g == nil {
 		return
@@ -332,17 +339,21 @@ func (v *runView) showLED(g *run.LEDGuidance) {
 	if !ok {
 		st = led.State{}
 	}
-	v.led.set(st)
+	v.led.light.set(st)
+	v.led.words.SetText("The LED should be: " + orWord(g.Expect, "unknown"))
+	v.led.meaning.SetText(g.Text)
 	v.guidance.SetText(g.Text)
 	var lines []string
-	for i, r := range g.IfNot {
-		if i == maxIfNot {
-			lines = append(lines, fmt.Sprintf("(%d more cases: see the saved report or the Recovery tab.)", len(g.IfNot)-maxIfNot))
-			break
-		}
+	for _, r := range g.IfNot {
 		lines = append(lines, "If it shows "+r.Seen+": "+r.Do)
 	}
-	setShown(v.ifNot, strings.Join(lines, "\n"))
+	v.ifNot.SetText(strings.Join(lines, "\n"))
+	v.ifNot.Hide()
+	if len(lines) > 0 {
+		v.ifNotBtn.Show()
+	} else {
+		v.ifNotBtn.Hide()
+	}
 }
 
 // finish shows the result card once Execute returned (after its done event).
@@ -365,7 +376,14 @@ func (v *runView) finish(res *run.Result, err error) {
 	}
 	v.live.Hide()
 	before, after := orWord(v.rec.Before, "unknown"), orWord(v.rec.After, "none")
-	v.resOS.SetText("Device OS " + before + " → " + after)
+	switch {
+	case v.rec.Result == run.ResultOK:
+		v.resOS.SetText("Device OS " + before + " → " + after)
+	case before == after:
+		v.resOS.SetText("The device still has Device OS " + before + ".")
+	default:
+		v.resOS.SetText("The device has Device OS " + after + " now (it had " + before + ").")
+	}
 	v.resElapsed.SetText("Took " + v.rec.Finished.Sub(v.rec.Started).Round(100*time.Millisecond).String())
 	if v.rec.Result == run.ResultOK {
 		v.resTitle.SetText("Done: the device runs Device OS " + after + ", verified.")
@@ -379,9 +397,10 @@ func (v *runView) finish(res *run.Result, err error) {
 		}
 		setShown(v.resVerified, msg)
 		setShown(v.resError, "")
-		v.resumeBtn.Hide()
 	} else {
 		if errors.Is(err, run.ErrCancelled) {
+			// One way on, named by its button.
+			v.rec.Remedy = "Press Resume: the device is read again and only what is missing is written."
 			v.resTitle.SetText("Cancelled: the run stopped at a safe point before reaching " + orWord(v.rec.Target, "the target") + ".")
 		} else {
 			v.resTitle.SetText("Failed: the device did not reach " + orWord(v.rec.Target, "the target") + ".")
@@ -395,9 +414,7 @@ func (v *runView) finish(res *run.Result, err error) {
 		if v.rec.Remedy != "" {
 			s += "\nWhat to do: " + v.rec.Remedy
 		}
-		s += "\nResume prepares the same target again and finishes what is missing."
 		setShown(v.resError, s)
-		v.resumeBtn.Show()
 	}
 	v.resTitle.Refresh()
 	v.card.Show()

@@ -5,6 +5,7 @@ package ui
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -101,6 +102,13 @@ func (r *rig) pick(s *targetSection, version string) {
 
 func (r *rig) tap(b *widget.Button) { onUIWait(func() { test.Tap(b) }) }
 
+// planDetails opens the plan's Details disclosure, as a person who wants the reasons does,
+// and returns what it shows.
+func planDetails(r *rig, s *targetSection) string {
+	onUIWait(func() { s.details.Open(0) })
+	return r.text(s.details)
+}
+
 // waitCard waits for the result card.
 func (r *rig) waitCard(s *targetSection) string {
 	r.t.Helper()
@@ -117,87 +125,144 @@ func (r *rig) waitCard(s *targetSection) string {
 	return ""
 }
 
-// TestRunSafeModePhotonTo231 is acceptance 1a: the safe-mode Photon is upgraded from the
-// window, the progress and LED guidance move, and the card says verified.
-func TestRunSafeModePhotonTo231(t *testing.T) {
+// rowsNow is the checklist as a person reads it: one "name | detail" line per row, with
+// the row's state.
+func rowsNow(c *checklist) (lines []string, states []rowState) {
+	for _, r := range c.rows {
+		lines = append(lines, r.name.Text+" | "+r.detail.Text)
+		states = append(states, r.state)
+	}
+	return lines, states
+}
+
+// TestHealSafeModePhotonFromTheFix is acceptance 1a of the app a technician can follow:
+// the safe-mode Photon is healed from the diagnosis' fix button; the plan is a checklist
+// with what the device will be afterwards; during the run the rows go from "will write"
+// to done in order, the overall bar and "Step i of N" agree, the LED is one line with the
+// step's other cases one click away; the card says verified.
+func TestHealSafeModePhotonFromTheFix(t *testing.T) {
 	r := newRunRig(t, 0.05)
 	s := r.section("photon")
 	assert.Contains(t, r.text(r.m.panel.obj), "Safe mode: the application needs Device OS 2.3.1; system-part2 is 1.5.2.")
-	r.pick(s, "2.3.1")
+	var fix *widget.Button
+	onUIWait(func() { fix = findButton(r.m.panel.fixes, "Upgrade to 2.3.1 to leave safe mode") })
+	require.NotNil(t, fix, "the diagnosis offers the fix")
+	r.tap(fix)
+	r.eventually("Start enabled for 2.3.1", func() bool { return !s.start.Disabled() && s.start.Visible() })
+	onUIWait(func() {
+		assert.True(t, strings.HasPrefix(s.picker.Selected, "2.3.1"), "the picker shows the fix's version: %q", s.picker.Selected)
+	})
 	plan := r.text(s.obj)
-	assert.Contains(t, plan, "Device OS 1.5.2 -> 2.3.1 (upgrade)")
-	assert.Contains(t, plan, "Enter DFU mode")
-	assert.Contains(t, plan, "LED: blinking yellow")
+	var rows []string
+	onUIWait(func() { rows, _ = rowsNow(s.checklist) })
+	assert.Contains(t, rows, "Enter DFU mode | ")
+	assert.Contains(t, rows, "system-part2 | 1.5.2 → 2.3.1 · will write")
+	assert.Contains(t, plan, "Afterwards: normal mode, Device OS 2.3.1")
 	assert.Contains(t, plan, "Keep the USB cable in")
+	for _, internal := range []string{"Plan.Expect", "DCT offset", "DROP_MODULE_INFO", "Why:"} {
+		assert.NotContains(t, plan, internal, "the plan's internals stay behind Details")
+	}
+	var bar string
+	onUIWait(func() { bar = walkedText(s.bar) })
+	assert.Contains(t, bar, "Ready: Device OS 1.5.2 → 2.3.1")
+	before, states := rowsNow(s.checklist)
+	t.Logf("checklist:\n%s", strings.Join(before, "\n"))
+	for _, st := range states {
+		assert.Contains(t, []rowState{rowPending, rowCorrect}, st)
+	}
+	r.shot("plan-photon")
 	r.tap(s.start)
 
-	// Watch the run as a person would: the bars and the guidance change.
-	var bars []float64
-	var guidance, titles, waits []string
-	var eta string
-	var leds []string
+	// Watch the run as a person would: each row's way, the overall bar, the LED line.
+	type seenRow struct{ states []rowState }
+	ways := make([]seenRow, len(before))
+	var overall []float64
+	var leds, summaries, waits []string
+	var ifNot string
 	seen := map[string]bool{}
-	midShot, shotTaken := false, false
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		done := false
 		onUIWait(func() {
 			v := s.view
-			if n := len(bars); n == 0 || bars[n-1] != v.allBar.Value {
-				bars = append(bars, v.allBar.Value)
+			for i, row := range s.checklist.rows {
+				w := &ways[i]
+				if n := len(w.states); n == 0 || w.states[n-1] != row.state {
+					w.states = append(w.states, row.state)
+				}
 			}
-			if g := v.guidance.Text; g != "" && !seen["g"+g] {
-				seen["g"+g] = true
-				guidance = append(guidance, g)
+			if n := len(overall); n == 0 || overall[n-1] != s.checklist.overall.Value {
+				overall = append(overall, s.checklist.overall.Value)
 			}
-			if st := v.stepTitle.Text; st != "" && !seen["t"+st] {
-				seen["t"+st] = true
-				titles = append(titles, st)
+			if l := v.led.words.Text; l != "" && !seen["l"+l] {
+				seen["l"+l] = true
+				leds = append(leds, l)
+			}
+			if sm := s.checklist.summary.Text; !seen["s"+sm] {
+				seen["s"+sm] = true
+				summaries = append(summaries, fmt.Sprintf("%s @ %.2f", sm, s.checklist.overall.Value))
 			}
 			if w := v.waiting.Text; w != "" && v.waiting.Visible() && !seen["w"+w] {
 				seen["w"+w] = true
 				waits = append(waits, w)
 			}
-			if l := v.led.words.Text; !seen["l"+l] {
-				seen["l"+l] = true
-				leds = append(leds, l)
-			}
-			if e := v.eta.Text; e != "" {
-				eta = e
+			if ifNot == "" && v.ifNotBtn.Visible() {
+				assert.False(t, v.ifNot.Visible(), "the other cases stay closed until asked for")
+				test.Tap(v.ifNotBtn)
+				ifNot = v.ifNot.Text
+				assert.True(t, v.ifNot.Visible())
 			}
 			done = v.card.Visible()
-			midShot = midShot || strings.HasPrefix(v.stepTitle.Text, "Step 4 of")
 		})
 		if done {
 			break
 		}
-		if midShot && !shotTaken {
-			shotTaken = true
-			r.shot("run-photon-step4")
-		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Logf("guidance seen: %q", guidance)
-	t.Logf("steps seen: %q", titles)
-	assert.GreaterOrEqual(t, len(bars), 3, "overall progress moved: %v", bars)
-	assert.GreaterOrEqual(t, len(guidance), 2, "LED guidance changed")
-	assert.Contains(t, strings.Join(guidance, "\n"), "blink yellow")
-	assert.Contains(t, strings.Join(titles, "\n"), "Step 1 of ")
-	// The big LED shows the state each event names, in colour and in words.
-	assert.Contains(t, leds, "LED: blinking yellow")
-	assert.Contains(t, leds, "LED: breathing cyan")
-	t.Logf("waiting lines seen: %q", waits)
+	t.Logf("summaries: %q", summaries)
+	t.Logf("LED lines: %q", leds)
+	assert.GreaterOrEqual(t, len(overall), 3, "the overall bar moved: %v", overall)
+	assert.Contains(t, leds, "The LED should be: blinking yellow")
+	assert.Contains(t, leds, "The LED should be: breathing cyan")
+	assert.NotEmpty(t, ifNot, "Something else? opened the step's cases")
+	assert.NotContains(t, ifNot, "\n\n", "only this step's cases")
 	assert.Contains(t, strings.Join(waits, "\n"), "Waiting for ")
-	assert.Contains(t, strings.Join(waits, "\n"), "(up to ")
-	assert.Regexp(t, `^About .+ left\.$`, eta)
+	// The rows were done in order: each went pending -> running -> done; correct parts
+	// stayed ticked and were never written.
+	lastDone := -1
+	for i, w := range ways {
+		switch w.states[0] {
+		case rowCorrect:
+			assert.Equal(t, []rowState{rowCorrect}, w.states, "row %q stays correct", before[i])
+		case rowPending:
+			assert.Equal(t, rowDone, w.states[len(w.states)-1], "row %q done: %v", before[i], w.states)
+			assert.Greater(t, i, lastDone)
+			lastDone = i
+		}
+	}
+	// "Step i of N" agrees with the overall bar: step i starts at or after (i-1)/N... and
+	// never behind a lower step.
+	prevI := 0
+	for _, sm := range summaries {
+		var i, n int
+		var f float64
+		if _, err := fmt.Sscanf(sm, "Step %d of %d", &i, &n); err != nil {
+			continue
+		}
+		_, _ = fmt.Sscanf(sm[strings.LastIndex(sm, "@ ")+2:], "%f", &f)
+		assert.GreaterOrEqual(t, i, prevI, "steps go forward: %q", summaries)
+		prevI = i
+	}
+	assert.Greater(t, prevI, 1)
 
 	card := r.waitCard(s)
 	assert.Contains(t, card, "verified")
 	assert.Contains(t, card, "Device OS 1.5.2 → 2.3.1")
-	assert.Contains(t, card, "Verified:")
 	assert.NotContains(t, card, "Failed")
-	onUIWait(func() { assert.False(t, s.view.resumeBtn.Visible(), "no Resume after success") })
-
+	onUIWait(func() {
+		assert.False(t, s.view.resumeBtn.Visible(), "no Resume after success")
+		assert.True(t, s.view.saveBtn.Visible(), "Save report after a run")
+	})
 	d := r.simOf("photon")
 	assert.Equal(t, sim.ModeNormal, d.Mode())
 	assert.Equal(t, "2.3.1", d.SystemVersion())
@@ -209,8 +274,10 @@ func TestRunSafeModePhotonTo231(t *testing.T) {
 		return p.os.Text == "2.3.1" && !strings.Contains(p.mode.Text, "Safe") &&
 			!strings.Contains(p.diagnosis.Text, "Safe mode")
 	})
+	// The result stays: it was made for the device as it is now.
+	onUIWait(func() { assert.True(t, s.view.card.Visible(), "the result of the run stays") })
 
-	// The report holds the run, every event included.
+	// The report holds the run, every event included, and the log.
 	var rec runRecord
 	onUIWait(func() { rec = s.view.rec })
 	b, err := buildReport(rec)
@@ -224,6 +291,8 @@ func TestRunSafeModePhotonTo231(t *testing.T) {
 	evs, _ := rep["events"].([]any)
 	require.NotEmpty(t, evs)
 	assert.Equal(t, "done", evs[len(evs)-1].(map[string]any)["event"])
+	logLines, _ := rep["log"].([]any)
+	assert.NotEmpty(t, logLines, "the report includes the log")
 	assert.Contains(t, reportFileName(rec), "pflash-Photon-")
 	r.shot("run-photon-done")
 }
@@ -249,10 +318,17 @@ func TestCancelThenResume(t *testing.T) {
 	assert.Contains(t, card, "Not verified")
 	assert.Contains(t, card, "The device is left:")
 	assert.Contains(t, card, "What to do:")
+	assert.Contains(t, card, "What to do: Press Resume")
 	var resume *widget.Button
-	onUIWait(func() { resume = findButton(s.view.card, "Resume") })
+	onUIWait(func() { resume = findButton(s.bar, "Resume") })
 	require.NotNil(t, resume)
 	onUIWait(func() { assert.True(t, resume.Visible()) })
+	// The panel says what the device is now and what Resume will do, once.
+	r.eventually("the Resume note", func() bool { return strings.Contains(s.resumeNote.Text, "left to reach 4.1.0") })
+	section := r.text(s.obj)
+	assert.Contains(t, section, "Resume: ")
+	assert.Equal(t, 1, strings.Count(section, "What to do"), "one piece of advice:\n%s", section)
+	assert.NotContains(t, section, "4.1.0 → 4.1.0")
 	d := r.simOf("boron")
 	assert.NotEqual(t, "4.1.0", d.SystemVersion(), "cancelled before the end")
 
@@ -313,7 +389,10 @@ func TestRescueBlankArgon(t *testing.T) {
 	r := newRunRig(t, 0)
 	s := r.section("argon")
 	r.pick(s, "4.1.0")
-	assert.Contains(t, r.text(s.obj), "(rescue)")
+	assert.Contains(t, planDetails(r, s), "(rescue)")
+	var rows []string
+	onUIWait(func() { rows, _ = rowsNow(s.checklist) })
+	assert.Contains(t, rows, "system-part1 | none → 4.1.0 · will write")
 	r.tap(s.start)
 	card := r.waitCard(s)
 	assert.Contains(t, card, "verified", card)
@@ -434,7 +513,7 @@ func TestPartCheckboxesFollowPlatform(t *testing.T) {
 
 	b = r.section("boron")
 	r.pick(b, "4.1.0")
-	assert.Contains(t, r.text(b.obj), "Send bootloader 1200")
+	assert.Contains(t, planDetails(r, b), "Send bootloader 1200")
 	onUIWait(func() { test.Tap(b.checks[0].check) })
 	var status, preview string
 	r.eventually("a new plan or a refusal", func() bool {
@@ -456,12 +535,12 @@ func TestVerifySettingReachesThePlan(t *testing.T) {
 	r := newRunRig(t, 0.05)
 	s := r.section("photon")
 	r.pick(s, "2.3.1")
-	assert.NotContains(t, r.text(s.obj), "read back and compared", "the default checks the modules only")
+	assert.NotContains(t, planDetails(r, s), "read back and compared", "the default checks the modules only")
 
 	onUIWait(func() { fyne.CurrentApp().Preferences().SetString(prefVerify, verifyChoices[1].label) })
 	r.pick(s, "2.3.0")
 	r.pick(s, "2.3.1")
-	assert.Contains(t, r.text(s.obj), "Every range written over DFU is also read back and compared.")
+	assert.Contains(t, planDetails(r, s), "Every range written over DFU is also read back and compared.")
 }
 
 // TestDownloadShowsProgressAndFlashes: a device that is not covered by the simulator's
@@ -606,7 +685,7 @@ func TestLocalFilesTakeParticleBundles(t *testing.T) {
 			require.NoError(t, err)
 			onUIWait(func() { s.addLocal(b) })
 			r.eventually("Start enabled for the local files", func() bool { return !s.start.Disabled() && s.start.Visible() })
-			preview := r.text(s.obj)
+			preview := r.text(s.obj) + planDetails(r, s)
 			assert.Contains(t, preview, "Device OS 1.5.2 -> 4.1.0")
 			assert.Contains(t, preview, "Local files: "+shape.Name)
 			for _, n := range shape.Notes {
@@ -655,6 +734,7 @@ func TestProtectedDeviceInTheApp(t *testing.T) {
 	r.m.sims.Add(d)
 	r.eventually("the B SoM listed", func() bool { _, ok := r.device("bsom"); return ok })
 	sec := r.section("bsom")
+	onUIWait(func() { r.m.panel.more.Open(0) })
 	r.eventually("protection shown", func() bool {
 		return strings.Contains(walkedText(r.m.panel.obj), "Protected (Device Protection is on)")
 	})
@@ -676,4 +756,65 @@ func TestProtectedDeviceInTheApp(t *testing.T) {
 	})
 	assert.True(t, d.Protected())
 	assert.Equal(t, 0, d.Status().Resets)
+}
+
+// TestDemoPaceIsWatchable is acceptance 3 of the app a technician can follow: the demo's
+// Photon heal at the default demo pace gives each mode change seconds on screen (the
+// virtual device takes a real device's time to restart, and the LED line stays until the
+// next step), and the time left, once the run is past half, never promises an end more
+// than a second after the plan's estimate.
+func TestDemoPaceIsWatchable(t *testing.T) {
+	r := newRunRig(t, DefaultDemoScale)
+	onUIWait(func() {
+		r.m.runs.FastSims = false // the host waits as it would for hardware
+		r.m.runs.Timeouts = run.Timeouts{}
+	})
+	s := r.section("photon")
+	r.pick(s, "2.3.1")
+	r.tap(s.start)
+	card := r.waitCard(s)
+	require.Contains(t, card, "verified", card)
+	var evs []run.Event
+	onUIWait(func() { evs = append(evs, s.view.rec.Events...) })
+	var start, end time.Time
+	var estimate float64
+	type shown struct {
+		led  string
+		from time.Time
+	}
+	var leds []shown
+	for _, e := range evs {
+		switch e.Event {
+		case run.EvPlan:
+			start, estimate = e.Time, e.EstimateSeconds
+		case run.EvLED, run.EvWaiting:
+			if e.LED != nil && (len(leds) == 0 || leds[len(leds)-1].led != e.LED.Expect) {
+				leds = append(leds, shown{e.LED.Expect, e.Time})
+			}
+		}
+		end = e.Time
+	}
+	took := end.Sub(start)
+	t.Logf("heal took %s; plan estimate %.1f s", took.Round(10*time.Millisecond), estimate)
+	for i, l := range leds {
+		until := end
+		if i+1 < len(leds) {
+			until = leds[i+1].from
+		}
+		t.Logf("LED %-22q shown for %s", l.led, until.Sub(l.from).Round(10*time.Millisecond))
+		if i+1 < len(leds) {
+			// Every LED line before the last is a mode the device is put in: it takes the
+			// device seconds to get there and the line stays meanwhile.
+			assert.GreaterOrEqual(t, until.Sub(l.from), 2*time.Second, "LED %q readable", l.led)
+		}
+	}
+	assert.GreaterOrEqual(t, len(leds), 2)
+	for _, e := range evs {
+		if e.Event != run.EvProgress && e.Event != run.EvStepDone || e.Fraction < 0.5 || e.ETASeconds == 0 {
+			continue
+		}
+		elapsed := e.Time.Sub(start).Seconds()
+		assert.LessOrEqual(t, elapsed+e.ETASeconds, estimate+1,
+			"at %.0f%%, %.1f s in, %.1f s left would end after the plan's %.1f s", 100*e.Fraction, elapsed, e.ETASeconds, estimate)
+	}
 }

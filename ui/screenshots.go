@@ -71,6 +71,8 @@ var shotSteps = []shotStep{
 	{"factory", (*shooter).factory, 3 * time.Minute},
 	{"recovery", (*shooter).recovery, 0},
 	{"settings", (*shooter).settings, 0},
+	{"log", (*shooter).log, 0},
+	{"small", (*shooter).small, 0},
 }
 
 // startScreenshots starts the walk on a worker goroutine once the window is up. quit ends
@@ -265,7 +267,7 @@ func (s *shooter) plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.untilText(ctx, s.panelObj, "-> 2.3.1"); err != nil {
+	if err := s.untilText(ctx, s.panelObj, "→ 2.3.1", "Afterwards:"); err != nil {
 		return err
 	}
 	s.ui(func() { s.scrollPanelTo(picker) })
@@ -307,30 +309,23 @@ func (s *shooter) run(ctx context.Context) error {
 	if err := s.untilText(ctx, s.panelObj, "LED"); err != nil {
 		return err
 	}
-	// Scroll to the run view's top (the step's title above "This step:"), else the bar.
+	// Scroll to the run view's LED line, with the checklist under it.
 	s.ui(func() {
 		var top fyne.CanvasObject = bar
-		walkObjects(s.m.panel.obj, func(o fyne.CanvasObject) bool {
-			if l, ok := o.(*widget.Label); ok && l.Text == "This step:" {
-				top = l
-				return false
-			}
-			return true
-		})
+		if t, ok := s.m.runs.targets[runKey(s.m.devices[s.m.selKey])]; ok {
+			top = t.view.obj
+		}
 		s.scrollPanelTo(top)
 	})
 	// The guidance LED blinks or breathes: caught while lit, as in the recovery shot, so
 	// the picture shows its colour rather than the dark half of a blink.
 	err := s.until(ctx, "the guidance LED lit", func() bool {
-		lit := false
-		walkObjects(s.m.panel.obj, func(o fyne.CanvasObject) bool {
-			if c, ok := o.(*canvas.Circle); ok && c.Size().Width >= 32 && c.FillColor != nil {
-				r, g, b, _ := c.FillColor.RGBA()
-				lit = r+g+b > 3*0x6000
-			}
-			return !lit
-		})
-		return lit
+		t, ok := s.m.runs.targets[runKey(s.m.devices[s.m.selKey])]
+		if !ok || t.view.led.light.circle.FillColor == nil {
+			return false
+		}
+		r, g, b, _ := t.view.led.light.circle.FillColor.RGBA()
+		return r+g+b > 3*0x6000
 	})
 	s.nextSettle = 80 * time.Millisecond
 	return err
@@ -412,10 +407,10 @@ func (s *shooter) factory(ctx context.Context) error {
 	if _, err := s.pickVersion(ctx, "the factory's version picker", root, "2.3.1"); err != nil {
 		return err
 	}
-	var sw *widget.Check
-	if err := s.until(ctx, `the "Flash every device" switch`, func() bool {
+	var sw *benchSwitch
+	if err := s.until(ctx, `the bench's On/Off switch`, func() bool {
 		walkObjects(root(), func(o fyne.CanvasObject) bool {
-			if c, ok := o.(*widget.Check); ok && strings.HasPrefix(c.Text, "Flash every device") {
+			if c, ok := o.(*benchSwitch); ok {
 				sw = c
 			}
 			return sw == nil
@@ -451,6 +446,24 @@ func (s *shooter) settings(ctx context.Context) error {
 		return err
 	}
 	return s.untilText(ctx, func() fyne.CanvasObject { return s.m.settings.obj }, "Cache location", "Permissions")
+}
+
+// log shows the Log tab with what the walk did: devices coming, runs' steps, results.
+func (s *shooter) log(ctx context.Context) error {
+	if err := s.tab(ctx, "Log"); err != nil {
+		return err
+	}
+	return s.untilText(ctx, func() fyne.CanvasObject { return s.m.logv.obj }, "appeared", "Step 1 of", "Save log...")
+}
+
+// small is the app in an 800x600 window, the Photon's panel showing: nothing a person
+// needs may be cut off there.
+func (s *shooter) small(ctx context.Context) error {
+	s.ui(func() { s.w.Resize(fyne.NewSize(800, 600)) })
+	if err := s.tab(ctx, "Devices"); err != nil {
+		return err
+	}
+	return s.selectRow(ctx, "photon", "Photon")
 }
 
 // Navigation, as a person does it.

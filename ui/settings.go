@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"image/color"
 	"io/fs"
 	"os"
@@ -26,7 +27,43 @@ const (
 	prefMirrors = "mirrors"
 	prefVerify  = "verify"
 	prefTheme   = "theme"
+	prefPace    = "demoPace"
 )
+
+// demoPaces are the demo's speeds: a real device's pace by default, so each LED line can
+// be read while the device shows it.
+var demoPaces = []struct {
+	label string
+	scale float64
+}{
+	{"Like a real device", DefaultDemoScale},
+	{"Five times faster", 0.2},
+	{"Instant", 0.001},
+}
+
+// demoScalePref is the virtual devices' time scale chosen in Settings.
+func demoScalePref() float64 {
+	l := fyne.CurrentApp().Preferences().StringWithFallback(prefPace, demoPaces[0].label)
+	for _, p := range demoPaces {
+		if p.label == l {
+			return p.scale
+		}
+	}
+	return DefaultDemoScale
+}
+
+// demoPaceWords is the pace in the demo banner.
+func demoPaceWords(scale float64) string {
+	if scale == 0 {
+		return "instant"
+	}
+	for _, p := range demoPaces {
+		if p.scale == scale {
+			return strings.ToLower(p.label[:1]) + p.label[1:]
+		}
+	}
+	return fmt.Sprintf("%g times a real device's time", scale)
+}
 
 // udevRulePath is where the Linux permissions check looks for the rule.
 var udevRulePath = "/etc/udev/rules.d/50-particle.rules"
@@ -73,6 +110,16 @@ func newSettingsView(w fyne.Window) *settingsView {
 	})
 	themeSel.SetSelected(prefs.StringWithFallback(prefTheme, "System"))
 
+	var paces []string
+	for _, p := range demoPaces {
+		paces = append(paces, p.label)
+	}
+	pace := widget.NewSelect(paces, func(v string) { prefs.SetString(prefPace, v) })
+	pace.SetSelected(prefs.StringWithFallback(prefPace, demoPaces[0].label))
+	paceNote := widget.NewLabel("How fast the virtual devices of the demo work; it applies the next time the demo starts.")
+	paceNote.Wrapping = fyne.TextWrapWord
+	paceNote.Importance = widget.LowImportance
+
 	form := widget.NewForm(
 		widget.NewFormItem("Cache location", s.cacheDir),
 		widget.NewFormItem("Cache size", s.cacheSize),
@@ -80,6 +127,7 @@ func newSettingsView(w fyne.Window) *settingsView {
 		widget.NewFormItem("Mirrors", mirrors),
 		widget.NewFormItem("Verify", verify),
 		widget.NewFormItem("Theme", themeSel),
+		widget.NewFormItem("Demo pace", container.NewVBox(pace, paceNote)),
 	)
 	s.obj = container.NewVScroll(container.NewVBox(
 		widget.NewLabelWithStyle("Settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
@@ -148,24 +196,34 @@ func formatSize(v float64, unit string) string {
 	return strconv.FormatFloat(v, 'f', 1, 64) + " " + unit
 }
 
-// variantTheme forces the light or dark variant of the default theme.
-type variantTheme struct {
+// appTheme is Fyne's default theme with a focus that can be seen: the default tints the
+// focused widget so faintly that a keyboard user loses it. Light or dark is forced when
+// chosen in Settings, else the system's.
+type appTheme struct {
 	fyne.Theme
 	variant fyne.ThemeVariant
+	forced  bool
 }
 
-func (t variantTheme) Color(n fyne.ThemeColorName, _ fyne.ThemeVariant) color.Color {
-	return t.Theme.Color(n, t.variant)
+func (t appTheme) Color(n fyne.ThemeColorName, v fyne.ThemeVariant) color.Color {
+	if t.forced {
+		v = t.variant
+	}
+	if n == theme.ColorNameFocus {
+		r, g, b, _ := t.Theme.Color(theme.ColorNamePrimary, v).RGBA()
+		return color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 0xb0}
+	}
+	return t.Theme.Color(n, v)
 }
 
 func applyTheme(a fyne.App, v string) {
 	switch v {
 	case "Light":
-		a.Settings().SetTheme(variantTheme{theme.DefaultTheme(), theme.VariantLight})
+		a.Settings().SetTheme(appTheme{theme.DefaultTheme(), theme.VariantLight, true})
 	case "Dark":
-		a.Settings().SetTheme(variantTheme{theme.DefaultTheme(), theme.VariantDark})
+		a.Settings().SetTheme(appTheme{theme.DefaultTheme(), theme.VariantDark, true})
 	default:
-		a.Settings().SetTheme(theme.DefaultTheme())
+		a.Settings().SetTheme(appTheme{Theme: theme.DefaultTheme()})
 	}
 }
 

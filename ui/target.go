@@ -55,8 +55,15 @@ type targetSection struct {
 	status      *widget.Label
 	download    *widget.ProgressBar
 	downloadInf *widget.ProgressBarInfinite
-	preview     *widget.Label
-	resumeNote  *widget.Label
+	// checklist is the plan as rows a person follows; preview the plan's own words behind
+	// the Details disclosure; endLine what the device will be afterwards.
+	checklist  *checklist
+	preview    *widget.Label
+	details    *widget.Accordion
+	endLine    *widget.Label
+	resumeNote *widget.Label
+	localRow   *fyne.Container
+	appRow     *fyne.Container
 	// acceptSafe appears when the plan would end in safe mode: it names the reason, and
 	// only ticking it lets Start run that plan (allowSafe).
 	acceptSafe *widget.Check
@@ -64,6 +71,10 @@ type targetSection struct {
 	start      *widget.Button
 	view       *runView
 	obj        fyne.CanvasObject
+	// bar is the section's action bar (pinned under the panel): Start, Cancel, Resume and
+	// Save report, with a one-line state.
+	bar       fyne.CanvasObject
+	barStatus *widget.Label
 
 	version string          // the catalog version chosen ("" when local files are)
 	local   *modfile.Bundle // the local files' modules for this device's platform
@@ -71,6 +82,12 @@ type targetSection struct {
 	appMod  *module.Module
 
 	gen int // the latest preparation; older ones' results are dropped
+	// preselected: the diagnosis' fix was offered once; the person's choices win after.
+	preselected bool
+	// gone: the device left USB since the basis was read; its next reading is news.
+	gone bool
+	// basis is the fingerprint of the device a shown plan or result was made for.
+	basis string
 	// prepMu makes preparations of this device take turns, and prepCancel ends the one
 	// a newer choice replaces: two readings of one device at once would trip over each
 	// other, and Start must not race the tail of an abandoned one.
@@ -113,12 +130,15 @@ func releaseLabel(r *cache.Release) string {
 // newTargetSection builds the section for a device.
 func newTargetSection(m *mainUI, d device.Device) *targetSection {
 	t := &targetSection{m: m, d: d, id: runKey(d),
-		status: widget.NewLabel(""), preview: widget.NewLabel(""), resumeNote: widget.NewLabel(""),
-		download: widget.NewProgressBar(), downloadInf: widget.NewProgressBarInfinite(),
-		localLabel: widget.NewLabel("No local files chosen."), appLabel: widget.NewLabel("No application: the device keeps its own (or gets the release's if its own cannot run).")}
-	for _, l := range []*widget.Label{t.status, t.preview, t.resumeNote, t.localLabel, t.appLabel} {
+		status: widget.NewLabel(""), preview: widget.NewLabel(""), resumeNote: widget.NewLabel(""), endLine: widget.NewLabel(""),
+		download: widget.NewProgressBar(), downloadInf: widget.NewProgressBarInfinite(), checklist: newChecklist(),
+		localLabel: widget.NewLabel(""), appLabel: widget.NewLabel(""), barStatus: widget.NewLabel("")}
+	for _, l := range []*widget.Label{t.status, t.preview, t.resumeNote, t.localLabel, t.appLabel, t.endLine} {
 		l.Wrapping = fyne.TextWrapWord
 	}
+	t.barStatus.Truncation = fyne.TextTruncateEllipsis
+	t.status.Hide()
+	t.resumeNote.Hide()
 	t.preview.TextStyle = fyne.TextStyle{Monospace: true}
 	t.resumeNote.Importance = widget.WarningImportance
 	t.download.Hide()
@@ -126,6 +146,13 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 	t.downloadInf.Stop()
 	t.view = newRunView(m)
 	t.view.onResume = t.resume
+	t.details = widget.NewAccordion(widget.NewAccordionItem("Details: every step, why, and how it is written", t.preview))
+	t.details.Hide()
+	t.start = widget.NewButton("Start", t.startRun)
+	t.start.Importance = widget.HighImportance
+	t.start.Disable()
+	t.bar = container.NewBorder(widget.NewSeparator(), nil, nil,
+		container.NewHBox(t.view.saveBtn, t.view.resumeBtn, t.view.cancelBtn, t.start), t.barStatus)
 	title := widget.NewLabelWithStyle("Upgrade, downgrade or rescue", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	if d.Platform == nil {
 		t.obj = container.NewVBox(title, widget.NewLabel("The platform is unknown: the device cannot be planned for."))
@@ -136,9 +163,14 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 		return t
 	}
 	if cat, err := cache.Embedded(); err != nil {
-		t.status.SetText("The firmware catalog cannot be read: " + errText(err) + "\nWhat to do: " + orWord(remedy.Of(err), "choose local files instead."))
+		setShown(t.status, "The firmware catalog cannot be read: " + errText(err) + "\nWhat to do: " + orWord(remedy.Of(err), "choose local files instead."))
 	} else {
-		t.releases = cat.Releases(d.Platform.Name) // newest first
+		for _, r := range cat.Releases(d.Platform.Name) { // newest first
+			// Nothing older than the platform's first Device OS is offered.
+			if target.BeforeFirst(d.Platform, r.Version) == nil {
+				t.releases = append(t.releases, r)
+			}
+		}
 	}
 	for _, r := range t.releases {
 		t.labels = append(t.labels, releaseLabel(r))
@@ -154,13 +186,8 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 	t.picker.PlaceHolder = "Choose a Device OS version..."
 	t.localBtn = widget.NewButton("Local files...", t.openLocal)
 	t.localClear = widget.NewButton("Clear", func() { t.setLocal(nil) })
-	t.localClear.Hide()
 	t.appBtn = widget.NewButton("Application...", t.openApp)
 	t.appClear = widget.NewButton("Clear", func() { t.setApp("", nil) })
-	t.appClear.Hide()
-	t.start = widget.NewButton("Start", t.startRun)
-	t.start.Importance = widget.HighImportance
-	t.start.Disable()
 	t.acceptSafe = widget.NewCheck("", func(on bool) {
 		if on != t.allowSafe {
 			t.allowSafe = on
@@ -182,20 +209,142 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 		t.checks = append(t.checks, &partCheck{fn: pc.fn, check: c})
 		parts.Add(c)
 	}
-	var partsRow fyne.CanvasObject = container.NewVBox()
+	options := widget.NewAccordion()
 	if len(t.checks) > 0 {
-		partsRow = container.NewVBox(widget.NewLabel("Write these parts when the target brings them:"), parts)
+		options.Append(widget.NewAccordionItem("Options: parts to write when the target brings them",
+			container.NewVBox(widget.NewLabel("Untick a part to leave it as it is on the device."), parts)))
 	}
-	t.obj = container.NewVBox(title,
-		widget.NewLabel("Target Device OS:"), t.picker,
-		container.NewBorder(nil, nil, t.localBtn, t.localClear, t.localLabel),
-		container.NewBorder(nil, nil, t.appBtn, t.appClear, t.appLabel),
-		partsRow,
-		t.status, t.download, t.downloadInf,
-		t.preview, t.resumeNote, t.acceptSafe, t.start,
-		t.view.obj)
+	t.localRow = container.NewBorder(nil, nil, nil, t.localClear, t.localLabel)
+	t.appRow = container.NewBorder(nil, nil, nil, t.appClear, t.appLabel)
+	t.localRow.Hide()
+	t.appRow.Hide()
+	pick := container.NewBorder(nil, nil, widget.NewLabel("Target:"), container.NewHBox(t.localBtn, t.appBtn), t.picker)
+	// The run's LED line and its result come before the checklist, so they are in view
+	// without scrolling while the rows tick below.
+	t.obj = container.NewVBox(title, pick, t.localRow, t.appRow, options,
+		t.status, t.download, t.downloadInf, t.view.obj,
+		t.checklist.obj, t.endLine, t.acceptSafe, t.resumeNote, t.details)
+	t.showBar()
+	t.preselect()
 	return t
 }
+
+// preselect chooses, once, the version the diagnosis names as the way out of safe mode,
+// so the plan for the fix is ready when the person looks: they still press Start.
+func (t *targetSection) preselect() {
+	if t.preselected || t.picker == nil || t.running || t.version != "" || t.local != nil || t.d.Modules == nil {
+		return
+	}
+	t.preselected = true
+	if t.d.Boot.Mode != state.ModeSafe {
+		return
+	}
+	for _, h := range plan.Heals(t.d.Reading) {
+		if h.Kind == plan.HealUpgrade && h.DeviceOS != "" {
+			t.pickVersion(h.DeviceOS)
+			return
+		}
+	}
+}
+
+// deviceChanged is the watcher's news of this device. A plan or a result belongs to the
+// device as it was read for it: when a fresh reading says the device is no longer that
+// (another mode, other modules, flashed by the factory bench) or it was unplugged and
+// plugged in again, the stale plan and result go and the plan is made again for what it is
+// now. Only readings count: an event that carries the last known modules (a device coming
+// back before it is read) says nothing new. A run's own restarts are its business.
+func (t *targetSection) deviceChanged(d device.Device, kind device.EventKind) {
+	if kind == device.Disappeared {
+		t.gone = !t.running
+		return
+	}
+	t.d = d
+	if t.running || t.m.held(t.id) || d.Modules == nil {
+		return
+	}
+	if !t.preselected {
+		t.basis = fingerprint(d.Reading, d.Mode)
+		t.preselect()
+		return
+	}
+	if kind != device.ModulesRead {
+		return
+	}
+	now := fingerprint(d.Reading, d.Mode)
+	if t.basis == "" {
+		// The first reading since a run let go of the device: what its result is about.
+		t.basis, t.gone = now, false
+		return
+	}
+	if !t.gone && now == t.basis {
+		return
+	}
+	t.basis, t.gone = now, false
+	if t.view.card.Visible() {
+		t.view.clearCard()
+		t.m.log(t.id, "The device changed since the last run: its result is cleared.")
+	}
+	if t.prepared != nil || t.checklist.obj.Visible() {
+		t.m.log(t.id, "The device changed: planning again for what it is now.")
+		t.replan()
+	}
+	t.showBar()
+}
+
+// fingerprint says what a plan or a result was made for: the mode and which modules the
+// device has, by function, index and version.
+func fingerprint(st state.Device, mode state.Mode) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|", mode)
+	for _, m := range st.Modules {
+		if m.IsMain() {
+			fmt.Fprintf(&b, "%s/%d/%d/%t;", m.Function, m.Index, m.Version, m.Present)
+		}
+	}
+	return b.String()
+}
+
+// pickVersion chooses a catalog version in the picker as a person would (the panel's fix
+// buttons): the plan is prepared for it.
+func (t *targetSection) pickVersion(v string) {
+	for i, r := range t.releases {
+		if r.Version == v {
+			t.picker.SetSelected(t.labels[i])
+			return
+		}
+	}
+	t.chooseVersion(v)
+}
+
+// showBar shows the buttons that apply now and a line saying where things stand: Start
+// with a ready plan; Cancel during a run; Resume and Save report after one.
+func (t *targetSection) showBar() {
+	v := t.view
+	switch {
+	case t.running:
+		t.start.Hide()
+		v.cancelBtn.Show()
+		v.resumeBtn.Hide()
+		v.saveBtn.Hide()
+	default:
+		v.cancelBtn.Hide()
+		if t.start.Disabled() {
+			t.start.Hide()
+		} else {
+			t.start.Show()
+		}
+		v.saveBtn.Hidden = !v.card.Visible()
+		v.resumeBtn.Hidden = !(v.card.Visible() && v.rec.Result != run.ResultOK && t.lastTgt != nil)
+		v.saveBtn.Refresh()
+		v.resumeBtn.Refresh()
+	}
+	if t.bar != nil {
+		t.bar.Refresh()
+	}
+}
+
+// setBarStatus is the bar's one line.
+func (t *targetSection) setBarStatus(s string) { t.barStatus.SetText(s) }
 
 // hasSlot: the platform has a slot of this function (so the checkbox means something).
 func hasSlot(p *platform.Platform, fn platform.Function) bool {
@@ -208,22 +357,14 @@ func hasSlot(p *platform.Platform, fn platform.Function) bool {
 }
 
 // virtual: the device is one of the window's simulated devices.
-func (t *targetSection) virtual() bool {
-	for _, dr := range t.d.Doors {
-		if dr.Path == "virtual" {
-			return true
-		}
-	}
-	return false
-}
+func (t *targetSection) virtual() bool { return isVirtual(t.d) }
 
 // chooseVersion picks a catalog version; local files no longer apply.
 func (t *targetSection) chooseVersion(v string) {
 	t.forgetSafe()
 	t.version = v
 	t.local = nil
-	t.localLabel.SetText("No local files chosen.")
-	t.localClear.Hide()
+	t.localRow.Hide()
 	t.replan()
 }
 
@@ -232,11 +373,10 @@ func (t *targetSection) setLocal(local *modfile.Bundle) {
 	t.forgetSafe()
 	t.local = local
 	if local == nil || len(local.Files) == 0 {
-		t.localLabel.SetText("No local files chosen.")
-		t.localClear.Hide()
+		t.localRow.Hide()
 	} else {
 		t.localLabel.SetText(fmt.Sprintf("Local files: %s (%s)", local.Name, count(len(local.Files), "module")))
-		t.localClear.Show()
+		t.localRow.Show()
 		t.version = ""
 		if t.picker != nil {
 			t.picker.ClearSelected()
@@ -249,11 +389,10 @@ func (t *targetSection) setApp(name string, m *module.Module) {
 	t.forgetSafe()
 	t.appName, t.appMod = name, m
 	if m == nil {
-		t.appLabel.SetText("No application: the device keeps its own (or gets the release's if its own cannot run).")
-		t.appClear.Hide()
+		t.appRow.Hide()
 	} else {
-		t.appLabel.SetText("Application: " + name)
-		t.appClear.Show()
+		t.appLabel.SetText("Application: " + name + " (installed after Device OS)")
+		t.appRow.Show()
 	}
 	t.replan()
 }
@@ -316,9 +455,23 @@ func (t *targetSection) openModules(use func(b *modfile.Bundle)) {
 }
 
 func (t *targetSection) showError(err error) {
-	t.status.SetText(errorWords(err))
+	setShown(t.status, errorWords(err))
 	t.status.Importance = widget.DangerImportance
 	t.status.Refresh()
+	t.setBarStatus("Nothing to start: see the message above.")
+}
+
+// clearPlan forgets the prepared plan and what showed it.
+func (t *targetSection) clearPlan() {
+	t.prepared = nil
+	t.start.Disable()
+	t.checklist.clear()
+	t.preview.SetText("")
+	t.details.Hide()
+	t.endLine.SetText("")
+	t.endLine.Hide()
+	setShown(t.resumeNote, "")
+	t.showBar()
 }
 
 // errorWords is an error for people: what went wrong and what to do.
@@ -375,17 +528,17 @@ func (t *targetSection) replan() {
 	}
 	s, ok := t.spec()
 	t.gen++
-	t.prepared = nil
-	t.start.Disable()
-	t.resumeNote.SetText("")
+	t.clearPlan()
+	t.view.clearCard()
 	if !ok {
-		t.preview.SetText("")
-		t.status.SetText("")
+		setShown(t.status, "")
+		t.setBarStatus("Choose a Device OS version or local files to see the plan.")
 		return
 	}
 	gen := t.gen
+	t.basis = fingerprint(t.d.Reading, t.d.Mode)
 	t.setStatus("Reading the device and planning...")
-	t.preview.SetText("")
+	t.setBarStatus("Planning...")
 	runner := t.m.runnerFor()
 	ctx, cancel := t.newPrep()
 	go func() {
@@ -490,7 +643,7 @@ func (t *targetSection) downloadOptions(s targetSpec, gen int) cache.Options {
 
 func (t *targetSection) setStatus(s string) {
 	t.status.Importance = widget.MediumImportance
-	t.status.SetText(s)
+	setShown(t.status, s)
 }
 
 // showPrepared shows the plan the runner prepared; Start executes exactly this one.
@@ -506,17 +659,17 @@ func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
 	if errors.As(err, &ends) && pr != nil && pr.Plan != nil {
 		// The plan is made but ends where nobody said yes to: show it, with the reason,
 		// and let the person accept exactly that.
+		t.showPlan(pr)
 		t.prepared = nil
-		t.preview.SetText(pr.Plan.String())
 		t.acceptSafe.SetText(fmt.Sprintf("Start anyway: the device will end in %s", ends.End))
 		t.acceptSafe.Show()
-		t.start.Show()
 		t.start.Disable()
 		t.setStatus(upperFirst(ends.End.String()) + " after this plan. Give an application, choose another version, or tick the box to accept it.")
+		t.setBarStatus("Not ready: the device would end in " + ends.End.Mode.String() + " mode.")
+		t.showBar()
 		return
 	}
 	if err != nil {
-		t.preview.SetText("")
 		t.acceptSafe.Hide()
 		if remedy.Of(err) == "" {
 			// Every error shown says what to do; these are the usual causes here.
@@ -527,32 +680,54 @@ func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
 	}
 	t.prepared = pr
 	t.setStatus("")
+	t.showPlan(pr)
 	if pr.Plan.End.Mode != state.ModeNormal && pr.Plan.End.Mode != state.ModeUnknown {
 		t.acceptSafe.SetText(fmt.Sprintf("Start anyway: the device will end in %s", pr.Plan.End))
 		t.acceptSafe.Show()
 	}
-	var b strings.Builder
-	b.WriteString(pr.Plan.String())
-	warn := []string{"Keep the USB cable in and the device powered until the result shows."}
-	if hasNCPStep(pr.Plan) {
-		warn = append(warn, "Updating the network coprocessor takes several minutes: the LED may stay magenta meanwhile.")
-	}
-	for _, w := range warn {
-		b.WriteString("  ! " + w + "\n")
-	}
-	t.preview.SetText(b.String())
 	switch {
 	case pr.Journal != nil:
-		t.resumeNote.SetText(fmt.Sprintf("An earlier run to %s stopped %s; Start finishes it.", pr.Journal.Target, pr.Journal.Where()))
+		setShown(t.resumeNote, fmt.Sprintf("An earlier run to %s stopped %s; Start finishes it.", pr.Journal.Target, pr.Journal.Where()))
 	case pr.Other != nil:
-		t.resumeNote.SetText(fmt.Sprintf("An earlier run to %s did not finish (it stopped %s); Start goes to %s instead.", pr.Other.Target, pr.Other.Where(), pr.Plan.To))
+		setShown(t.resumeNote, fmt.Sprintf("An earlier run to %s did not finish (it stopped %s); Start goes to %s instead.", pr.Other.Target, pr.Other.Where(), pr.Plan.To))
 	}
-	t.start.Show()
 	if len(pr.Plan.Steps) == 0 {
 		t.setStatus("Nothing to do: the device already has " + pr.Plan.To + ".")
+		t.setBarStatus("Nothing to do.")
+		t.showBar()
 		return
 	}
 	t.start.Enable()
+	t.setBarStatus(fmt.Sprintf("Ready: Device OS %s → %s, %s, about %s.", pr.Plan.From, pr.Plan.To, count(t.checklist.todo, "step"),
+		secondsWords(pr.Plan.EstimatedDuration.Seconds())))
+	t.showBar()
+}
+
+// showPlan shows a prepared plan: the checklist, what the device will be afterwards, the
+// warnings in words, and the plan's own words behind Details.
+func (t *targetSection) showPlan(pr *run.Prepared) {
+	var st state.Device
+	if pr.Reading != nil {
+		st = pr.Reading.State
+	}
+	t.checklist.show(pr.Plan, st)
+	end := fmt.Sprintf("Afterwards: %s mode, Device OS %s", pr.Plan.End.Mode, orWord(pr.Plan.Predicted.DeviceOSName(), pr.Plan.To))
+	if mods := modulesWords(pr.Plan.Predicted.Effective()); mods != "" {
+		end += " (" + mods + ")"
+	}
+	end += "."
+	var notes []string
+	for _, w := range pr.Plan.Warnings {
+		notes = append(notes, "• "+w)
+	}
+	if hasNCPStep(pr.Plan) {
+		notes = append(notes, "• Updating the network coprocessor takes several minutes: the LED may stay magenta meanwhile.")
+	}
+	notes = append(notes, "• Keep the USB cable in and the device powered until the result shows.")
+	t.endLine.SetText(end + "\n" + strings.Join(notes, "\n"))
+	t.endLine.Show()
+	t.preview.SetText(pr.Plan.String())
+	t.details.Show()
 }
 
 func hasNCPStep(p *plan.Plan) bool {
@@ -584,12 +759,16 @@ func (t *targetSection) startRun() {
 	t.lastTgt = &tgt
 	t.setInputs(false)
 	t.start.Disable()
-	t.start.Hide()
+	t.acceptSafe.Hide()
+	setShown(t.resumeNote, "")
 	ctx, cancel := context.WithTimeout(t.m.ctx, 10*pr.Plan.EstimatedDuration+30*time.Minute)
 	name := orWord(pr.Plan.To, pr.Target.Name)
 	t.view.begin(runRecord{DeviceID: pr.ID, Platform: platformName(t.d.Platform), Target: name, Before: pr.Plan.From,
 		Started: time.Now()}, cancel)
-	t.reveal()
+	t.setBarStatus("Starting...")
+	t.showBar()
+	t.m.refresh() // the panel's fix buttons go while the device is being changed
+	t.m.log(pr.ID, fmt.Sprintf("Run started: Device OS %s → %s, %s.", pr.Plan.From, name, count(t.checklist.todo, "step")))
 	runner := t.m.runnerFor()
 	go func() {
 		defer cancel()
@@ -603,26 +782,81 @@ func (t *targetSection) startRun() {
 	}()
 }
 
-func (t *targetSection) finished(res *run.Result, err error) {
-	t.running = false
-	t.view.finish(res, err)
-	t.setInputs(true)
-	t.start.Hide() // a new choice prepares a new plan, and shows Start again
-	t.resumeNote.SetText("")
-	t.reveal()
+// event follows the run in the checklist and the bar.
+func (t *targetSection) event(e run.Event) {
+	t.view.apply(e)
+	t.checklist.apply(e)
+	switch e.Event {
+	case run.EvStep:
+		t.setBarStatus(fmt.Sprintf("%s · %s", strings.TrimSuffix(t.checklist.summary.Text, "."), etaShort(t.checklist, e)))
+	case run.EvProgress:
+		if eta := etaWords(e.ETASeconds); eta != "" {
+			t.setBarStatus(strings.TrimSuffix(t.checklist.summary.Text, ".") + " · " + eta)
+		}
+	}
 }
 
-// reveal scrolls the device panel down to the run view, which sits below the device's
-// facts and modules, when this device is the one shown: a person who pressed Start wants
-// to see the progress, not the module table.
-func (t *targetSection) reveal() {
-	p := t.m.panel
-	if p == nil || p.shownKey == "" {
+func etaShort(c *checklist, e run.Event) string {
+	if e.ETASeconds > 0 {
+		return etaWords(e.ETASeconds)
+	}
+	return fmt.Sprintf("%d%% done", int(100*c.overall.Value))
+}
+
+func (t *targetSection) finished(res *run.Result, err error) {
+	t.running = false
+	t.basis = ""
+	t.view.finish(res, err)
+	t.setInputs(true)
+	setShown(t.resumeNote, "")
+	switch {
+	case t.view.rec.Result == run.ResultOK:
+		t.setBarStatus("Done: Device OS " + orWord(t.view.rec.After, "?") + ", verified.")
+		// What was shown is done: a new choice prepares a new plan.
+		t.start.Disable()
+		t.endLine.Hide()
+		t.details.Hide()
+	default:
+		t.setBarStatus("Stopped before the target: Resume finishes it.")
+		t.start.Disable()
+		t.prepareResumeNote()
+	}
+	t.m.log(t.id, t.view.rec.logLine())
+	if t.m.logv != nil {
+		t.view.rec.Log = t.m.logv.since(t.id, t.view.rec.Started)
+	}
+	t.showBar()
+}
+
+// prepareResumeNote reads the device as it is now and says what Resume will do.
+func (t *targetSection) prepareResumeNote() {
+	if t.lastTgt == nil {
 		return
 	}
-	if d, ok := t.m.devices[p.shownKey]; ok && runKey(d) == t.id {
-		p.body.ScrollToBottom()
-	}
+	tgt := *t.lastTgt
+	runner := t.m.runnerFor()
+	ctx, cancel := t.newPrep()
+	gen := t.gen
+	go func() {
+		defer cancel()
+		t.prepMu.Lock()
+		defer t.prepMu.Unlock()
+		pr, err := t.prepare(ctx, runner, tgt)
+		onUI(func() {
+			if gen != t.gen || t.running {
+				return
+			}
+			if err != nil || pr == nil || pr.Plan == nil {
+				return
+			}
+			now := "the device is now in " + pr.Reading.Mode.String() + " mode"
+			if v := pr.Reading.State.DeviceOSName(); v != "" {
+				now += " with Device OS " + v
+			}
+			t.checklist.show(pr.Plan, pr.Reading.State)
+			setShown(t.resumeNote, upperFirst(now) + ". Resume: " + count(t.checklist.todo, "step") + " left to reach " + pr.Plan.To + ".")
+		})
+	}()
 }
 
 // resume prepares the last run's target again (the runner reads the device afresh and

@@ -184,16 +184,23 @@ func findButton(o fyne.CanvasObject, text string) *widget.Button {
 func TestDemoListShowsModesInWords(t *testing.T) {
 	r := newRig(t, true)
 	r.waitDemo()
-	list := r.text(r.m.left)
-	for _, want := range []string{"Photon", "Safe mode", "Boron", "Normal", "Argon", "DFU mode"} {
-		assert.Contains(t, list, want)
-	}
+	// The Photon shows as running until its reading says safe mode: wait for the words.
+	r.eventually("every mode in words", func() bool {
+		list := walkedText(r.m.left)
+		for _, want := range []string{"Photon", "Safe mode", "Boron", "Normal", "Argon", "DFU mode", "(virtual)"} {
+			if !strings.Contains(list, want) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func TestSafeModePhotonDiagnosis(t *testing.T) {
 	r := newRig(t, true)
 	r.waitDemo()
 	r.selectPlatform("photon")
+	onUIWait(func() { r.m.panel.more.Open(0) })
 	panel := r.text(r.m.panel.obj)
 	assert.Contains(t, panel, "Safe mode: the application needs Device OS 2.3.1; system-part2 is 1.5.2.")
 	assert.Contains(t, panel, "LED: breathing magenta")
@@ -220,9 +227,11 @@ func TestBlankArgonShowsMissingSystemPart(t *testing.T) {
 	r := newRig(t, true)
 	r.waitDemo()
 	r.selectPlatform("argon")
+	onUIWait(func() { r.m.panel.more.Open(0) })
 	panel := r.text(r.m.panel.obj)
-	assert.Contains(t, panel, "DFU mode: system-part1 is missing")
-	assert.Contains(t, panel, "FAIL: missing")
+	assert.Contains(t, panel, "System-part1 is missing")
+	assert.Equal(t, 1, strings.Count(panel, "DFU mode:"), "one diagnosis line, not the same twice:\n%s", panel)
+	assert.Contains(t, panel, "missing")
 	assert.Contains(t, panel, "LED: blinking yellow")
 	onUIWait(func() { assert.Equal(t, "none found", r.m.panel.os.Text) })
 }
@@ -396,13 +405,25 @@ func TestPlanPreviewForSafeModePhoton(t *testing.T) {
 	require.NotEmpty(t, want, "2.3.1 in %v", opts)
 	onUIWait(func() { picker.SetSelected(want) })
 	// The runner reads the device and plans off the UI thread; the preview then shows.
-	r.eventually("the plan preview", func() bool { return strings.Contains(walkedText(r.m.panel.obj), "Steps:") })
+	r.eventually("the checklist", func() bool { return strings.Contains(walkedText(r.m.panel.obj), "Afterwards:") })
 	txt := r.text(r.m.panel.obj)
-	assert.Contains(t, txt, "system-part1")
-	assert.NotContains(t, txt, "No plan:")
-	assert.Contains(t, txt, "Device OS 1.5.2 -> 2.3.1 (upgrade)")
 	assert.Contains(t, txt, "Enter DFU mode")
-	assert.Contains(t, txt, "LED: blinking yellow")
+	assert.NotContains(t, txt, "No plan:")
+	var s *targetSection
+	onUIWait(func() {
+		for _, x := range r.m.runs.targets {
+			if x.d.Platform != nil && x.d.Platform.Name == "photon" {
+				s = x
+			}
+		}
+	})
+	require.NotNil(t, s)
+	var rows []string
+	onUIWait(func() { rows, _ = rowsNow(s.checklist) })
+	assert.Contains(t, rows, "system-part1 | 1.5.2 → 2.3.1 · will write")
+	details := planDetails(r, s)
+	assert.Contains(t, details, "Device OS 1.5.2 -> 2.3.1 (upgrade)")
+	assert.Contains(t, details, "LED: blinking yellow")
 }
 
 // TestKeyboardSwitchesTabs: Ctrl+1/2/3 reach every screen without a mouse.
@@ -500,4 +521,30 @@ func TestNoApplicationShowsSafeMode(t *testing.T) {
 		return strings.Contains(b.String(), "Safe mode: there is no application.")
 	})
 	assert.Contains(t, r.text(r.m.left), "Safe mode")
+}
+
+// TestRecoveryWizardNoticesConnectedBoard: picking a board that is already plugged in
+// says so: the DFU Argon of the demo is found at once, the running Boron needs no buttons.
+func TestRecoveryWizardNoticesConnectedBoard(t *testing.T) {
+	r := newRig(t, true)
+	r.waitDemo()
+	onUIWait(func() {
+		r.m.tabs.SelectIndex(1)
+		r.m.wizard.board.SetSelected("Boron")
+	})
+	onUIWait(func() {
+		assert.Contains(t, r.m.wizard.status.Text, "is already connected, in")
+		assert.Contains(t, r.m.wizard.status.Text, "no buttons are needed")
+		assert.True(t, r.m.wizard.goTo.Visible())
+		test.Tap(r.m.wizard.goTo)
+		assert.Equal(t, 0, r.m.tabs.SelectedIndex(), "the Boron's panel is shown")
+	})
+	onUIWait(func() {
+		r.m.tabs.SelectIndex(1)
+		r.m.wizard.board.SetSelected("Argon")
+	})
+	onUIWait(func() {
+		assert.NotEmpty(t, r.m.wizard.found, "the DFU Argon is the one being rescued")
+		assert.Contains(t, r.m.wizard.status.Text, "Found your Argon")
+	})
 }

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ type wizard struct {
 	ledWords *widget.Label
 	status   *widget.Label
 	start    *widget.Button
+	goTo     *widget.Button // "Show it in Devices", for a board already connected
 	steps    []led.Step
 	waiting  bool
 	found    string // key of the DFU device that appeared
@@ -63,6 +65,9 @@ func newWizard(m *mainUI) *wizard {
 	z.board.PlaceHolder = "Which board is it?"
 	z.start = widget.NewButton("I have done it: wait for my device", func() { z.wait() })
 	z.start.Disable()
+	z.goTo = widget.NewButton("Show it in Devices", nil)
+	z.goTo.Importance = widget.HighImportance
+	z.goTo.Hide()
 	intro := widget.NewLabel("Use this when a device does not appear in the list or does not answer. " +
 		"Putting it in DFU mode (blinking yellow) with its buttons works even when its firmware is broken.")
 	intro.Wrapping = fyne.TextWrapWord
@@ -70,7 +75,7 @@ func newWizard(m *mainUI) *wizard {
 		widget.NewLabelWithStyle("Recovery wizard", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		intro, z.board, z.recipe,
 		container.NewBorder(nil, nil, container.NewCenter(z.light.box), nil, container.NewVBox(z.holding, z.say, z.ledWords)),
-		z.start, z.status))
+		z.start, z.status, z.goTo))
 	return z
 }
 
@@ -86,14 +91,19 @@ func (z *wizard) pick(p *platform.Platform) {
 	if z.stopAnim != nil {
 		z.stopAnim()
 	}
+	z.goTo.Hide()
 	if len(z.steps) == 0 {
 		z.holding.SetText("This board has no MODE button you can reach.")
 		z.say.SetText("")
 		z.light.set(led.DFU)
 		z.ledWords.SetText("Expected LED: " + led.DFU.String())
+		z.already(p)
 		return
 	}
 	z.frame(0)
+	if z.already(p) {
+		return
+	}
 	ctx, cancel := context.WithCancel(z.m.ctx)
 	z.stopAnim = cancel
 	steps := z.steps
@@ -116,6 +126,34 @@ func (z *wizard) pick(p *platform.Platform) {
 			}
 		}
 	}()
+}
+
+// already notices a board of this kind that is connected now: one in DFU mode is the one
+// being rescued (the wizard is done at once); one in another mode answers over USB, so
+// no buttons are needed: the app puts it in DFU mode itself when it flashes.
+func (z *wizard) already(p *platform.Platform) bool {
+	var other *device.Device
+	for _, k := range z.m.order {
+		d := z.m.devices[k]
+		if d.Platform == nil || d.Platform.ID != p.ID || d.Missing || z.m.held(d.ID) {
+			continue
+		}
+		if d.Mode == device.ModeDFU {
+			z.seen(d)
+			return true
+		}
+		if other == nil {
+			other = &d
+		}
+	}
+	if other != nil {
+		d := *other
+		z.status.SetText(fmt.Sprintf("Your %s %s is already connected, in %s. It answers over USB, so no buttons are needed: "+
+			"choose a Device OS version in its panel and Particle Flasher puts it in DFU mode itself.", platformName(d.Platform), shortID(d), modeWords(d)))
+		z.goTo.OnTapped = func() { z.m.selectKey(d.Key) }
+		z.goTo.Show()
+	}
+	return false
 }
 
 // frame draws the animation at time at: which buttons are held, the caption and the LED.

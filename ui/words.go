@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
 
+	"github.com/particle-flasher/particle-flasher/flasher/demo"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
 	"github.com/particle-flasher/particle-flasher/flasher/module"
@@ -74,9 +75,7 @@ func shortID(d device.Device) string {
 	if id == "" {
 		return "ID unknown"
 	}
-	if len(id) > 8 {
-		return id[:8] + "..."
-	}
+	// The whole ID: the row's label cuts it with an ellipsis only where there is no room.
 	return id
 }
 
@@ -132,7 +131,8 @@ func diagnose(d device.Device) []string {
 	b := d.Boot
 	switch {
 	case d.Mode == device.ModeDFU && b.Mode == state.ModeDFU:
-		out = append(out, fmt.Sprintf("DFU mode: %s. Flash Device OS to bring this %s back.", b.Why, name))
+		// The LED line above already says "DFU mode": the diagnosis says why it matters.
+		out = append(out, fmt.Sprintf("%s. Flash Device OS to bring this %s back.", upperFirst(b.Why), name))
 	case d.Mode == device.ModeDFU && b.Mode == state.ModeSafe:
 		out = append(out, fmt.Sprintf("DFU mode. Leaving it would start Device OS in %s.", b))
 	case d.Mode == device.ModeSafe || b.Mode == state.ModeSafe && d.Mode.RunsDeviceOS():
@@ -240,4 +240,22 @@ func showError(err error, w fyne.Window) {
 		return
 	}
 	dialog.ShowError(errors.New(errorWords(err)), w)
+}
+
+// isVirtual reports one of the demo's virtual devices (reached through demo.Bus).
+func isVirtual(d device.Device) bool {
+	for _, dr := range d.Doors {
+		if dr.Path == demo.Path {
+			return true
+		}
+	}
+	return false
+}
+
+// virtualTag marks a virtual device's name, so nobody mistakes the demo for hardware.
+func virtualTag(d device.Device) string {
+	if isVirtual(d) {
+		return " (virtual)"
+	}
+	return ""
 }

@@ -495,8 +495,8 @@ func (j *job) waitAttached(ctx context.Context) (device.Link, error) {
 		j.setLink(l)
 		return l, nil
 	}
-	g := led.Guidance{Text: "Connect the device with a USB data cable (some cables only charge) and make sure it is powered."}
-	return j.waitMode(ctx, state.ModeUnknown, j.r.t.Find, "the device "+j.id+" to be attached", g)
+	// No guidance text: goneRemedy already says to check the cable and the power.
+	return j.waitMode(ctx, state.ModeUnknown, j.r.t.Find, "the device "+j.id+" to be attached", led.Guidance{})
 }
 
 // modeMatches reports whether the device's mode is what a step needs: DFU, listening, or

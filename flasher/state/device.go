@@ -276,6 +276,10 @@ func (d *Device) Write(m Module) {
 	m.Location = LocationMain
 	m.Present = true
 	m.Source = SourcePlan
+	if isSystem(m.Function) {
+		// What the device said it runs was about the system part this write replaces.
+		d.DeviceOS = ""
+	}
 	d.overwrite(m.Start, m.End(), m.Label(), func(o Module) bool {
 		return o.Function == m.Function && o.Index == m.Index && (o.Start == m.Start || o.Start == 0 || m.Function == platform.FuncNCP)
 	}, m.Function == platform.FuncNCP)
