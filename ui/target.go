@@ -163,7 +163,7 @@ func newTargetSection(m *mainUI, d device.Device) *targetSection {
 		return t
 	}
 	if cat, err := cache.Embedded(); err != nil {
-		setShown(t.status, "The firmware catalog cannot be read: " + errText(err) + "\nWhat to do: " + orWord(remedy.Of(err), "choose local files instead."))
+		setShown(t.status, "The firmware catalog cannot be read: "+errText(err)+"\nWhat to do: "+orWord(remedy.Of(err), "choose local files instead."))
 	} else {
 		for _, r := range cat.Releases(d.Platform.Name) { // newest first
 			// Nothing older than the platform's first Device OS is offered.
@@ -854,7 +854,7 @@ func (t *targetSection) prepareResumeNote() {
 				now += " with Device OS " + v
 			}
 			t.checklist.show(pr.Plan, pr.Reading.State)
-			setShown(t.resumeNote, upperFirst(now) + ". Resume: " + count(t.checklist.todo, "step") + " left to reach " + pr.Plan.To + ".")
+			setShown(t.resumeNote, upperFirst(now)+". Resume: "+count(t.checklist.todo, "step")+" left to reach "+pr.Plan.To+".")
 		})
 	}()
 }
