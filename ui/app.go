@@ -43,6 +43,10 @@ type Options struct {
 // Settings > Demo pace makes them faster.
 const DefaultDemoScale = 1.0
 
+// screenMargin is the share of the screen the window may take (fitScreen): room for the
+// desktop's panels and the window's frame.
+const screenMargin = 0.92
+
 // screenshotScale is the pace of the screenshot walk: fast, but slow enough to catch a
 // run in the middle.
 const screenshotScale = 0.2

@@ -9,10 +9,6 @@ import (
 	"github.com/go-gl/glfw/v3.3/glfw"
 )
 
-// screenMargin is the share of the screen the window may take: room for the desktop's
-// panels and the window's frame.
-const screenMargin = 0.92
-
 // fitScreen shrinks the window, once it is up, to fit the screen it opened on: at
 // FYNE_SCALE=1.5 the 1100x700 default is 1650x1050 pixels, larger than a 1600x1000
 // screen. Fyne has no monitor API, so the size comes from GLFW, which Fyne's desktop

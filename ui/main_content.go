@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -186,7 +187,7 @@ func notShowingHelp() string {
 // demoBanner says, above the device list, that the demo's devices are virtual and how fast
 // they go, so nobody mistakes them for hardware or their pace for a real device's.
 func (m *mainUI) demoBanner() fyne.CanvasObject {
-	l := widget.NewLabel(fmt.Sprintf("Demo: the devices marked (virtual) are simulated on this computer; nothing is written to real hardware. "+
+	l := widget.NewLabel(fmt.Sprintf("Demo: the devices marked virtual are simulated on this computer; nothing is written to real hardware. "+
 		"Pace: %s (Settings > Demo pace).", demoPaceWords(m.opts.DemoScale)))
 	l.Wrapping = fyne.TextWrapWord
 	l.Importance = widget.WarningImportance
@@ -338,18 +339,25 @@ func rowOf(o fyne.CanvasObject) *deviceRow { return o.(*deviceRow) }
 
 func (r *deviceRow) CreateRenderer() fyne.WidgetRenderer {
 	badge := container.NewStack(r.badge, r.mode)
-	// The ID takes the room left and is cut with an ellipsis only where there is none: a
-	// wide window shows all 24 characters.
+	// The name over the ID, each cut with an ellipsis only where there is no room: a wide
+	// list shows all 24 characters of the ID, a narrow one never lets them run under the
+	// mode badge.
+	r.name.Truncation = fyne.TextTruncateEllipsis
 	r.id.Truncation = fyne.TextTruncateEllipsis
-	r.texts = container.NewBorder(nil, nil, r.name, nil, r.id)
-	r.outer = container.NewBorder(nil, nil, container.NewCenter(r.light.box), badge, r.texts)
+	r.id.Importance = widget.LowImportance
+	r.texts = container.New(layout.NewCustomPaddedVBoxLayout(-12), r.name, r.id)
+	r.outer = container.NewBorder(nil, nil, container.NewCenter(r.light.box), container.NewCenter(badge), r.texts)
 	return widget.NewSimpleRenderer(r.outer)
 }
 
 func (r *deviceRow) set(d device.Device) {
 	r.light.set(ledFor(d))
-	r.name.SetText(platformName(d.Platform) + virtualTag(d))
-	r.id.SetText(shortID(d))
+	r.name.SetText(platformName(d.Platform))
+	id := shortID(d)
+	if isVirtual(d) {
+		id = "virtual · " + id
+	}
+	r.id.SetText(id)
 	r.mode.SetText(modeWords(d))
 	r.badge.FillColor = badgeColor(d)
 	r.badge.Refresh()

@@ -187,7 +187,7 @@ func TestDemoListShowsModesInWords(t *testing.T) {
 	// The Photon shows as running until its reading says safe mode: wait for the words.
 	r.eventually("every mode in words", func() bool {
 		list := walkedText(r.m.left)
-		for _, want := range []string{"Photon", "Safe mode", "Boron", "Normal", "Argon", "DFU mode", "(virtual)"} {
+		for _, want := range []string{"Photon", "Safe mode", "Boron", "Normal", "Argon", "DFU mode", "virtual · "} {
 			if !strings.Contains(list, want) {
 				return false
 			}
@@ -546,5 +546,23 @@ func TestRecoveryWizardNoticesConnectedBoard(t *testing.T) {
 	onUIWait(func() {
 		assert.NotEmpty(t, r.m.wizard.found, "the DFU Argon is the one being rescued")
 		assert.Contains(t, r.m.wizard.status.Text, "Found your Argon")
+	})
+}
+
+// TestFitsSmallWindow: at 800x600 (less the desktop's margin, as fitScreen leaves it) every
+// tab fits: nothing a person needs is pushed out of the window, the plan of a selected
+// device included.
+func TestFitsSmallWindow(t *testing.T) {
+	r := newRunRig(t, 0)
+	s := r.section("photon")
+	r.pick(s, "2.3.1")
+	limit := fyne.NewSize(800*screenMargin, 600*screenMargin)
+	onUIWait(func() {
+		for i, tab := range r.m.tabs.Items {
+			r.m.tabs.SelectIndex(i)
+			ms := r.m.content().MinSize()
+			assert.LessOrEqual(t, ms.Width, limit.Width, "%s tab is %v wide", tab.Text, ms)
+			assert.LessOrEqual(t, ms.Height, limit.Height, "%s tab is %v high", tab.Text, ms)
+		}
 	})
 }
