@@ -751,7 +751,8 @@ func TestProtectedDeviceInTheApp(t *testing.T) {
 	onUIWait(func() {
 		assert.Contains(t, sec.status.Text, "Service Mode")
 		assert.Contains(t, sec.status.Text, "6.1.1")
-		assert.Contains(t, sec.status.Text, "particle device-protection disable")
+		assert.Contains(t, sec.status.Text, "Particle Console")
+		assert.NotContains(t, sec.status.Text, "particle device-protection", "no command line in the app")
 		assert.True(t, sec.start.Disabled() || !sec.start.Visible(), "no Start for a protected device")
 	})
 	assert.True(t, d.Protected())

@@ -135,21 +135,21 @@ func sequence(m string, goal Goal) string {
 func usb(b board, goal Goal) string {
 	switch goal {
 	case GoalDFU:
-		s := "use USB: Particle Flasher can switch it to DFU mode for you (like `particle usb dfu`)"
+		s := "use USB: Particle Flasher can switch it to DFU mode for you"
 		if b.led.SerialDFU {
 			s += "; with Device OS older than 2.0.0 the Particle CLI cannot do this, but opening its " +
 				"USB serial port at 14400 baud still does"
 		}
 		return s
 	case GoalSafeMode:
-		return "use USB: Particle Flasher can switch it to safe mode for you (like `particle usb safe-mode`)"
+		return "use USB: Particle Flasher can switch it to safe mode for you"
 	case GoalListening:
-		return "use USB: Particle Flasher can switch it to listening mode for you (like `particle usb start-listening`)"
+		return "use USB: Particle Flasher can switch it to listening mode for you"
 	case GoalNormal:
-		return "use USB: Particle Flasher restarts it for you (like `particle usb reset`, which in DFU " +
-			"mode makes the bootloader leave DFU)"
+		return "use USB: Particle Flasher restarts it for you (a reset over USB makes the bootloader " +
+			"leave DFU mode)"
 	}
-	return "use USB: Particle Flasher can restart it for you (like `particle usb reset`)"
+	return "use USB: Particle Flasher can restart it for you"
 }
 
 func byHand(goal Goal) string {

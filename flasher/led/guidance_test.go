@@ -83,14 +83,15 @@ func TestButtonsWithoutModeButton(t *testing.T) {
 		s := Buttons(plat(t, name), GoalDFU)
 		assert.Contains(t, s, "carrier board", name)
 		assert.Contains(t, s, "hold down MODE, tap RESET", name)
-		assert.Contains(t, s, "particle usb dfu", name)
+		assert.Contains(t, s, "Particle Flasher can switch it to DFU mode for you", name)
+		assert.NotContains(t, s, "`", "no command line in words for people")
 	}
 	// P1 is Gen2: old Device OS needs the 14400-baud trick
 	assert.Contains(t, Buttons(plat(t, "p1"), GoalDFU), "14400")
 	tr := Buttons(plat(t, "tracker"), GoalDFU)
 	assert.Contains(t, tr, "Tracker One")
 	assert.Contains(t, tr, "cannot be put into DFU mode by hand")
-	assert.Contains(t, Buttons(plat(t, "tracker"), GoalListening), "particle usb start-listening")
+	assert.Contains(t, Buttons(plat(t, "tracker"), GoalListening), "Particle Flasher can switch it to listening mode for you")
 }
 
 func TestExpectDFU(t *testing.T) {
@@ -179,7 +180,7 @@ func TestExpectEveryGoal(t *testing.T) {
 	assert.Contains(t, r.Do, "missing or too old")
 	bs := Expect(plat(t, "bsom"), GoalNormal)
 	r, _ = bs.RemedyFor(DFU)
-	assert.Contains(t, r.Do, "particle usb reset")
+	assert.Contains(t, r.Do, "Particle Flasher can restart it for you")
 	assert.Empty(t, Expect(nil, Goal(0)).IfNot)
 }
 

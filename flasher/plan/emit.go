@@ -104,7 +104,7 @@ func (e *emitter) setupDone() bool {
 	after := e.model.Boot().Mode
 	e.add(Step{ID: "setup-done", Kind: KindSetupDone, Mode: after, Estimate: setupDoneTime, LED: running(e.p, after),
 		Why: "Device OS " + e.model.DeviceOSName() + " waits in listening mode (blinking dark blue) until the device's setup is marked done: " + waiting.Why +
-			". Particle Flasher marks it done (USB control request 73, as `particle usb setup-done` does) and the device goes on to run its application."})
+			". Particle Flasher marks it done over USB (control request 73, as Particle's own tools do) and the device goes on to run its application."})
 	e.cur = after
 	return true
 }

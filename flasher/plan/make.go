@@ -122,13 +122,16 @@ func Make(st state.Device, t Target) (*Plan, error) {
 	// Device Protection: a protected device is only written in Service Mode, which only
 	// Particle's cloud can open; in Service Mode, nothing below 6.1.1.
 	if st.Protection == state.ProtectionProtected {
-		return nil, fail(ErrProtected,
-			"Put the device in Service Mode with Particle's cloud, then run this again within 24 hours: with the Particle CLI logged in to the account or product that owns the device, "+
-				"`particle device-protection disable` while it is connected over USB (it stays in Service Mode for 20 restarts or 24 hours; `particle device-protection enable` ends it sooner). "+
-				"Or turn Device Protection off for the device in the Particle Console.",
+		// The words name what to do in any front end; the Particle CLI's command line is
+		// kept apart for the command line to show (remedy.Command).
+		return nil, remedy.WithCommand(&Error{Kind: ErrProtected, Msg: fmt.Sprintf(
 			"this %s has Device Protection: its flash is locked against every change that Particle's cloud has not authorised, and this tool works without the cloud. "+
 				"It can be flashed locally only in Service Mode, and never below Device OS %s",
-			p.DisplayName, protectedMinName)
+			p.DisplayName, protectedMinName)},
+			"Put the device in Service Mode with Particle's cloud, then try again within 24 hours: with Particle's command-line tool logged in to the account or product that owns the device, "+
+				"disable Device Protection while the device is connected over USB (it stays in Service Mode for 20 restarts or 24 hours). "+
+				"Or turn Device Protection off for the device in the Particle Console.",
+			"particle device-protection disable")
 	}
 	if st.Protection == state.ProtectionService {
 		if tgtSys != 0 && tgtSys < protectedMinSystem || tgtBoot != nil && tgtBoot.Version < protectedMinBootloader {

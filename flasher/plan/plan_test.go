@@ -554,7 +554,8 @@ func TestPlans(t *testing.T) {
 				assert.Contains(t, err.Error(), "has Device Protection")
 				assert.Contains(t, err.Error(), "only in Service Mode")
 				assert.Contains(t, err.Error(), "never below Device OS 6.1.1")
-				assert.Contains(t, remedy.Of(err), "particle device-protection disable")
+				assert.Contains(t, remedy.Of(err), "Particle Console")
+				assert.Equal(t, "particle device-protection disable", remedy.Command(err))
 				assert.Contains(t, remedy.Of(err), "Particle's cloud")
 			},
 		},

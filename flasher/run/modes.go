@@ -512,7 +512,7 @@ func (j *job) endServiceMode(ctx context.Context, s *plan.Step) error {
 	sctx, cancel := context.WithTimeout(ctx, j.r.t.Step)
 	defer cancel()
 	if err := c.EndServiceMode(sctx); err != nil {
-		return remedy.With(fmt.Errorf("end Service Mode: %w", err), "Service Mode ends by itself after 20 restarts or 24 hours; `particle device-protection enable` ends it at once.")
+		return remedy.With(fmt.Errorf("end Service Mode: %w", err), "Service Mode ends by itself after 20 restarts or 24 hours; re-enabling Device Protection with Particle's command-line tool ends it at once.")
 	}
 	ps, err := c.ProtectedState(sctx)
 	if err == nil && !ps.Protected {
