@@ -4,6 +4,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/run"
 )
 
 // TestStalePlanAndResultGoWhenTheDeviceChanges: a plan belongs to the device as it was
@@ -124,4 +127,48 @@ func logText(r *rig) string {
 	var s string
 	onUIWait(func() { s = r.m.logv.plain() })
 	return s
+}
+
+// TestAlreadyCorrectPartsAreNotWritten: the Boron's SoftDevice is already the one 4.1.0
+// brings: its row is ticked "already correct" before Start, stays so through the run, and
+// no step of the run touches it; the device ends with the same SoftDevice.
+func TestAlreadyCorrectPartsAreNotWritten(t *testing.T) {
+	r := newRunRig(t, 0)
+	s := r.section("boron")
+	r.pick(s, "4.1.0")
+	var rows []string
+	var states []rowState
+	onUIWait(func() { rows, states = rowsNow(s.checklist) })
+	correct := -1
+	for i, row := range rows {
+		if strings.HasPrefix(row, "softdevice | ") {
+			correct = i
+		}
+	}
+	require.GreaterOrEqual(t, correct, 0, "a SoftDevice row: %q", rows)
+	assert.Equal(t, rowCorrect, states[correct])
+	assert.Contains(t, rows[correct], "already correct")
+	d := r.simOf("boron")
+	radio := func() string {
+		for _, m := range d.Modules() {
+			if m.Function == platform.FuncRadio && m.Present {
+				return fmt.Sprintf("%d/%x", m.Version, m.SHA256)
+			}
+		}
+		return ""
+	}
+	before := radio()
+	require.NotEmpty(t, before)
+	r.tap(s.start)
+	require.Contains(t, r.waitCard(s), "verified")
+	onUIWait(func() {
+		_, states = rowsNow(s.checklist)
+		assert.Equal(t, rowCorrect, states[correct], "still ticked, never run")
+		for _, e := range s.view.rec.Events {
+			if e.Event == run.EvStep {
+				assert.NotContains(t, strings.ToLower(e.StepID), "softdevice", "no step for the SoftDevice")
+			}
+		}
+	})
+	assert.Equal(t, before, radio(), "the same SoftDevice on the device")
 }
