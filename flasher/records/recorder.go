@@ -124,22 +124,25 @@ func (r *Recorder) setSpooling(on bool, err error) {
 // finished row it returns the unit's finished rows of other runs on other stations (a
 // unit flashed on two benches), as far as the store can tell now.
 func (r *Recorder) Record(ctx context.Context, row Row) (others []Row, err error) {
+	var putErr error
 	if r.spool.Len() == 0 {
 		wctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
-		err := r.o.Store.Put(wctx, row)
+		putErr = r.o.Store.Put(wctx, row)
 		cancel()
-		if err == nil {
+		if putErr == nil {
 			if Finished(row.Result) {
 				others = r.othersOf(ctx, row)
 			}
 			return others, nil
 		}
-		r.setSpooling(true, err)
 	}
 	if err := r.spool.Append(row); err != nil {
 		return nil, err
 	}
-	r.setSpooling(true, r.Status().Err)
+	if putErr == nil {
+		putErr = r.Status().Err
+	}
+	r.setSpooling(true, putErr)
 	select {
 	case r.kick <- struct{}{}:
 	default:
