@@ -12,12 +12,13 @@ import (
 // Status is how recording goes, for the person at the bench.
 type Status struct {
 	// Spooling: rows are waiting in the spool because the store cannot be reached.
-	Spooling bool
+	Spooling bool `json:"spooling"`
 	// Pending is how many rows wait; Err why the last write failed (nil once caught up).
-	Pending int
-	Err     error
+	Pending int   `json:"pending"`
+	Err     error `json:"-"`
 	// Where names the store and SpoolPath the spool file.
-	Where, SpoolPath string
+	Where     string `json:"where"`
+	SpoolPath string `json:"spool"`
 }
 
 // RecorderOptions configure a Recorder.

@@ -164,4 +164,6 @@ func TestRecorderSpoolsWhilePostgresIsDown(t *testing.T) {
 	assert.Equal(t, records.ResultInterrupted, rows[0].Result)
 }
 
-func idN(i int) string { return "e00fce68eeeeeeeeeeeeee" + string(rune('0'+i/10)) + string(rune('0'+i%10)) }
+func idN(i int) string {
+	return "e00fce68eeeeeeeeeeeeee" + string(rune('0'+i/10)) + string(rune('0'+i%10))
+}
