@@ -44,7 +44,9 @@ func TestFactoryRecordsSection(t *testing.T) {
 		require.NotNil(t, box)
 		f = box.r
 	})
-	onUIWait(func() { assert.Equal(t, records.DefaultFile(r.m.runs.StateDir), f.dsn(), "SQLite in the state directory by default") })
+	onUIWait(func() {
+		assert.Equal(t, records.DefaultFile(r.m.runs.StateDir), f.dsn(), "SQLite in the state directory by default")
+	})
 
 	// A database that is not there.
 	onUIWait(func() {
