@@ -266,11 +266,12 @@ func TestFactoryRecordsSurviveFaults(t *testing.T) {
 	require.NoError(t, pg.Stop())
 	// B starts a unit while the database is down (its running row is spooled), and is
 	// killed in the middle of it.
-	startedB := b.count(factory.EvStarted, nil)
+	progress := func() int {
+		return b.count(factory.EvRun, func(e factory.Event) bool { return e.Run != nil && e.Run.Event == "progress" })
+	}
+	startedB, progressB := b.count(factory.EvStarted, nil), progress()
 	waitEv("B starting a unit with the database down", func() bool { return b.count(factory.EvStarted, nil) > startedB })
-	waitEv("B writing", func() bool {
-		return b.count(factory.EvRun, func(e factory.Event) bool { return e.Run != nil && e.Run.Event == "progress" }) > 0
-	})
+	waitEv("B writing", func() bool { return progress() > progressB })
 	require.NoError(t, b.cmd.Process.Signal(syscall.SIGKILL))
 	<-b.done
 	finishedB := b.count(factory.EvFinished, nil)
