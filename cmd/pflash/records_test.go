@@ -146,3 +146,30 @@ func TestFactoryRecordsDefaultSQLite(t *testing.T) {
 	require.Equal(t, 0, code)
 	assert.Equal(t, devs[0].Identity().ICCID+"\n", out, "only the Boron has a SIM")
 }
+
+// A unit flashed on one station and plugged into another is flagged there (the store has
+// its finished run on the first), and the report lists it as flashed on two stations.
+func TestFactoryFlagsAUnitOnTwoStations(t *testing.T) {
+	target := recordTarget(t)
+	d, err := sim.New(recordUnitOptions(t, "boron"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	flashInProcess(t, d)
+	factoryFast(t)
+	db := filepath.Join(t.TempDir(), "line.db")
+	for i, station := range []string{"line-1", "line-2"} {
+		code, out, errb := flashRun(t, "factory", "--to", target, "--count", "1", "--state-dir", t.TempDir(), "--db", db,
+			"--station", station, "--lot", "L", "--report", filepath.Join(t.TempDir(), "r.csv"))
+		require.Equal(t, 0, code, "%s\n%s", out, errb)
+		if i == 0 {
+			assert.NotContains(t, errb, "also flashed on another station")
+			continue
+		}
+		assert.Contains(t, errb, "Warning: device "+d.ID()+" was also flashed on another station: line-1 at ")
+	}
+	code, out, errb := flashRun(t, "report", "--db", db, "--lot", "L")
+	require.Equal(t, 0, code, errb)
+	assert.Contains(t, out, "Flashed on more than one station: 1\n  "+d.ID())
+	assert.Contains(t, out, "Flashed more than once: 1")
+	assert.Contains(t, out, "By result: already 1", "the latest run found it at the target")
+}
