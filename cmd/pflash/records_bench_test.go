@@ -25,6 +25,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/factory"
 	"github.com/particle-flasher/particle-flasher/flasher/records"
+	frun "github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
 	"github.com/particle-flasher/particle-flasher/internal/testpg"
@@ -44,6 +45,12 @@ func TestFactoryBenchProcess(t *testing.T) {
 	var args []string
 	require.NoError(t, json.Unmarshal([]byte(os.Getenv(envBenchArgs)), &args))
 	factoryFast(t)
+	// The runner's waits bounded as for in-process devices at scale 0 (flashInProcess),
+	// over the real USB door.
+	old := flashTimeouts
+	flashTimeouts = frun.Timeouts{Find: 5 * time.Second, EnterMode: 5 * time.Second, Buttons: time.Second,
+		Reenumerate: 5 * time.Second, Apply: 10 * time.Second, Settle: 2 * time.Second, EstimateFactor: -1}
+	t.Cleanup(func() { flashTimeouts = old })
 	code := run(args, os.Stdout, os.Stderr)
 	require.Equal(t, 0, code, "pflash %s", strings.Join(args, " "))
 }
@@ -257,9 +264,11 @@ func TestFactoryRecordsSurviveFaults(t *testing.T) {
 	a := startBench(t, fa, "A", benchArgs(target, dsn, "bench-a", stateA, "--jobs", "2")...)
 	b := startBench(t, fb, "B", benchArgs(target, dsn, "bench-b", stateB, "--jobs", "2")...)
 
+	t0 := time.Now()
 	waitEv := func(what string, cond func() bool) {
 		t.Helper()
 		require.True(t, waitFor(2*time.Minute, cond), "waiting for %s\nA:\n%s\nB:\n%s", what, a.output(), b.output())
+		t.Logf("%5.1fs %s", time.Since(t0).Seconds(), what)
 	}
 	// PostgreSQL goes away once bench A has finished a unit.
 	waitEv("A's first unit", func() bool { return a.count(factory.EvFinished, nil) >= 1 })
@@ -285,7 +294,9 @@ func TestFactoryRecordsSurviveFaults(t *testing.T) {
 	// B again, same station and state directory.
 	b2 := startBench(t, fb, "B again", benchArgs(target, dsn, "bench-b", stateB, "--jobs", "2")...)
 	a.wait(t, 4*time.Minute)
+	t.Logf("%5.1fs A done", time.Since(t0).Seconds())
 	b2.wait(t, 4*time.Minute)
+	t.Logf("%5.1fs B again done", time.Since(t0).Seconds())
 	assert.Positive(t, a.count(factory.EvRecords, func(e factory.Event) bool { return e.Records != nil && !e.Records.Spooling }),
 		"A said the spool was sent:\n%s", a.output())
 
