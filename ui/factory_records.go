@@ -281,7 +281,7 @@ func (r *factoryRecords) open(ctx context.Context) (*records.Recorder, factory.O
 	o.Finished = map[string]bool{}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if rows, err := s.Rows(qctx, records.Filter{Station: o.Station, Lot: o.Lot}); err == nil {
+	if rows, err := s.Rows(qctx, records.Filter{Station: o.Station, Lot: o.Lot, Since: time.Now().Add(-records.RestartWindow)}); err == nil {
 		for _, row := range rows {
 			if records.Finished(row.Result) {
 				o.Finished[row.DeviceID] = true

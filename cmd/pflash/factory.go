@@ -58,8 +58,9 @@ func newFactoryCmd(g *globals) *cobra.Command {
 			"report` reads the store. With --protect-with FILE (a protected bootloader build)\n" +
 			"each unit of that platform is protected at the end of its run, without the cloud.\n\n" +
 			"It runs until Ctrl-C (which lets the running units stop at a safe point) or, with\n" +
-			"--count N, until N units finished. With --json, one event per line (attached, started,\n" +
-			"run, finished, duplicate, detached, totals). Exit code 1 when any unit failed.",
+			"--count N, until N units finished (units this station had finished before a restart\n" +
+			"count). With --json, one event per line (attached, started, run, finished, duplicate,\n" +
+			"detached, totals, recorded, records). Exit code 1 when any unit failed.",
 		Args: cobra.NoArgs,
 		RunE: writeCommand(g, func(ctx context.Context) error { return runFactory(ctx, g, f) }),
 	}

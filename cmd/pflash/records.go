@@ -65,7 +65,7 @@ func openRecords(ctx context.Context, db, stateDir, station, lot string, out *fa
 	}
 	finished := map[string]bool{}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	rows, err := store.Rows(qctx, records.Filter{Station: station, Lot: lot})
+	rows, err := store.Rows(qctx, records.Filter{Station: station, Lot: lot, Since: time.Now().Add(-records.RestartWindow)})
 	cancel()
 	if err == nil {
 		for _, r := range rows {

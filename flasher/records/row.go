@@ -24,6 +24,11 @@ const (
 	ResultInterrupted = "interrupted"
 )
 
+// RestartWindow is how far back a bench that starts looks for the units its station
+// finished: those still in their sockets after a crash or a restart are left alone. Older
+// runs (yesterday's lot, a unit back for rework) do not hold a unit back.
+const RestartWindow = 12 * time.Hour
+
 // Finished reports whether a result is the end of a run (ok, already or failed).
 func Finished(result string) bool {
 	return result == ResultOK || result == ResultAlready || result == ResultFailed
