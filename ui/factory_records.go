@@ -270,24 +270,14 @@ func (r *factoryRecords) open(ctx context.Context) (*records.Recorder, factory.O
 	if err != nil {
 		return nil, o, remedy.With(err, "Give a SQLite file path, or postgres://user@host/database.")
 	}
-	spool := filepath.Join(r.stateDir(), "records-spool-"+safeName(station)+".jsonl")
-	rec, err := records.NewRecorder(records.RecorderOptions{Store: s, SpoolPath: spool, Station: station,
+	rec, err := records.NewRecorder(records.RecorderOptions{Store: s, SpoolPath: records.SpoolFile(r.stateDir(), station), Station: station,
 		OnStatus: func(st records.Status) { onUI(func() { r.showSpooling(st) }) }})
 	if err != nil {
 		_ = s.Close()
 		return nil, o, remedy.With(err, "Give each bench its own station name.")
 	}
 	o.Recorder = rec
-	o.Finished = map[string]bool{}
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if rows, err := s.Rows(qctx, records.Filter{Station: o.Station, Lot: o.Lot, Since: time.Now().Add(-records.RestartWindow)}); err == nil {
-		for _, row := range rows {
-			if records.Finished(row.Result) {
-				o.Finished[row.DeviceID] = true
-			}
-		}
-	}
+	o.Finished = records.FinishedRecently(ctx, s, o.Station, o.Lot)
 	return rec, o, nil
 }
 
@@ -298,14 +288,4 @@ func (r *factoryRecords) showSpooling(st records.Status) {
 		return
 	}
 	r.setStatus("Records: "+st.Where+" is reachable; every row is in it.", widget.SuccessImportance)
-}
-
-// safeName keeps a station name usable in a file name.
-func safeName(s string) string {
-	return strings.Map(func(c rune) rune {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
-			return c
-		}
-		return '_'
-	}, s)
 }

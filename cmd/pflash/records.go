@@ -38,17 +38,6 @@ func openStore(dsn string) (records.Store, error) {
 	return st, nil
 }
 
-// spoolName is a station's spool file in the state directory.
-func spoolName(stateDir, station string) string {
-	safe := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-			return r
-		}
-		return '_'
-	}, station)
-	return filepath.Join(stateDir, "records-spool-"+safe+".jsonl")
-}
-
 // openRecords opens the bench's recorder (sending what an earlier session left in the
 // spool) and reads which units this station already finished in this lot, from the store
 // and from the spool.
@@ -57,23 +46,13 @@ func openRecords(ctx context.Context, db, stateDir, station, lot string, out *fa
 	if err != nil {
 		return nil, nil, err
 	}
-	rec, err := records.NewRecorder(records.RecorderOptions{Store: store, SpoolPath: spoolName(stateDir, station), Station: station,
+	rec, err := records.NewRecorder(records.RecorderOptions{Store: store, SpoolPath: records.SpoolFile(stateDir, station), Station: station,
 		OnStatus: out.recordsStatus})
 	if err != nil {
 		_ = store.Close()
 		return nil, nil, &exitError{code: exitFailed, err: remedy.With(err, "Check that the state directory is writable, and that no other bench uses the same --station and --state-dir.")}
 	}
-	finished := map[string]bool{}
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	rows, err := store.Rows(qctx, records.Filter{Station: station, Lot: lot, Since: time.Now().Add(-records.RestartWindow)})
-	cancel()
-	if err == nil {
-		for _, r := range rows {
-			if records.Finished(r.Result) {
-				finished[r.DeviceID] = true
-			}
-		}
-	}
+	finished := records.FinishedRecently(ctx, store, station, lot)
 	return rec, finished, nil
 }
 

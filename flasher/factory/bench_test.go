@@ -14,13 +14,10 @@ import (
 	"github.com/particle-flasher/particle-flasher/internal/testpg"
 )
 
-// BenchmarkFactoryThroughput is issue 8's acceptance 2: the throughput of a bench
-// flashing 8 Borons in parallel (the real 1.5.2 -> 4.1.0 files, at sim time scale 1 - a
-// real device's pace - through the runner and simdoor in this process) as a ratio to one
-// Boron alone ("x-parallel", goal >= 6), with both throughputs in units per minute. The
-// same measurement is `pflash bench`. It reports, never asserts, times.
-func BenchmarkFactoryThroughput(b *testing.B) {
-	o := throughput.Options{
+// eightBorons is the benchmarks' bench: 8 Borons taken from 1.5.2 to 4.1.0 with the real
+// release files, at sim time scale 1 (a real device's pace).
+func eightBorons(b *testing.B) throughput.Options {
+	return throughput.Options{
 		Platform: boron(b),
 		From:     append(readFiles(b, "releases", boron152...), readFiles(b, "apps", boronApp)...),
 		Target:   target410(b),
@@ -28,6 +25,15 @@ func BenchmarkFactoryThroughput(b *testing.B) {
 		Scale:    1,
 		StateDir: b.TempDir(),
 	}
+}
+
+// BenchmarkFactoryThroughput is issue 8's acceptance 2: the throughput of a bench
+// flashing 8 Borons in parallel (the real 1.5.2 -> 4.1.0 files, at sim time scale 1 - a
+// real device's pace - through the runner and simdoor in this process) as a ratio to one
+// Boron alone ("x-parallel", goal >= 6), with both throughputs in units per minute. The
+// same measurement is `pflash bench`. It reports, never asserts, times.
+func BenchmarkFactoryThroughput(b *testing.B) {
+	o := eightBorons(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	var sum throughput.Result
@@ -73,14 +79,7 @@ func BenchmarkFactoryRecording(b *testing.B) {
 	rec, err := records.NewRecorder(records.RecorderOptions{Store: store, SpoolPath: filepath.Join(b.TempDir(), "spool.jsonl"), Station: "bench"})
 	require.NoError(b, err)
 	defer func() { _, _ = rec.Close(context.Background()) }()
-	o := throughput.Options{
-		Platform: boron(b),
-		From:     append(readFiles(b, "releases", boron152...), readFiles(b, "apps", boronApp)...),
-		Target:   target410(b),
-		Devices:  8,
-		Scale:    1,
-		StateDir: b.TempDir(),
-	}
+	o := eightBorons(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	// Connected and migrated before the clock runs, as a bench is once its first unit is

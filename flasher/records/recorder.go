@@ -5,9 +5,42 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
+
+// SpoolFile is a station's spool in a state directory: records-spool-<station>.jsonl,
+// the name kept to letters, digits and -_. so that any station name makes a file name.
+func SpoolFile(stateDir, station string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, station)
+	return filepath.Join(stateDir, "records-spool-"+safe+".jsonl")
+}
+
+// FinishedRecently lists the units a station finished in a lot within RestartWindow, as
+// far as the store can tell now (empty when it cannot be reached): a bench that starts
+// leaves those still in their sockets alone.
+func FinishedRecently(ctx context.Context, s Store, station, lot string) map[string]bool {
+	out := map[string]bool{}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rows, err := s.Rows(qctx, Filter{Station: station, Lot: lot, Since: time.Now().Add(-RestartWindow)})
+	if err != nil {
+		return out
+	}
+	for _, r := range rows {
+		if Finished(r.Result) {
+			out[r.DeviceID] = true
+		}
+	}
+	return out
+}
 
 // Status is how recording goes, for the person at the bench.
 type Status struct {
