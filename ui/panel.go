@@ -37,6 +37,7 @@ type devicePanel struct {
 	protection, setup, assets          *widget.Label
 	protectionKey, setupKey, assetsKey *widget.Label
 	modules                            *fyne.Container
+	identity                           *fyne.Container // serial number, ICCID, IMEI, NCP: what was read
 	deps                               *widget.Label
 	more                               *widget.Accordion
 	section                            *fyne.Container // the target section's body
@@ -67,6 +68,7 @@ func newDevicePanel(m *mainUI) *devicePanel {
 		modules:   container.NewGridWithColumns(len(moduleColumns)),
 		deps:      widget.NewLabel(""),
 		section:   container.NewStack(),
+		identity:  container.New(layout.NewFormLayout()),
 		bar:       container.NewStack(),
 	}
 	p.title.Truncation = fyne.TextTruncateEllipsis
@@ -83,7 +85,7 @@ func newDevicePanel(m *mainUI) *devicePanel {
 		p.setupKey, p.setup,
 		p.assetsKey, p.assets)
 	p.more = widget.NewAccordion(widget.NewAccordionItem("Device details and modules",
-		container.NewVBox(facts, widget.NewSeparator(), p.modules, p.deps)))
+		container.NewVBox(facts, p.identity, widget.NewSeparator(), p.modules, p.deps)))
 	p.header = container.NewVBox(p.title, p.led.obj, p.diagnosis, p.fixes, widget.NewSeparator())
 	header := p.header
 	p.content = container.NewVBox(p.section, p.more)
@@ -261,6 +263,15 @@ func (p *devicePanel) showFacts(d device.Device) {
 		names = append(names, a.Name)
 	}
 	shown(p.assetsKey, p.assets, strings.Join(names, ", "))
+	// Who the unit is, as far as it was read (the same facts pflash inspect prints).
+	p.identity.Objects = nil
+	for _, f := range st.Identity.Facts() {
+		v := widget.NewLabel(f.Value)
+		v.Wrapping = fyne.TextWrapBreak
+		p.identity.Add(widget.NewLabel(f.Label))
+		p.identity.Add(v)
+	}
+	p.identity.Refresh()
 }
 
 // setModules fills the module table: one row per main module, its checks in one column

@@ -566,3 +566,26 @@ func TestFitsSmallWindow(t *testing.T) {
 		}
 	})
 }
+
+// TestPanelShowsWhoTheUnitIs: the Boron's details show its serial number, and as a
+// cellular unit its ICCID and IMEI, as the device answered them.
+func TestPanelShowsWhoTheUnitIs(t *testing.T) {
+	r := newRig(t, true)
+	r.waitDemo()
+	d := r.selectPlatform("boron")
+	onUIWait(func() { r.m.panel.more.Open(0) })
+	r.eventually("the identity read", func() bool {
+		return strings.Contains(walkedText(r.m.panel.obj), "Serial number")
+	})
+	txt := r.text(r.m.panel.obj)
+	onUIWait(func() { d = r.m.devices[d.Key] })
+	id := d.Reading.Identity
+	require.NotEmpty(t, id.SerialNumber)
+	assert.Contains(t, txt, id.SerialNumber)
+	if id.ICCID != "" {
+		assert.Contains(t, txt, "ICCID\n"+id.ICCID)
+	}
+	if id.IMEI != "" {
+		assert.Contains(t, txt, "IMEI\n"+id.IMEI)
+	}
+}
