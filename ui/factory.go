@@ -104,9 +104,12 @@ func newFactoryView(m *mainUI) *factoryView {
 	intro := widget.NewLabel("Every device plugged in while the switch is on is brought to the chosen Device OS, " +
 		"several at once, and gets a row in the report. A device that already has it is left alone.")
 	intro.Wrapping = fyne.TextWrapWord
+	// The switch, what the bench is doing and its totals stay in view; the settings and
+	// the units' cards scroll under them, so the tab fits a small window.
 	top := container.NewVBox(widget.NewLabelWithStyle("Factory bench", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		intro, form, f.records.obj, f.on, f.status, f.totals, widget.NewSeparator())
-	f.obj = container.NewBorder(top, nil, nil, nil, container.NewVScroll(f.grid))
+		f.on, f.status, f.totals, widget.NewSeparator())
+	f.obj = container.NewBorder(top, nil, nil, nil,
+		container.NewVScroll(container.NewVBox(intro, form, f.records.obj, widget.NewSeparator(), f.grid)))
 	return f
 }
 
