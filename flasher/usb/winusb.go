@@ -99,6 +99,11 @@ type winSetup struct {
 	Value, Index, Length uint16
 }
 
+// packSetup lays WINUSB_SETUP_PACKET out as the 8 bytes Windows passes by value.
+func packSetup(s winSetup) uint64 {
+	return uint64(s.RequestType) | uint64(s.Request)<<8 | uint64(s.Value)<<16 | uint64(s.Index)<<32 | uint64(s.Length)<<48
+}
+
 // winInterface is the part of USB_INTERFACE_DESCRIPTOR WinUsb_QueryInterfaceSettings
 // returns that the backend uses.
 type winInterface struct {

@@ -150,7 +150,7 @@ func (sysWindows) winusbSetTimeout(h winHandle, ms uint32) error {
 // setupArgs passes WINUSB_SETUP_PACKET (8 bytes) by value: one register on 64-bit
 // Windows, two stack words on 32-bit.
 func setupArgs(s winSetup) []uintptr {
-	v := uint64(s.RequestType) | uint64(s.Request)<<8 | uint64(s.Value)<<16 | uint64(s.Index)<<32 | uint64(s.Length)<<48
+	v := packSetup(s)
 	if unsafe.Sizeof(uintptr(0)) == 8 {
 		return []uintptr{uintptr(v)}
 	}
