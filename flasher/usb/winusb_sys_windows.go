@@ -42,6 +42,11 @@ type sysWindows struct{}
 
 // werr turns a failed call's last error into a *winError with Windows' words for it.
 func werr(err error) error {
+	// A configuration manager code is told apart first: its Error and Unwrap call
+	// CM_MapCrToWin32Err, which Windows 8 and later have and Wine does not.
+	if cr, ok := err.(windows.CONFIGRET); ok {
+		return &winError{Msg: fmt.Sprintf("configuration manager error 0x%08x", uint32(cr))}
+	}
 	var en syscall.Errno
 	if errors.As(err, &en) {
 		return &winError{Code: uint32(en), Msg: en.Error()}
