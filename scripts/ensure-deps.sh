@@ -17,7 +17,7 @@ test)
 	testing=1
 	;;
 windows) want=("${windows[@]}") ;;
-windows-smoke) want=("${windows[@]}" wine wine64 xvfb xauth libgl1-mesa-dri) ;;
+windows-smoke) want=("${windows[@]}" wine wine64 xvfb xauth libgl1-mesa-dri tesseract-ocr tesseract-ocr-eng) ;;
 *)
 	echo "ensure-deps: unknown mode $mode (build, test, windows, windows-smoke)" >&2
 	exit 2
