@@ -82,14 +82,16 @@ GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $GO test -count=1 -timeout 10m \
 	-overlay "$overlay_dir/overlay.json" -exec wine "${pkgs[@]}"
 
 step "particle-flasher.exe --demo --screenshots under Xvfb"
-# A fresh wineserver, started inside Xvfb, so Wine's desktop has the display.
-wineserver -k >/dev/null 2>&1 || true
-wineserver -w
 shots=$test_dir/screenshots
 rm -rf "$shots" && mkdir -p "$shots"
+shots_win=$(winepath -w "$shots")
+# A fresh wineserver, started inside Xvfb, so that Wine's desktop has the display (one
+# started outside it, by winepath or the tests, has none and GLFW cannot make a window).
+wineserver -k >/dev/null 2>&1 || true
+wineserver -w
 GALLIUM_DRIVER=softpipe timeout 600 xvfb-run -a -s "-screen 0 1280x800x24" \
 	sh -c 'wine "$1" --demo --screenshots "$2"; rc=$?; wineserver -w; exit $rc' sh \
-	"$win/particle-flasher.exe" "$(winepath -w "$shots")" >"$test_dir/app.log" 2>&1 || {
+	"$win/particle-flasher.exe" "$shots_win" >"$test_dir/app.log" 2>&1 || {
 	tail -30 "$test_dir/app.log" >&2
 	fail "the app's demo walk failed under Wine"
 }
