@@ -36,7 +36,11 @@ FYNE_TOOL ?= fyne.io/tools/cmd/fyne@v1.7.4
 package: build
 	@command -v fyne >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/fyne" ] || $(GO) install $(FYNE_TOOL)
 	rm -f "Particle Flasher.tar.xz"
-	PATH="$$PATH:$$($(GO) env GOPATH)/bin" fyne package --os linux --exe $(BUILD)/particle-flasher
+	@# fyne package adds one to Details.Build and rewrites FyneApp.toml each time; the
+	@# build number is set by hand for a release, so the file is put back as it was.
+	cp FyneApp.toml $(BUILD)/FyneApp.toml.orig
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" fyne package --os linux --exe $(BUILD)/particle-flasher; \
+		rc=$$?; cp $(BUILD)/FyneApp.toml.orig FyneApp.toml; exit $$rc
 	mkdir -p $(BUILD) && mv "Particle Flasher.tar.xz" $(BUILD)/particle-flasher-linux.tar.xz
 	@echo "$(BUILD)/particle-flasher-linux.tar.xz"
 
