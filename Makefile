@@ -88,9 +88,12 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags ci ./...
 
-# Vet as Windows builds it (cgo on, for the app), with the Windows builds' flags.
+# Vet as Windows builds it, with the Windows builds' flags: everything with cgo on (the
+# app's GL is C, so a plain `GOOS=windows go vet ./...`, cgo off, cannot see ui/), and
+# pflash's packages with cgo off, as pflash.exe is built.
 vet-windows: deps-windows
 	$(WIN_CGO) $(GO) vet $(WIN_GOFLAGS) ./...
+	$(WIN_PURE) $(GO) vet $(WIN_GOFLAGS) ./cmd/pflash/... ./flasher/... ./firmware-cache/... ./internal/...
 
 # Every test: unit, integration against the virtual device and real peers (dfu-util,
 # lrzsz), widget tests with Fyne's software renderer (-tags ci), short smoke runs of the
