@@ -4,7 +4,7 @@ package assets
 
 import _ "embed"
 
-// Icon is the application icon (PNG), also named by cmd/particle-flasher/FyneApp.toml.
+// Icon is the application icon (PNG), also named by the top-level FyneApp.toml.
 //
 //go:embed icon.png
 var Icon []byte

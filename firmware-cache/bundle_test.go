@@ -263,19 +263,9 @@ func TestPruneKeepsNewest(t *testing.T) {
 
 // Refresh merges the GitHub releases API into the catalog and keeps it for offline runs.
 func TestRefreshFromGitHub(t *testing.T) {
-	page := `[
-	 {"tag_name":"v6.6.0","name":"v6.6.0","prerelease":false,"draft":false,"assets":[
-	   {"name":"argon-system-part1@6.6.0.bin","size":600000},
-	   {"name":"argon-bootloader@6.6.0.bin","size":50000},
-	   {"name":"argon-system-part1@6.6.0.elf","size":9},
-	   {"name":"argon-system-part1@6.6.0+debug.bin","size":9},
-	   {"name":"particle_device-os@6.6.0.zip","size":9}]},
-	 {"tag_name":"v6.7.0-rc.1","name":"v6.7.0-rc.1","prerelease":true,"assets":[
-	   {"name":"boron-system-part1@6.7.0-rc.1.bin","size":610000}]},
-	 {"tag_name":"v4.1.0","name":"v4.1.0 (deprecated)","prerelease":false,"assets":[
-	   {"name":"argon-system-part1@4.1.0.bin","size":469386}]},
-	 {"tag_name":"v9.0.0","draft":true,"assets":[{"name":"argon-system-part1@9.0.0.bin","size":1}]}
-	]`
+	// The same page `pflash cache catalog --refresh` is tested with.
+	page, err := os.ReadFile(filepath.Join("..", "testdata", "github-releases.json"))
+	require.NoError(t, err)
 	var calls []string
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls = append(calls, r.URL.RequestURI())
@@ -287,7 +277,7 @@ func TestRefreshFromGitHub(t *testing.T) {
 			_, _ = w.Write([]byte("[]"))
 			return
 		}
-		_, _ = w.Write([]byte(page))
+		_, _ = w.Write(page)
 	}))
 	defer api.Close()
 	dir := t.TempDir()

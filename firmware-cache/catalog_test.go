@@ -126,14 +126,20 @@ func TestSnapshotUpToDate(t *testing.T) {
 func TestGeneratorCorrectsFromRealFiles(t *testing.T) {
 	shared := testshared.Dir(t)
 	tmp := t.TempDir()
-	// A copy of the data folder with one dump altered; the binaries by symlink.
+	// A copy of the data folder with one dump altered, and beside it the one real binary
+	// the check needs. Copied, not linked: Windows lets only administrators and Developer
+	// Mode create symlinks, and Wine's CreateSymbolicLink reports success but makes none.
 	require.NoError(t, os.CopyFS(filepath.Join(tmp, "data"), os.DirFS(filepath.Join(shared, "data"))))
-	require.NoError(t, os.MkdirAll(filepath.Join(tmp, "firmware"), 0o755))
-	require.NoError(t, os.Symlink(filepath.Join(shared, "firmware", "releases"), filepath.Join(tmp, "firmware", "releases")))
+	rels := filepath.Join(tmp, "firmware", "releases")
+	require.NoError(t, os.MkdirAll(rels, 0o755))
+	bin, err := os.ReadFile(filepath.Join(shared, "firmware", "releases", "argon-system-part1@4.1.0.bin"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(rels, "argon-system-part1@4.1.0.bin"), bin, 0o644))
 	p := filepath.Join(tmp, "data", "device-restore", "4.1.0", "argon.json")
 	require.NoError(t, os.Chmod(p, 0o644))
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
+	require.True(t, bytes.Contains(b, []byte(`"crcBlock": "e114a33b"`)), "the dump to alter")
 	b = bytes.Replace(b, []byte(`"crcBlock": "e114a33b"`), []byte(`"crcBlock": "e114a38b"`), 1)
 	b = bytes.Replace(b, []byte(`"moduleEndAddy": "a2986"`), []byte(`"moduleEndAddy": "a2996"`), 1)
 	require.NoError(t, os.WriteFile(p, b, 0o644))

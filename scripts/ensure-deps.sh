@@ -4,17 +4,30 @@
 # what to install and fails, so nobody is left guessing why cgo cannot find libusb.
 set -euo pipefail
 
+# Modes: build (the default), test (make test: also the Windows cross-build), windows
+# (make windows), windows-smoke (make windows-smoke: Wine and Xvfb to run the .exe files).
+mode=${1:-build}
 want=(libusb-1.0-0-dev pkg-config xorg-dev libgl1-mesa-dev)
+windows=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 zip unzip)
 testing=""
-if [[ "${1:-build}" == "test" ]]; then
-	want+=(xvfb dfu-util lrzsz)
+case "$mode" in
+build) ;;
+test)
+	want+=(xvfb dfu-util lrzsz "${windows[@]}")
 	testing=1
 	# The record store's tests start a real PostgreSQL (initdb into a temp directory):
 	# Debian's server package, unless some version's initdb is already there.
 	if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
 		want+=(postgresql)
 	fi
-fi
+	;;
+windows) want=("${windows[@]}") ;;
+windows-smoke) want=("${windows[@]}" wine wine64 xvfb xauth libgl1-mesa-dri tesseract-ocr tesseract-ocr-eng) ;;
+*)
+	echo "ensure-deps: unknown mode $mode (build, test, windows, windows-smoke)" >&2
+	exit 2
+	;;
+esac
 
 if ! command -v go >/dev/null 2>&1; then
 	echo "Go is not installed: install Go 1.26 or newer from https://go.dev/dl/ and make sure 'go' is on PATH." >&2
@@ -50,6 +63,11 @@ fi
 
 # Not Debian: say exactly what is needed, per system.
 echo "This system has no dpkg/apt-get; install these by hand, then re-run make:" >&2
+if [[ $mode == windows* ]]; then
+	echo "  the MinGW-w64 cross compiler for x86-64 (x86_64-w64-mingw32-gcc), zip and unzip" >&2
+	[[ $mode == windows-smoke ]] && echo "  and Wine 8 or newer (64-bit) with Xvfb" >&2
+	exit 1
+fi
 case "$(uname -s)" in
 Darwin)
 	echo "  brew install libusb pkg-config${testing:+ dfu-util lrzsz postgresql}" >&2

@@ -15,7 +15,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 )
 
-// AppID is the Fyne application ID; it must match cmd/particle-flasher/FyneApp.toml.
+// AppID is the Fyne application ID; it must match the top-level FyneApp.toml.
 const AppID = "io.github.particle-flasher"
 
 // SmokeExitEnv makes the app quit by itself after the given duration (e.g. "3s"), so

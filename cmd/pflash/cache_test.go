@@ -287,12 +287,15 @@ func TestCacheTwoFetchProcesses(t *testing.T) {
 }
 
 func TestCacheCatalogRefresh(t *testing.T) {
+	// The same page firmware-cache's Refresh is tested with.
+	page, err := os.ReadFile(filepath.Join("..", "..", "testdata", "github-releases.json"))
+	require.NoError(t, err)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("page") != "1" {
 			_, _ = w.Write([]byte("[]"))
 			return
 		}
-		_, _ = w.Write([]byte(`[{"tag_name":"v6.6.0","name":"v6.6.0","assets":[{"name":"boron-system-part1@6.6.0.bin","size":123456}]}]`))
+		_, _ = w.Write(page)
 	}))
 	defer api.Close()
 	dir := t.TempDir()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/assets"
 	cache "github.com/particle-flasher/particle-flasher/firmware-cache"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/usb"
 )
 
@@ -129,14 +130,20 @@ func checkModemManager() check {
 func checkUSB() []check {
 	h, err := usb.NewHost()
 	if err != nil {
-		return []check{{Check: "libusb", Problem: "cannot start libusb: " + err.Error(),
-			Fix: "install libusb 1.0 (Debian: apt-get install libusb-1.0-0)"}}
+		fix := remedy.Of(err) // the backend's words: libusb on Linux and macOS, WinUSB on Windows
+		if fix == "" {
+			fix = "install libusb 1.0 (Debian: apt-get install libusb-1.0-0)"
+		}
+		return []check{{Check: "usb", Problem: "cannot start USB: " + remedy.Human(err), Fix: fix}}
 	}
 	defer h.Close()
 	infos, err := h.List()
 	if err != nil {
-		return []check{{Check: "usb devices", Problem: "cannot list USB devices: " + err.Error(),
-			Fix: "check that /dev/bus/usb is readable (a container may need it mounted)"}}
+		fix := remedy.Of(err)
+		if fix == "" {
+			fix = "check that /dev/bus/usb is readable (a container may need it mounted)"
+		}
+		return []check{{Check: "usb devices", Problem: "cannot list USB devices: " + remedy.Human(err), Fix: fix}}
 	}
 	var out []check
 	dfuCount := 0
@@ -148,7 +155,8 @@ func checkUSB() []check {
 				c.access = true
 				c.Problem = "permission denied opening the " + in.String()
 				c.Fix = usb.PermissionRemedy()
-			} else {
+			} else if c.Fix = remedy.Of(in.Err); c.Fix == "" {
+				// A missing WinUSB driver or a stale Device Manager entry carries its own fix.
 				c.Fix = "unplug and replug the device; try another cable or USB port"
 			}
 			out = append(out, c)

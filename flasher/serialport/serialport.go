@@ -98,6 +98,9 @@ func openError(path string, err error) error {
 			return &PermissionError{Path: path, Err: err}
 		case serial.PortBusy:
 			return fmt.Errorf("serial port %s is busy (%w); close other programs using it (a serial monitor, screen, minicom, another flasher) and try again", path, err)
+		case serial.PortNotFound:
+			// Windows' answer for a COM port that is gone (Linux gives ENOENT, below).
+			err = fmt.Errorf("%w (%w)", err, fs.ErrNotExist)
 		}
 	}
 	if errors.Is(err, syscall.EACCES) || errors.Is(err, fs.ErrPermission) {

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/gousb"
-
 	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
@@ -20,11 +18,9 @@ import (
 // device's single control pipe.
 type Device struct {
 	info Info
-	dev  *gousb.Device
 
-	mu   sync.Mutex
-	cfg  *gousb.Config
-	intf *gousb.Interface
+	mu sync.Mutex
+	c  conn // nil once closed
 }
 
 // Open opens the one attached device that target names: a device ID, a serial-number
@@ -58,41 +54,24 @@ func (h *Host) OpenInfo(info Info) (*Device, error) {
 	if info.Err != nil {
 		return nil, info.Err
 	}
-	if h == nil || h.ctx == nil {
+	if h == nil || h.be == nil {
 		return nil, errors.New("usb: host is closed")
 	}
 	h.mu.Lock()
-	devs, err := h.ctx.OpenDevices(func(d *gousb.DeviceDesc) bool {
-		return d.Bus == info.Bus && d.Address == info.Address && uint16(d.Vendor) == info.VID && uint16(d.Product) == info.PID
-	})
+	c, err := h.be.open(info, h.timeout())
 	h.mu.Unlock()
-	if len(devs) == 0 {
-		if isAccess(err) {
-			return nil, permissionError(info.String(), err)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("usb: open the %s: %w", info, err)
-		}
-		return nil, remedy.With(fmt.Errorf("%w: the %s left the bus", ErrNotFound, info),
-			"it reset or was unplugged; wait for it to come back in the device list and try again")
+	if err != nil {
+		return nil, err
 	}
-	for _, extra := range devs[1:] {
-		_ = extra.Close()
-	}
-	d := devs[0]
-	d.ControlTimeout = h.ControlTimeout
-	if d.ControlTimeout <= 0 {
-		d.ControlTimeout = DefaultControlTimeout
-	}
-	return &Device{info: info, dev: d}, nil
+	return &Device{info: info, c: c}, nil
 }
 
 // Info is what the listing said about the device.
 func (d *Device) Info() Info { return d.info }
 
-// ControlError is a failed control transfer. It unwraps to libusb's error and, for a STALL
-// or a vanished device, also to dfu.ErrStall or dfu.ErrNoDevice, which the DFU client and
-// callers branch on.
+// ControlError is a failed control transfer. It unwraps to the backend's error (libusb's,
+// or the Windows error code) and, for a STALL or a vanished device, also to dfu.ErrStall or
+// dfu.ErrNoDevice, which the DFU client and callers branch on.
 type ControlError struct {
 	Err      error
 	sentinel error
@@ -100,26 +79,12 @@ type ControlError struct {
 
 func (e *ControlError) Error() string { return e.Err.Error() }
 
-// Unwrap returns the libusb error and the classified sentinel.
+// Unwrap returns the backend's error and the classified sentinel.
 func (e *ControlError) Unwrap() []error {
 	if e.sentinel != nil {
 		return []error{e.Err, e.sentinel}
 	}
 	return []error{e.Err}
-}
-
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	ce := &ControlError{Err: err}
-	switch {
-	case errors.Is(err, gousb.ErrorPipe):
-		ce.sentinel = dfu.ErrStall
-	case errors.Is(err, gousb.ErrorNoDevice), errors.Is(err, gousb.ErrorNotFound):
-		ce.sentinel = dfu.ErrNoDevice
-	}
-	return ce
 }
 
 // Control performs one control transfer with gousb's contract: data is the payload (OUT)
@@ -128,11 +93,10 @@ func classify(err error) error {
 func (d *Device) Control(rType, request uint8, val, idx uint16, data []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.dev == nil {
+	if d.c == nil {
 		return 0, &ControlError{Err: errors.New("usb: control transfer on a closed device"), sentinel: dfu.ErrNoDevice}
 	}
-	n, err := d.dev.Control(rType, request, val, idx, data)
-	return n, classify(err)
+	return d.c.control(rType, request, val, idx, data)
 }
 
 // Ctrl returns a control-request client for the device (normal, listening and safe mode),
@@ -181,25 +145,18 @@ func (d *Device) DFUWith(alt uint8, opts dfu.Options) (*DFU, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.releaseLocked()
-	cfgNum, err := d.dev.ActiveConfigNum()
-	if err != nil || cfgNum == 0 {
-		cfgNum = 1
+	if d.c == nil {
+		return nil, fmt.Errorf("usb: the %s is closed", d.info)
 	}
-	cfg, err := d.dev.Config(cfgNum)
-	if err != nil {
-		return nil, d.claimError("select configuration", err)
+	d.c.release()
+	if err := d.c.selectAlt(alt); err != nil {
+		return nil, err
 	}
-	intf, err := cfg.Interface(0, int(alt))
-	if err != nil {
-		_ = cfg.Close()
-		return nil, d.claimError(fmt.Sprintf("claim DFU interface 0 alt %d", alt), err)
-	}
-	d.cfg, d.intf = cfg, intf
 	out := &DFU{Alt: alt}
-	out.LayoutString, err = d.dev.InterfaceDescription(cfgNum, 0, int(alt))
+	var err error
+	out.LayoutString, err = d.c.altName(alt)
 	if err != nil {
-		d.releaseLocked()
+		d.c.release()
 		return nil, fmt.Errorf("usb: read the memory layout of alt %d of the %s: %w", alt, d.info, err)
 	}
 	if l, perr := memlayout.Parse(out.LayoutString); perr == nil {
@@ -218,25 +175,14 @@ func (d *Device) DFUWith(alt uint8, opts dfu.Options) (*DFU, error) {
 	return out, nil
 }
 
-func (d *Device) claimError(what string, err error) error {
-	if isAccess(err) {
-		return permissionError(d.info.String(), err)
-	}
-	if strings.Contains(err.Error(), gousb.ErrorBusy.Error()) {
-		return remedy.With(fmt.Errorf("usb: %s of the %s: %w", what, d.info, err),
-			"another program has the device open (dfu-util, particle-cli, another flasher): close it and try again")
-	}
-	return fmt.Errorf("usb: %s of the %s: %w", what, d.info, err)
-}
-
 // functionalDescriptor finds the DFU functional descriptor.
 func (d *Device) functionalDescriptor() (dfu.FunctionalDescriptor, bool) {
 	var head [9]byte
-	if n, err := d.dev.Control(stdIn, reqGetDesc, uint16(descConfig)<<8, 0, head[:]); err == nil && n >= 4 {
+	if n, err := d.c.control(stdIn, reqGetDesc, uint16(descConfig)<<8, 0, head[:]); err == nil && n >= 4 {
 		total := int(head[2]) | int(head[3])<<8
 		if total >= 9 && total <= 4096 {
 			buf := make([]byte, total)
-			if n, err := d.dev.Control(stdIn, reqGetDesc, uint16(descConfig)<<8, 0, buf); err == nil {
+			if n, err := d.c.control(stdIn, reqGetDesc, uint16(descConfig)<<8, 0, buf); err == nil {
 				if fd, err := dfu.ParseFunctionalDescriptor(buf[:n]); err == nil {
 					return fd, true
 				}
@@ -245,7 +191,7 @@ func (d *Device) functionalDescriptor() (dfu.FunctionalDescriptor, bool) {
 	}
 	for _, rt := range []uint8{stdIn, stdInInterface} {
 		buf := make([]byte, 9)
-		if n, err := d.dev.Control(rt, reqGetDesc, uint16(dfu.FunctionalDescriptorType)<<8, 0, buf); err == nil {
+		if n, err := d.c.control(rt, reqGetDesc, uint16(dfu.FunctionalDescriptorType)<<8, 0, buf); err == nil {
 			if fd, err := dfu.ParseFunctionalDescriptor(buf[:n]); err == nil {
 				return fd, true
 			}
@@ -254,26 +200,15 @@ func (d *Device) functionalDescriptor() (dfu.FunctionalDescriptor, bool) {
 	return dfu.FunctionalDescriptor{}, false
 }
 
-func (d *Device) releaseLocked() {
-	if d.intf != nil {
-		d.intf.Close()
-		d.intf = nil
-	}
-	if d.cfg != nil {
-		_ = d.cfg.Close()
-		d.cfg = nil
-	}
-}
-
 // Close releases the interface (if DFU claimed it) and the device.
 func (d *Device) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.releaseLocked()
-	if d.dev == nil {
+	if d.c == nil {
 		return nil
 	}
-	err := d.dev.Close()
-	d.dev = nil
+	d.c.release()
+	err := d.c.close()
+	d.c = nil
 	return err
 }

@@ -1,3 +1,7 @@
+//go:build !windows
+
+// The libusb backend (gousb.go) against virtual devices behind the libusb shim: Linux and macOS.
+
 package usb_test
 
 // Issue acceptance for the DfuSe client over the real libusb path: our client (gousb, in a

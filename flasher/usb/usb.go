@@ -1,29 +1,33 @@
-// Package usb is the flasher's door onto Particle devices over libusb (through gousb):
-// it finds them on the bus, tells their platform and mode from their USB IDs, reads their
-// identity from the serial-number string, opens one for control transfers (the DFU
-// bootloader and the control-request protocol both run over the default control pipe)
-// and watches the bus for devices coming and going.
+// Package usb is the flasher's door onto Particle devices over USB: it finds them on the
+// bus, tells their platform and mode from their USB IDs, reads their identity from the
+// serial-number string, opens one for control transfers (the DFU bootloader and the
+// control-request protocol both run over the default control pipe) and watches the bus for
+// devices coming and going.
 //
-// gousb has no hotplug API, so the bus is polled (Poller). Opening a device to read its
-// strings costs a few control transfers, so the Host remembers what it learnt about each
-// enumeration instance (bus and address, which change when a device re-enumerates) and only
-// opens devices it has not seen.
+// The operating system is reached through a backend (backend.go): libusb through gousb on
+// Linux and macOS (gousb.go), WinUSB through SetupAPI and winusb.dll on Windows (winusb.go,
+// pure Go over golang.org/x/sys/windows, since there is no libusb built for MinGW to link).
+// Host and Device are the same on every system; the DFU and control clients see only
+// Device.Control.
+//
+// Neither backend has a hotplug API here, so the bus is polled (Poller). Opening a device to
+// read its strings costs a few control transfers, so the Host remembers what it learnt about
+// each enumeration instance and only opens devices it has not seen.
 //
 // On Linux an unprivileged user may not open USB devices unless a udev rule allows it;
 // libusb then answers LIBUSB_ERROR_ACCESS, which this package turns into a
-// *PermissionError that names the device and carries the fix (the Particle udev rule).
+// *PermissionError that names the device and carries the fix (the Particle udev rule). On
+// Windows the equivalent trouble is a missing WinUSB driver or a stale entry in Device
+// Manager; those errors carry Windows remedies (winremedy.go).
 package usb
 
 import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/google/gousb"
 
 	"github.com/particle-flasher/particle-flasher/assets"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
@@ -44,12 +48,17 @@ const DefaultControlTimeout = 5 * time.Second
 
 // Info is what the bus tells about one Particle device without talking to its firmware.
 type Info struct {
-	// Bus and Address identify this enumeration instance: a device that resets (into DFU,
-	// back to normal mode) comes back with a new address.
+	// Bus and Address identify this enumeration instance under libusb: a device that
+	// resets (into DFU, back to normal mode) comes back with a new address.
 	Bus, Address int
-	// Path is the physical port, "bus-port.port..." as Linux names it in sysfs (e.g.
-	// "1-2.3"); it stays the same across re-enumerations as long as the cable stays in the
-	// same port, which is how dfu-util -p and device-os-flash-util address devices.
+	// Instance identifies the enumeration instance on Windows: the device instance ID
+	// ("USB\VID_2B04&PID_D00D\E00FCE68..."), which changes with the mode (PID). Empty
+	// under libusb.
+	Instance string
+	// Path is the physical port: "bus-port.port..." as Linux names it in sysfs (e.g.
+	// "1-2.3"), Windows' location path ("PCIROOT(0)#PCI(1400)#USBROOT(0)#USB(2)"). It stays
+	// the same across re-enumerations as long as the cable stays in the same port, which is
+	// how dfu-util -p and device-os-flash-util address devices.
 	Path     string
 	VID, PID uint16
 	// Platform is nil for a Particle PID this version does not know.
@@ -66,8 +75,12 @@ type Info struct {
 	Err error
 }
 
-// Key identifies the enumeration instance: bus, address and IDs.
+// Key identifies the enumeration instance: bus and address (libusb) or the device instance
+// ID (Windows), and the IDs.
 func (i Info) Key() string {
+	if i.Instance != "" {
+		return fmt.Sprintf("%s:%04x:%04x", i.Instance, i.VID, i.PID)
+	}
 	return fmt.Sprintf("%d:%d:%04x:%04x", i.Bus, i.Address, i.VID, i.PID)
 }
 
@@ -176,14 +189,11 @@ func permissionError(what string, err error) error {
 	return remedy.With(pe, pe.Remedy())
 }
 
-func isAccess(err error) bool {
-	return err != nil && (errors.Is(err, gousb.ErrorAccess) || strings.Contains(err.Error(), gousb.ErrorAccess.Error()))
-}
-
-// Host is this process's libusb context. One is enough for any number of devices, and
-// gousb runs an event goroutine per context, so create one and share it.
+// Host is this process's door onto the USB bus. One is enough for any number of devices
+// (gousb runs an event goroutine per libusb context), so create one with NewHost and share
+// it.
 type Host struct {
-	ctx *gousb.Context
+	be backend
 
 	// ControlTimeout is given to every opened device (default DefaultControlTimeout).
 	ControlTimeout time.Duration
@@ -192,103 +202,59 @@ type Host struct {
 	cache map[string]Info // by Info.Key: strings already read for this enumeration
 }
 
-// NewHost initialises libusb. gousb panics when libusb cannot start (no USB support in a
-// container, say); that becomes an error with what to check.
-func NewHost() (h *Host, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			h, err = nil, remedy.With(fmt.Errorf("usb: libusb could not start: %v", r),
-				"check that libusb-1.0 is installed and that /dev/bus/usb is visible (in a container, pass the USB devices through)")
-		}
-	}()
-	return &Host{ctx: gousb.NewContext(), ControlTimeout: DefaultControlTimeout, cache: map[string]Info{}}, nil
+func newHost(be backend) *Host {
+	return &Host{be: be, ControlTimeout: DefaultControlTimeout, cache: map[string]Info{}}
 }
 
-// Close releases libusb. Every Device opened through the host must be closed first.
+// Close releases the backend (libusb's context). Every Device opened through the host must
+// be closed first.
 func (h *Host) Close() error {
-	if h == nil || h.ctx == nil {
+	if h == nil || h.be == nil {
 		return nil
 	}
-	err := h.ctx.Close()
+	err := h.be.close()
 	if err == nil {
-		h.ctx = nil
+		h.be = nil
 	}
 	return err
 }
 
-func portPath(d *gousb.DeviceDesc) string {
-	if len(d.Path) == 0 {
-		return strconv.Itoa(d.Bus) + "-0"
+func (h *Host) timeout() time.Duration {
+	if h.ControlTimeout > 0 {
+		return h.ControlTimeout
 	}
-	parts := make([]string, len(d.Path))
-	for i, p := range d.Path {
-		parts[i] = strconv.Itoa(p)
-	}
-	return strconv.Itoa(d.Bus) + "-" + strings.Join(parts, ".")
+	return DefaultControlTimeout
 }
 
-func infoFromDesc(d *gousb.DeviceDesc) (Info, bool) {
-	vid, pid := uint16(d.Vendor), uint16(d.Product)
-	p, dfu, ok := Identify(vid, pid)
-	if !ok {
-		return Info{}, false
-	}
-	return Info{Bus: d.Bus, Address: d.Address, Path: portPath(d), VID: vid, PID: pid, Platform: p, DFU: dfu}, true
-}
-
-// List enumerates the Particle devices on the bus, in bus/address order. Devices seen
-// before (same bus and address) are not opened again; new ones are opened just long enough
-// to read their strings. A device the OS will not let us open is listed with Info.Err set
-// (a *PermissionError inside) rather than failing the whole listing.
+// List enumerates the Particle devices on the bus, in the backend's order (bus/address under
+// libusb). Devices seen before (same Key) are not opened again; new ones are opened just
+// long enough to read their strings. A device the OS will not let us open is listed with
+// Info.Err set (a *PermissionError inside under libusb, a driver remedy on Windows) rather
+// than failing the whole listing.
 func (h *Host) List() ([]Info, error) {
-	if h == nil || h.ctx == nil {
+	if h == nil || h.be == nil {
 		return nil, errors.New("usb: host is closed")
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var seen []Info
-	looked := false // the bus was listed (errors after that are per device)
-	devs, err := h.ctx.OpenDevices(func(d *gousb.DeviceDesc) bool {
-		looked = true
-		info, ok := infoFromDesc(d)
-		if !ok {
-			return false
-		}
-		seen = append(seen, info)
-		_, known := h.cache[info.Key()]
-		return !known
-	})
-	opened := map[string]Info{}
-	for _, d := range devs {
-		info, _ := infoFromDesc(d.Desc)
-		info = readStrings(d, info)
-		_ = d.Close()
-		opened[info.Key()] = info
-		if info.Err == nil {
-			h.cache[info.Key()] = info // failures are retried at the next listing
-		}
+	seen, err := h.be.scan()
+	if err != nil {
+		return nil, err
 	}
 	present := map[string]bool{}
 	out := make([]Info, 0, len(seen))
 	for _, s := range seen {
 		k := s.Key()
 		present[k] = true
-		if c, ok := h.cache[k]; ok {
+		if c, ok := h.cache[k]; ok && s.Err == nil {
 			out = append(out, c)
 			continue
 		}
-		if o, ok := opened[k]; ok {
-			out = append(out, o)
-			continue
+		if s.Err == nil {
+			s = h.readStrings(s)
 		}
-		// Asked to open, not opened: the open failed.
-		switch {
-		case isAccess(err):
-			s.Err = permissionError(s.String(), err)
-		case err != nil:
-			s.Err = fmt.Errorf("usb: cannot open the %s: %w", s, err)
-		default:
-			s.Err = fmt.Errorf("usb: cannot open the %s", s)
+		if s.Err == nil {
+			h.cache[k] = s // failures are retried at the next listing
 		}
 		out = append(out, s)
 	}
@@ -297,15 +263,19 @@ func (h *Host) List() ([]Info, error) {
 			delete(h.cache, k)
 		}
 	}
-	if !looked && err != nil {
-		return nil, remedy.With(fmt.Errorf("usb: list devices: %w", err), "check that USB works on this machine (`lsusb`); in a container, pass /dev/bus/usb through")
-	}
 	return out, nil
 }
 
-// readStrings fills the string fields of info from an open device.
-func readStrings(d *gousb.Device, info Info) Info {
-	serial, err := d.SerialNumber()
+// readStrings opens the device just long enough to read its strings into info; a failure
+// is recorded in info.Err.
+func (h *Host) readStrings(info Info) Info {
+	c, err := h.be.open(info, h.timeout())
+	if err != nil {
+		info.Err = err
+		return info
+	}
+	defer func() { _ = c.close() }()
+	serial, err := c.serialNumber()
 	if err != nil {
 		info.Err = fmt.Errorf("usb: read the serial number of the %s: %w", info, err)
 		return info
@@ -313,8 +283,7 @@ func readStrings(d *gousb.Device, info Info) Info {
 	info.Serial = serial
 	info.DeviceID = DeviceIDFromSerial(serial)
 	// Product and manufacturer are for people; a device that fails them is still usable.
-	info.Product, _ = d.Product()
-	info.Manufacturer, _ = d.Manufacturer()
+	info.Product, info.Manufacturer = c.names()
 	return info
 }
 

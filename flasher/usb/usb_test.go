@@ -1,3 +1,7 @@
+//go:build !windows
+
+// The libusb backend (gousb.go) against virtual devices behind the libusb shim: Linux and macOS.
+
 package usb_test
 
 // These tests run the package's real gousb code against simulated devices: the parent

@@ -1,3 +1,7 @@
+//go:build !windows
+
+// gousb (libusb) has no Windows build here: Windows reaches devices through flasher/usb's WinUSB backend.
+
 package usbsim_test
 
 import (
