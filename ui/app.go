@@ -43,6 +43,9 @@ type Options struct {
 // Settings > Demo pace makes them faster.
 const DefaultDemoScale = 1.0
 
+// shutdownGrace is how long the toolkit gets to stop after the window closed.
+const shutdownGrace = 15 * time.Second
+
 // screenMargin is the share of the screen the window may take (fitScreen): room for the
 // desktop's panels and the window's frame.
 const screenMargin = 0.92
@@ -89,6 +92,15 @@ func Run(opts Options) {
 	if opts.Screenshots != "" {
 		shots = startScreenshots(m, w, opts.Screenshots, a.Quit)
 	}
+	// Fyne 2.7.1 can hang in its own shutdown (a preferences save queued as its main loop
+	// drains, seen under Wine): once the window is closed, the process ends by itself if
+	// the loop has not returned within a generous grace.
+	w.SetOnClosed(func() {
+		time.AfterFunc(shutdownGrace, func() {
+			slog.Warn("the window closed but the toolkit did not stop; exiting", "after", shutdownGrace)
+			os.Exit(0)
+		})
+	})
 	w.ShowAndRun()
 	shotsErr := shots(5 * time.Second) // the walk quit the app, or the person closed it
 	m.stop()

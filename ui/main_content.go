@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"log/slog"
+	"runtime"
 	"sort"
 	"time"
 
@@ -176,12 +177,22 @@ func (m *mainUI) emptyState() fyne.CanvasObject {
 }
 
 func notShowingHelp() string {
-	return "1. Use a data cable: many USB cables only charge. Try another cable and another port (not a hub).\n" +
-		"2. Look at the LED. Dark: no power or no bootloader. Breathing cyan, blinking green or blue: the device runs and should appear.\n" +
-		"3. On Linux, a normal user needs the udev rule: see Settings > Permissions.\n" +
-		"4. On Windows, the DFU driver must be installed (Settings shows how).\n" +
-		"5. If the device still does not appear, put it in DFU mode by hand: the Recovery tab shows the button sequence and continues by itself when the device shows up.\n\n" +
-		device.PermissionRemedy()
+	s := "1. Use a data cable: many USB cables only charge. Try another cable and another port (not a hub).\n" +
+		"2. Look at the LED. Dark: no power or no bootloader. Breathing cyan, blinking green or blue: the device runs and should appear.\n"
+	switch runtime.GOOS {
+	case "windows":
+		s += "3. Windows needs the WinUSB driver on the device's DFU and control interfaces: Settings > Permissions says how. " +
+			"Device Manager may also keep stale hidden entries for the device: show hidden devices, uninstall them, and plug it in again.\n"
+	case "linux":
+		s += "3. A normal user needs the udev rule: see Settings > Permissions.\n"
+	default:
+		s += "3. No driver or rule is needed on this system.\n"
+	}
+	s += "4. If the device still does not appear, put it in DFU mode by hand: the Recovery tab shows the button sequence and continues by itself when the device shows up."
+	if runtime.GOOS == "linux" {
+		s += "\n\nTo " + device.PermissionRemedy()
+	}
+	return s
 }
 
 // demoBanner says, above the device list, that the demo's devices are virtual and how fast
