@@ -32,10 +32,12 @@ check_exe() { # file subsystem(2 GUI, 3 console)
 
 check_exe "$dir/pflash.exe" 3
 check_exe "$dir/particle-flasher.exe" 2
-$objdump -h "$dir/particle-flasher.exe" | grep -q '\.rsrc' || fail "particle-flasher.exe has no resources (icon, version)"
+# grep reads whole outputs here: with pipefail, grep -q stopping early makes the writer's
+# SIGPIPE fail the pipeline even on a match.
+grep -q '\.rsrc' <<<"$($objdump -h "$dir/particle-flasher.exe")" || fail "particle-flasher.exe has no resources (icon, version)"
 # The version resource holds the product name in UTF-16.
 name16=$(printf 'Particle Flasher' | iconv -f UTF-8 -t UTF-16LE | od -An -tx1 | tr -d ' \n')
-od -An -tx1 -v "$dir/particle-flasher.exe" | tr -d ' \n' | grep -q "$name16" || fail "particle-flasher.exe has no version resource naming the product"
+grep -q "$name16" <<<"$(od -An -tx1 -v "$dir/particle-flasher.exe" | tr -d ' \n')" || fail "particle-flasher.exe has no version resource naming the product"
 
 zip=$dir/particle-flasher-$version-windows-amd64.zip
 stage=$(mktemp -d)
@@ -46,5 +48,5 @@ sed "s/@VERSION@/$version/; s/\$/\r/" "$(dirname "$0")/README.txt" >"$stage/READ
 rm -f "$zip"
 zipabs=$(realpath -m "$zip")
 (cd "$stage" && zip -q -X -9 "$zipabs" particle-flasher.exe pflash.exe README.txt)
-unzip -l "$zip" | grep -q 'particle-flasher.exe' || fail "$zip lacks particle-flasher.exe"
+grep -q 'particle-flasher.exe' <<<"$(unzip -l "$zip")" || fail "$zip lacks particle-flasher.exe"
 echo "$zip: $(stat -c %s "$zip") bytes: $(unzip -Z1 "$zip" | tr '\n' ' ')"
