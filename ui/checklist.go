@@ -280,6 +280,7 @@ func (c *checklist) apply(e run.Event) {
 	case run.EvDone:
 		if e.Result == run.ResultOK {
 			c.overall.SetValue(1)
+			c.summary.SetText(fmt.Sprintf("All %s done.", count(c.todo, "step")))
 			return
 		}
 		for _, r := range c.rows {

@@ -342,7 +342,12 @@ func (s *shooter) result(ctx context.Context) error {
 	if err := s.untilText(ctx, s.panelObj, "2.3.1"); err != nil {
 		return err
 	}
-	s.ui(func() { s.m.panel.body.ScrollToBottom() })
+	// The result card sits above the ticked checklist.
+	s.ui(func() {
+		if t, ok := s.m.runs.targets[runKey(s.m.devices[s.m.selKey])]; ok {
+			s.scrollPanelTo(t.view.obj)
+		}
+	})
 	// A failed run is a result screen too, but not the one README.md shows.
 	var txt string
 	s.ui(func() { txt = visibleText(s.panelObj()) })
