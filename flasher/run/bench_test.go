@@ -49,7 +49,16 @@ func TestBenchChild(t *testing.T) {
 	require.NoError(t, err)
 	defer h.Close()
 	doors := &device.USB{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
-	r := run.New(run.Options{Bus: doors, Journal: &run.Store{Dir: os.Getenv(envState)}})
+	o := run.Options{Bus: doors, Journal: &run.Store{Dir: os.Getenv(envState)}}
+	if os.Getenv("PFLASH_BENCH_TRACE") != "" {
+		t0 := time.Now()
+		o.Events = func(e run.Event) {
+			if e.Event != run.EvProgress {
+				fmt.Fprintf(os.Stderr, "%8.3f %s %s %s %s\n", time.Since(t0).Seconds(), e.Event, e.StepID, e.Waiting, e.Error)
+			}
+		}
+	}
+	r := run.New(o)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -81,11 +90,17 @@ func newBenchRig(b *testing.B) *benchRig {
 	return &benchRig{f: f, ports: simports.New(filepath.Join(b.TempDir(), "ports.json")), ctx: ctx}
 }
 
-// device adds a Photon at a release, running in real time.
-func (r *benchRig) device(b *testing.B, key string) *sim.Device {
+// device adds a device at a release, running in real time.
+func (r *benchRig) device(b *testing.B, key string) *sim.Device { return r.deviceAt(b, key, 1) }
+
+// deviceAt adds a device at a release, running at the given sim time scale.
+func (r *benchRig) deviceAt(b *testing.B, key string, scale float64) *sim.Device {
 	rel := releases[key]
-	bins := append(rel.bins(b), readShared(b, "apps", apps[rel.platform]))
-	d, err := r.f.Add(sim.Options{Platform: plat(b, rel.platform), Modules: bins, DeviceID: newID(), Scale: 1})
+	bins := append(append([][]byte(nil), rel.bins(b)...), readShared(b, "apps", apps[rel.platform]))
+	if rel.platform == "electron" && rel.version == "1.5.2" {
+		bins = append(bins, readShared(b, "releases", "electron-bootloader@2.3.1+lto.bin"))
+	}
+	d, err := r.f.Add(sim.Options{Platform: plat(b, rel.platform), Modules: bins, DeviceID: newID(), Scale: scale})
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = d.Close() })
 	r.ports.Follow(r.ctx, d)
@@ -98,6 +113,9 @@ func (r *benchRig) flash(b *testing.B, d *sim.Device, to string) benchResult {
 	cmd.Env = append(cmd.Env, envLeg+"="+to, envDevice+"="+d.ID(), envPorts+"="+r.ports.Path(), envState+"="+b.TempDir())
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "%s", out)
+	if os.Getenv("PFLASH_BENCH_TRACE") != "" {
+		fmt.Printf("child output:\n%s", out)
+	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), benchMarker); ok {
 			var res benchResult
@@ -201,4 +219,35 @@ func BenchmarkAlreadyCurrent(b *testing.B) {
 	b.ReportMetric(float64(changed)/float64(b.N), "written-B")
 	fmt.Printf("Photon already at 2.3.1: %.2f s wall (%.2f s device-bound, reading the module table), %d bytes written\n",
 		wall.Seconds()/float64(b.N), device.Seconds()/float64(b.N), changed/b.N)
+}
+
+// journey is one leg of the benchmarks' release journeys.
+type journey struct{ from, to string }
+
+// BenchmarkBoronJourney is issue 16's figure: a Boron 1.5.2 -> 4.1.0 (bootloader by control
+// request, system part and SoftDevice) at sim scale 0, where everything left is host and
+// protocol overhead (goal <= 1.0 s), and at scale 1, as wall time over the device-bound
+// time the sim charged (goal <= 1.03).
+func BenchmarkBoronJourney(b *testing.B) {
+	rig := newBenchRig(b)
+	jn := journey{"boron/1.5.2", "boron/4.1.0"}
+	var wall0, wall1, dev1 time.Duration
+	for b.Loop() {
+		d := rig.deviceAt(b, jn.from, 0)
+		res := rig.flash(b, d, jn.to)
+		wall0 += res.Wall
+		requireAt(b, d, releases[jn.to].target(b))
+
+		d = rig.deviceAt(b, jn.from, 1)
+		before := d.Meter().Charged()
+		res = rig.flash(b, d, jn.to)
+		wall1 += res.Wall
+		dev1 += d.Meter().Charged() - before
+		requireAt(b, d, releases[jn.to].target(b))
+	}
+	n := float64(b.N)
+	b.ReportMetric(wall0.Seconds()/n, "scale0-s/op")
+	b.ReportMetric(float64(wall1)/float64(dev1), "wall/device")
+	fmt.Printf("Boron 1.5.2 -> 4.1.0: scale 0 %.2f s (goal <= 1.0 s); scale 1 %.2f s wall for %.2f s device-bound (ratio %.3f, goal <= 1.03)\n",
+		wall0.Seconds()/n, wall1.Seconds()/n, dev1.Seconds()/n, float64(wall1)/float64(dev1))
 }
