@@ -251,3 +251,39 @@ func BenchmarkBoronJourney(b *testing.B) {
 	fmt.Printf("Boron 1.5.2 -> 4.1.0: scale 0 %.2f s (goal <= 1.0 s); scale 1 %.2f s wall for %.2f s device-bound (ratio %.3f, goal <= 1.03)\n",
 		wall0.Seconds()/n, wall1.Seconds()/n, dev1.Seconds()/n, float64(wall1)/float64(dev1))
 }
+
+// BenchmarkJourneys runs every leg of the release journeys (TestJourneysThroughUSB: Photon,
+// Electron, Argon and Boron up to the newer release and back down, with the real release
+// files) at sim scale 1 through the USB and serial doors, and prints each leg's wall time
+// over the device-bound time the sim charged (goal <= 1.03 for every leg).
+func BenchmarkJourneys(b *testing.B) {
+	legs := []journey{
+		{"photon/1.5.2", "photon/2.3.1"}, {"photon/2.3.1", "photon/1.5.2"},
+		{"electron/1.5.2", "electron/2.3.1"}, {"electron/2.3.1", "electron/1.5.2"},
+		{"argon/2.3.0", "argon/4.1.0"}, {"argon/4.1.0", "argon/2.3.0"},
+		{"boron/1.5.2", "boron/4.1.0"}, {"boron/4.1.0", "boron/1.5.2"},
+	}
+	rig := newBenchRig(b)
+	wall := make([]time.Duration, len(legs))
+	dev := make([]time.Duration, len(legs))
+	for b.Loop() {
+		for i, jn := range legs {
+			d := rig.device(b, jn.from)
+			before := d.Meter().Charged()
+			res := rig.flash(b, d, jn.to)
+			wall[i] += res.Wall
+			dev[i] += d.Meter().Charged() - before
+			requireAt(b, d, releases[jn.to].target(b))
+			_ = d.Close()
+		}
+	}
+	worst := 0.0
+	fmt.Printf("%-34s %9s %9s %7s\n", "journey at sim scale 1", "wall s", "device s", "ratio")
+	for i, jn := range legs {
+		r := float64(wall[i]) / float64(dev[i])
+		worst = max(worst, r)
+		fmt.Printf("%-34s %9.2f %9.2f %7.3f\n", jn.from+" -> "+jn.to, wall[i].Seconds()/float64(b.N), dev[i].Seconds()/float64(b.N), r)
+	}
+	fmt.Printf("worst wall/device %.3f (goal <= 1.03)\n", worst)
+	b.ReportMetric(worst, "worst-wall/device")
+}
