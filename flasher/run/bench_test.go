@@ -263,6 +263,15 @@ func BenchmarkJourneys(b *testing.B) {
 		{"argon/2.3.0", "argon/4.1.0"}, {"argon/4.1.0", "argon/2.3.0"},
 		{"boron/1.5.2", "boron/4.1.0"}, {"boron/4.1.0", "boron/1.5.2"},
 	}
+	if only := os.Getenv("PFLASH_BENCH_LEG"); only != "" { // e.g. "argon/4.1.0 ->"
+		var some []journey
+		for _, jn := range legs {
+			if strings.Contains(jn.from+" -> "+jn.to, only) {
+				some = append(some, jn)
+			}
+		}
+		legs = some
+	}
 	rig := newBenchRig(b)
 	wall := make([]time.Duration, len(legs))
 	dev := make([]time.Duration, len(legs))
