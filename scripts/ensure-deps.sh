@@ -7,7 +7,7 @@ set -euo pipefail
 want=(libusb-1.0-0-dev pkg-config xorg-dev libgl1-mesa-dev)
 testing=""
 if [[ "${1:-build}" == "test" ]]; then
-	want+=(xvfb dfu-util lrzsz)
+	want+=(xvfb dfu-util lrzsz umockdev libumockdev-dev nodejs npm)
 	testing=1
 fi
 

@@ -488,6 +488,23 @@ static void add_dev(int fd, const uint8_t *rec, const uint8_t *ports, uint8_t np
 	const gchar *props[] = {"DEVNAME", d->devnode, "DEVTYPE", "usb_device", "DRIVER", "usb", "BUSNUM", busnum3, "DEVNUM", devnum3,
 				"PRODUCT", productp, "TYPE", "0/0/0", "MAJOR", maj, "MINOR", min, "ID_VENDOR_ID", vids, "ID_MODEL_ID", pids,
 				"ID_SERIAL_SHORT", serial, "ID_VENDOR", manufacturer, "ID_MODEL", product, NULL};
+	/* The ioctl socket first: the testbed's worker thread creates it a moment after
+	 * attach_ioctl, and a program must not find the device before it can talk to it. */
+	d->handler = umockdev_ioctl_base_new();
+	g_signal_connect(d->handler, "handle-ioctl", G_CALLBACK(on_ioctl), d);
+	g_signal_connect(d->handler, "handle-read", G_CALLBACK(on_read), d);
+	g_signal_connect(d->handler, "client-connected", G_CALLBACK(on_connected), d);
+	g_signal_connect(d->handler, "client-vanished", G_CALLBACK(on_vanished), d);
+	GError *err = NULL;
+	umockdev_testbed_attach_ioctl(tb, d->devnode, d->handler, &err);
+	if (err) {
+		g_printerr("usbsim-umockdev: attach %s: %s\n", d->devnode, err->message);
+		g_error_free(err);
+	}
+	char *sock = g_strconcat(root_dir, "/ioctl", d->devnode, NULL);
+	for (int i = 0; i < 2000 && !g_file_test(sock, G_FILE_TEST_EXISTS); i++)
+		g_usleep(500);
+	g_free(sock);
 	d->syspath = umockdev_testbed_add_devicev(tb, "usb", d->sysname, NULL, (gchar **)attrs, (gchar **)props);
 	g_free(manufacturer);
 	g_free(product);
@@ -504,17 +521,6 @@ static void add_dev(int fd, const uint8_t *rec, const uint8_t *ports, uint8_t np
 	g_file_set_contents(node, "", 0, NULL);
 	g_free(dir);
 	g_free(node);
-	d->handler = umockdev_ioctl_base_new();
-	g_signal_connect(d->handler, "handle-ioctl", G_CALLBACK(on_ioctl), d);
-	g_signal_connect(d->handler, "handle-read", G_CALLBACK(on_read), d);
-	g_signal_connect(d->handler, "client-connected", G_CALLBACK(on_connected), d);
-	g_signal_connect(d->handler, "client-vanished", G_CALLBACK(on_vanished), d);
-	GError *err = NULL;
-	umockdev_testbed_attach_ioctl(tb, d->devnode, d->handler, &err);
-	if (err) {
-		g_printerr("usbsim-umockdev: attach %s: %s\n", d->devnode, err->message);
-		g_error_free(err);
-	}
 	umockdev_testbed_uevent(tb, d->syspath, "add");
 	devs[slot] = d;
 }
@@ -552,38 +558,39 @@ static gboolean sync_devices(void)
 	for (int i = 0; i < MAX_DEVS; i++)
 		if (devs[i])
 			devs[i]->seen = 0;
-	const uint8_t *p = data + 4, *end = data + len;
-	uint32_t count = get32(data);
-	for (uint32_t k = 0; k < count; k++) {
-		if (end - p < 8)
-			break;
-		const uint8_t *rec = p;
-		uint8_t nports = rec[7];
-		const uint8_t *ports = rec + 8;
-		p = ports + nports;
-		if (end - p < 22)
-			break;
-		const uint8_t *dd = p;
-		uint32_t cfglen = get32(p + 18);
-		const uint8_t *cfg = p + 22;
-		if ((size_t)(end - cfg) < cfglen)
-			break;
-		p = cfg + cfglen;
-		uint32_t key = get32(rec);
-		int found = 0;
-		for (int i = 0; i < MAX_DEVS; i++)
-			if (devs[i] && devs[i]->key == key) {
-				devs[i]->seen = found = 1;
-			}
-		if (!found)
-			add_dev(list_fd, rec, ports, nports, dd, cfg, cfglen);
-		for (int i = 0; i < MAX_DEVS; i++)
-			if (devs[i] && devs[i]->key == key)
-				devs[i]->seen = 1;
+	/* Two passes: the devices that left go first, so that a device re-enumerating on the
+	 * same port (same sysfs name) is removed before it is added again. */
+	for (int pass = 0; pass < 2; pass++) {
+		const uint8_t *p = data + 4, *end = data + len;
+		uint32_t count = get32(data);
+		for (uint32_t k = 0; k < count; k++) {
+			if (end - p < 8)
+				break;
+			const uint8_t *rec = p;
+			uint8_t nports = rec[7];
+			const uint8_t *ports = rec + 8;
+			p = ports + nports;
+			if (end - p < 22)
+				break;
+			const uint8_t *dd = p;
+			uint32_t cfglen = get32(p + 18);
+			const uint8_t *cfg = p + 22;
+			if ((size_t)(end - cfg) < cfglen)
+				break;
+			p = cfg + cfglen;
+			uint32_t key = get32(rec);
+			int found = 0;
+			for (int i = 0; i < MAX_DEVS; i++)
+				if (devs[i] && devs[i]->key == key)
+					devs[i]->seen = found = 1;
+			if (pass == 1 && !found)
+				add_dev(list_fd, rec, ports, nports, dd, cfg, cfglen);
+		}
+		if (pass == 0)
+			for (int i = 0; i < MAX_DEVS; i++)
+				if (devs[i] && !devs[i]->seen)
+					remove_dev(i);
 	}
-	for (int i = 0; i < MAX_DEVS; i++)
-		if (devs[i] && !devs[i]->seen)
-			remove_dev(i);
 	g_free(data);
 	return TRUE;
 }
