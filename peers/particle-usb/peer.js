@@ -42,24 +42,35 @@ async function step(request, fn) {
 	}
 }
 
-// reopen waits for the device to come back on USB (a reset, a mode change) and opens it,
-// as particle-cli does: try, wait, try again.
-async function reopen(id, { dfu } = {}) {
+// address is where a device is on the bus: a reset or a mode change gives it another.
+const address = (d) => {
+	const u = d.usbDevice && d.usbDevice.internalObject;
+	return u ? `${u.busNumber}/${u.deviceAddress}` : '';
+};
+
+// reopen waits for the device to come back on USB (a reset, a mode change: somewhere other
+// than `left`) and opens it, as particle-cli does: look, wait a little, look again.
+async function reopen(id, { dfu, left } = {}) {
 	const deadline = Date.now() + 60000;
-	for (;;) {
+	let last;
+	while (Date.now() < deadline) {
 		try {
-			const d = await usb.openDeviceById(id);
-			if (dfu === undefined || d.isInDfuMode === dfu) {
-				return d;
+			for (const d of await usb.getDevices()) {
+				if (left && address(d) === left) {
+					continue;
+				}
+				await d.open();
+				if (d.id === id && (dfu === undefined || d.isInDfuMode === dfu)) {
+					return d;
+				}
+				await d.close();
 			}
-			await d.close();
 		} catch (e) {
-			if (Date.now() > deadline) {
-				throw e;
-			}
+			last = e;
 		}
 		await sleep(100);
 	}
+	throw last || new Error(`device ${id} did not come back`);
 }
 
 async function main() {
@@ -67,12 +78,17 @@ async function main() {
 	const id = o.device;
 
 	await step('list', async () => {
-		const devs = await usb.getDevices();
-		const d = devs.find((x) => x.id === id);
-		if (!d) {
-			throw new Error(`device ${id} not among ${devs.map((x) => x.id).join(', ')}`);
+		const seen = [];
+		for (const d of await usb.getDevices()) {
+			await d.open(); // the ID is the USB serial number, read on open
+			seen.push(d.id);
+			const me = d.id === id ? { id: d.id, type: d.type, platformId: d.platformId, dfu: d.isInDfuMode } : null;
+			await d.close();
+			if (me) {
+				return me;
+			}
 		}
-		return { id: d.id, type: d.type, platformId: d.platformId, dfu: d.isInDfuMode };
+		throw new Error(`device ${id} not among ${seen.join(', ')}`);
 	});
 	let dev = await reopen(id);
 	emit('open', { id: dev.id, type: dev.type, dfu: dev.isInDfuMode });
@@ -101,12 +117,13 @@ async function main() {
 
 	// The bootloader by control requests in normal mode, as particle-cli flashes one.
 	const boot = fs.readFileSync(o.bootloader);
+	let at = address(dev);
 	await step('updateFirmware (bootloader)', async () => {
 		await dev.updateFirmware(boot, { timeout: 120000 });
 		return boot.length;
 	});
 	await dev.close().catch(() => {});
-	dev = await reopen(id, { dfu: false });
+	dev = await reopen(id, { dfu: false, left: at }); // Device OS restarts to install it
 	await step('getFirmwareModuleInfo (after the update)', async () => {
 		const mods = await dev.getFirmwareModuleInfo();
 		return mods.map((m) => ({ type: m.type, index: m.index, version: m.version, size: m.size, store: m.store, validityErrors: m.validityErrors }));
@@ -122,13 +139,20 @@ async function main() {
 		await dev.writeOverDfu(app, { altSetting: 0, startAddr: addr });
 		return app.length;
 	});
-	await step('readOverDfu', async () => {
+	// Right after a download the DFU state is dfuDNLOAD_IDLE, where particle-usb sends
+	// CLRSTATUS: Device OS's Gen3 and RTL872x bootloaders STALL it (no transition defined)
+	// and enter dfuERROR, so the first read fails there; the second starts from dfuERROR,
+	// which CLRSTATUS clears.
+	const readBack = async () => {
 		const back = await dev.readOverDfu({ altSetting: 0, startAddr: addr, size: app.length });
 		return { size: back.length, same: Buffer.compare(back, app) === 0 };
-	});
+	};
+	await step('readOverDfu (right after the write)', readBack);
+	await step('readOverDfu (again)', readBack);
+	at = address(dev);
 	await step('reset', () => dev.reset());
 	await dev.close().catch(() => {});
-	dev = await reopen(id, { dfu: false });
+	dev = await reopen(id, { dfu: false, left: at });
 	await step('getDeviceMode (after the reset)', () => dev.getDeviceMode());
 	await dev.close();
 }
