@@ -67,8 +67,9 @@ race: deps-test shim
 	$(GO) test -race -tags ci -timeout 30m ./...
 
 # Every reader of outside input has a fuzz target: module files, DFU layouts and replies,
-# control-request replies, bundles (zip, Intel HEX), listening-mode replies, the release
-# catalog and a refresh's GitHub list. `make fuzz` runs each for FUZZTIME; `make test` a
+# control-request replies (FuzzDecoders: the identity replies 21/554/31 and protection 76
+# among them), bundles (zip, Intel HEX), listening-mode replies, the record spool file,
+# the release catalog and a refresh's GitHub list. `make fuzz` runs each for FUZZTIME; `make test` a
 # short run of each.
 FUZZ_TARGETS = \
 	./flasher/module:FuzzParse \
@@ -78,6 +79,7 @@ FUZZ_TARGETS = \
 	./flasher/dfu:FuzzParseFunctionalDescriptor \
 	./flasher/dfu:FuzzClient \
 	./flasher/listen:FuzzReplies \
+	./flasher/records:FuzzSpool \
 	./firmware-cache:FuzzCatalog \
 	./firmware-cache:FuzzGitHubReleases
 
@@ -104,8 +106,9 @@ screenshots: deps-test
 	mkdir -p docs/screenshots && rm -f docs/screenshots/*.png
 	GALLIUM_DRIVER=softpipe xvfb-run -a -s "-screen 0 1280x800x24" ./$(BUILD)/particle-flasher --demo --screenshots docs/screenshots
 
-# Benchmarks report ratios (wall time / device-bound time the sim charged), never timed
-# assertions. The smoke run inside make test is the DfuSe write alone.
+# Benchmarks report ratios (wall time / device-bound time the sim charged, the 8-unit
+# bench with and without recording into a real PostgreSQL), never timed assertions. The
+# smoke run inside make test is the DfuSe write alone.
 bench: deps-test shim
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 

@@ -13,6 +13,11 @@ if [[ "${1:-build}" == "test" ]]; then
 	command -v node >/dev/null 2>&1 || want+=(nodejs)
 	command -v npm >/dev/null 2>&1 || want+=(npm)
 	testing=1
+	# The record store's tests start a real PostgreSQL (initdb into a temp directory):
+	# Debian's server package, unless some version's initdb is already there.
+	if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+		want+=(postgresql)
+	fi
 fi
 
 if ! command -v go >/dev/null 2>&1; then
@@ -51,14 +56,14 @@ fi
 echo "This system has no dpkg/apt-get; install these by hand, then re-run make:" >&2
 case "$(uname -s)" in
 Darwin)
-	echo "  brew install libusb pkg-config${testing:+ dfu-util lrzsz}" >&2
+	echo "  brew install libusb pkg-config${testing:+ dfu-util lrzsz postgresql}" >&2
 	echo "  (Xcode command line tools provide the C compiler and OpenGL)" >&2
 	;;
 *)
 	if command -v dnf >/dev/null 2>&1; then
-		echo "  sudo dnf install libusb1-devel pkgconf-pkg-config libX11-devel libXcursor-devel libXrandr-devel libXinerama-devel libXi-devel libXxf86vm-devel mesa-libGL-devel${testing:+ xorg-x11-server-Xvfb dfu-util lrzsz}" >&2
+		echo "  sudo dnf install libusb1-devel pkgconf-pkg-config libX11-devel libXcursor-devel libXrandr-devel libXinerama-devel libXi-devel libXxf86vm-devel mesa-libGL-devel${testing:+ xorg-x11-server-Xvfb dfu-util lrzsz postgresql-server}" >&2
 	elif command -v pacman >/dev/null 2>&1; then
-		echo "  sudo pacman -S libusb pkgconf libx11 libxcursor libxrandr libxinerama libxi mesa${testing:+ xorg-server-xvfb dfu-util lrzsz}" >&2
+		echo "  sudo pacman -S libusb pkgconf libx11 libxcursor libxrandr libxinerama libxi mesa${testing:+ xorg-server-xvfb dfu-util lrzsz postgresql}" >&2
 	else
 		echo "  the equivalents of the Debian packages: ${want[*]}" >&2
 	fi

@@ -58,6 +58,8 @@ type factoryView struct {
 	totals   *widget.Label
 	grid     *fyne.Container
 	obj      fyne.CanvasObject
+	// records is the station, lot, operator and record store section (factory_records.go).
+	records *factoryRecords
 
 	cards map[string]*factoryCard // by device ID, lower case
 	// cancel stops the bench; nil when it is off. gen tells a stopped bench's late
@@ -92,6 +94,7 @@ func newFactoryView(m *mainUI) *factoryView {
 	f.report.SetText(defaultReportPath(m.opts.Demo))
 	f.reportBt = widget.NewButton("Folder...", f.chooseReportDir)
 	f.on = widget.NewCheck(factorySwitchText, f.toggle)
+	f.records = newFactoryRecords(m.win, func() string { return factoryStateDir(m.opts.Demo, m.runs.StateDir) })
 
 	form := widget.NewForm(
 		widget.NewFormItem("Device OS", f.picker),
@@ -102,7 +105,7 @@ func newFactoryView(m *mainUI) *factoryView {
 		"several at once, and gets a row in the report. A device that already has it is left alone.")
 	intro.Wrapping = fyne.TextWrapWord
 	top := container.NewVBox(widget.NewLabelWithStyle("Factory bench", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		intro, form, f.on, f.status, f.totals, widget.NewSeparator())
+		intro, form, f.records.obj, f.on, f.status, f.totals, widget.NewSeparator())
 	f.obj = container.NewBorder(top, nil, nil, nil, container.NewVScroll(f.grid))
 	return f
 }
@@ -210,6 +213,7 @@ func (f *factoryView) setApp(name string, m *module.Module) {
 
 // setInputs locks the target while the bench runs: every unit of a session gets the same.
 func (f *factoryView) setInputs(on bool) {
+	f.records.setInputs(on)
 	for _, w := range []fyne.Disableable{f.picker, f.appBtn, f.appClear, f.report, f.reportBt} {
 		if on {
 			w.Enable()
@@ -280,6 +284,11 @@ func (f *factoryView) start(version string) error {
 		}
 		journal = &run.Store{Dir: dir}
 	}
+	rec, ro, err := f.records.open(f.m.ctx)
+	if err != nil {
+		_ = rep.Close()
+		return err
+	}
 	app := f.app
 	ctx, cancel := context.WithCancel(f.m.ctx)
 	f.cancel = cancel
@@ -296,6 +305,7 @@ func (f *factoryView) start(version string) error {
 		Timeouts: f.m.runs.Timeouts,
 		Journal:  journal,
 		Report:   rep,
+		Recorder: ro.Recorder, Station: ro.Station, Lot: ro.Lot, Operator: ro.Operator, Finished: ro.Finished, TargetName: version,
 		// The device list must not read a unit the bench writes.
 		Hold: f.m.hold,
 		// The bench calls this from one goroutine at a time: through onUI the window sees
@@ -316,6 +326,11 @@ func (f *factoryView) start(version string) error {
 		if cerr := rep.Close(); err == nil {
 			err = cerr
 		}
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if _, cerr := rec.Close(cctx); err == nil {
+			err = cerr
+		}
+		ccancel()
 		cancel()
 		if f.m.ctx.Err() != nil {
 			return // the window is closing: there is nothing left to show it on
@@ -454,6 +469,8 @@ func (c *factoryCard) apply(e factory.Event) {
 		c.result.SetText("")
 	case factory.EvStarted:
 		c.step.SetText("Starting...")
+	case factory.EvRecorded:
+		c.step.SetText("Finished on this station before the bench started")
 	case factory.EvDetached:
 		c.step.SetText("Unplugged")
 		c.light.set(led.State{})

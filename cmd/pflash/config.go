@@ -29,6 +29,12 @@ type config struct {
 	AllowHTTP *bool    `toml:"allow_http"`
 	Jobs      int      `toml:"jobs"`
 	Verify    string   `toml:"verify"`
+	// DB is the factory record store (a postgres:// URL or a SQLite file); Station,
+	// Operator and Lot fill `pflash factory`'s flags of those names.
+	DB       string `toml:"db"`
+	Station  string `toml:"station"`
+	Operator string `toml:"operator"`
+	Lot      string `toml:"lot"`
 }
 
 // configSetting ties a file key to the flag it fills and the environment variable that
@@ -51,6 +57,10 @@ var configSettings = []configSetting{
 		return nil
 	}},
 	{"verify", "", func(c *config) []string { return nonEmpty(c.Verify) }},
+	{"db", EnvDB, func(c *config) []string { return nonEmpty(c.DB) }},
+	{"station", "", func(c *config) []string { return nonEmpty(c.Station) }},
+	{"operator", "", func(c *config) []string { return nonEmpty(c.Operator) }},
+	{"lot", "", func(c *config) []string { return nonEmpty(c.Lot) }},
 }
 
 func nonEmpty(s string) []string {
@@ -94,7 +104,7 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	}
 	if err != nil {
 		return nil, remedy.With(fmt.Errorf("read configuration %s: %w", path, err),
-			"fix the file (TOML: cache_dir, state_dir, mirrors, offline, allow_http, jobs, verify) or move it away")
+			"fix the file (TOML: cache_dir, state_dir, mirrors, offline, allow_http, jobs, verify, db, station, operator, lot) or move it away")
 	}
 	if undec := md.Undecoded(); len(undec) > 0 {
 		keys := make([]string, len(undec))
@@ -102,7 +112,7 @@ func loadConfig(path string, explicit bool) (*config, error) {
 			keys[i] = k.String()
 		}
 		return nil, remedy.With(fmt.Errorf("configuration %s: unknown key(s) %s", path, strings.Join(keys, ", ")),
-			"known keys: cache_dir, state_dir, mirrors, offline, allow_http, jobs, verify")
+			"known keys: cache_dir, state_dir, mirrors, offline, allow_http, jobs, verify, db, station, operator, lot")
 	}
 	return &c, nil
 }

@@ -34,6 +34,9 @@ type inspectJSON struct {
 	// or unknown; SetupDone the setup-done flag (null where it was not read).
 	Protection state.Protection `json:"protection"`
 	SetupDone  state.Flag       `json:"setup_done"`
+	// Identity is the serial number, ICCID, IMEI and NCP version ("" where not read or
+	// not on the platform): serial_number, iccid, imei, ncp_version.
+	state.Identity
 	// Assets are the asset files the device holds (null where they cannot be read).
 	Assets  []module.Asset `json:"assets"`
 	Modules []state.Module `json:"modules"`
@@ -140,7 +143,7 @@ func inspectDevice(g *globals, id string) error {
 
 func toInspectJSON(d device.Device) inspectJSON {
 	j := inspectJSON{DeviceID: d.ID, Mode: modeName(d.Mode), Doors: d.DoorNames(), DeviceOS: d.Reading.DeviceOSName(), Modules: d.Modules,
-		Boot: bootJSON{Mode: modeName(d.Boot.Mode), Why: d.Boot.Why}, Protection: d.Reading.Protection, SetupDone: d.Reading.SetupDone}
+		Boot: bootJSON{Mode: modeName(d.Boot.Mode), Why: d.Boot.Why}, Protection: d.Reading.Protection, SetupDone: d.Reading.SetupDone, Identity: d.Reading.Identity}
 	if j.Modules == nil {
 		j.Modules = []state.Module{}
 	}
@@ -202,6 +205,9 @@ func printDeviceModules(w io.Writer, d device.Device) {
 		fmt.Fprintf(w, "Device OS %s\n", v)
 	} else {
 		fmt.Fprintln(w, "Device OS: unknown (no readable system part)")
+	}
+	for _, f := range d.Reading.Identity.Facts() {
+		fmt.Fprintf(w, "%s: %s\n", f.Label, f.Value)
 	}
 	if pr := d.Reading.Protection; pr != state.ProtectionUnknown {
 		fmt.Fprintf(w, "Device Protection: %s\n", pr.Words())

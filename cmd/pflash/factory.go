@@ -25,17 +25,18 @@ import (
 var factoryPoll, factoryGrace time.Duration
 
 type factoryFlags struct {
-	to, app, report, stateDir string
-	protectWith               string
-	jobs, count               int
-	allowSafe, leaveSetup     bool
-	dl                        cacheFlags
+	to, app, report, stateDir  string
+	db, station, lot, operator string
+	protectWith                string
+	jobs, count                int
+	allowSafe, leaveSetup      bool
+	dl                         cacheFlags
 }
 
 func newFactoryCmd(g *globals) *cobra.Command {
 	var f factoryFlags
 	cmd := &cobra.Command{
-		Use:   "factory --to VERSION|FILES [--app FILE] [--jobs N] [--report FILE.csv]",
+		Use:   "factory --to VERSION|FILES [--app FILE] [--jobs N] [--station NAME] [--lot NAME] [--operator NAME] [--db URL|FILE] [--report FILE.csv]",
 		Short: "Factory bench: flash every device plugged in, several at once, with a report row per unit",
 		Long: "factory watches USB and brings every Particle device plugged in to the target, up to\n" +
 			"--jobs at once, without asking and without buttons (a unit that would need them fails\n" +
@@ -44,9 +45,17 @@ func newFactoryCmd(g *globals) *cobra.Command {
 			"plugged back in, it is flashed again with a warning. Two units with the same device ID\n" +
 			"attached at once cannot be told apart, so neither is flashed.\n\n" +
 			"Each finished unit is a row in --report (CSV) and its JSON-lines twin (.jsonl), written\n" +
-			"and synced as it finishes: time, device ID, platform, Device OS before and after,\n" +
-			"duration, result (ok, already, failed), error and remedy, plug-in number, Device\n" +
-			"Protection and setup-done state. With --protect-with FILE (a protected bootloader build)\n" +
+			"and synced as it finishes: time, device ID, serial number, ICCID and IMEI, platform,\n" +
+			"Device OS and every module before and after, the application, duration, result (ok,\n" +
+			"already, failed), error and remedy, plug-in number, Device Protection and setup-done\n" +
+			"state, station, operator and lot. The same rows go to the record store every bench\n" +
+			"shares: --db postgres://... (or db = \"...\" in the config file), else a SQLite file\n" +
+			"in the state directory; a unit's row is written when its run starts and again when it\n" +
+			"ends, so a bench that dies leaves its attempt marked interrupted. While the database\n" +
+			"cannot be reached, rows wait in a local spool and are sent in order when it is back;\n" +
+			"the bench keeps flashing and says so. A unit already flashed on another station is\n" +
+			"warned about; one this station finished before a restart is left alone. `pflash\n" +
+			"report` reads the store. With --protect-with FILE (a protected bootloader build)\n" +
 			"each unit of that platform is protected at the end of its run, without the cloud.\n\n" +
 			"It runs until Ctrl-C (which lets the running units stop at a safe point) or, with\n" +
 			"--count N, until N units finished. With --json, one event per line (attached, started,\n" +
@@ -62,6 +71,10 @@ func newFactoryCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.leaveSetup, "leave-setup-done", false, "leave the setup-done flag as it is (Gen3 before Device OS 4.0 then waits in listening mode until it is set)")
 	fl.StringVar(&f.report, "report", "", "CSV report (appended to; a .jsonl twin beside it) (default: factory-DATE.csv in the state directory)")
 	fl.IntVar(&f.count, "count", 0, "stop after this many units finished (0: run until Ctrl-C)")
+	fl.StringVar(&f.station, "station", "", "this bench's name in the records (default: the computer's host name); one name per bench")
+	fl.StringVar(&f.lot, "lot", "", "the lot (batch) the units belong to, e.g. 20261206_0001")
+	fl.StringVar(&f.operator, "operator", "", "who runs the bench")
+	fl.StringVar(&f.db, "db", "", "record store: a postgres:// URL shared by every bench, or a SQLite file (env PFLASH_DB; default records.db in the state directory)")
 	fl.StringVar(&f.protectWith, "protect-with", "", "a protected bootloader file: write it to each unit of its platform at the end of its run, turning Device Protection on (Device OS 6.1.1 or newer)")
 	writeFlags(fl, &f.stateDir, &f.dl)
 	_ = cmd.MarkFlagRequired("to")
@@ -125,16 +138,39 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 			fmt.Fprintf(g.stderr, "pflash: closing the report: %v\n", err)
 		}
 	}()
+	out := newFactoryOutput(g, toName)
+	station := f.station
+	if station == "" {
+		station, _ = os.Hostname()
+	}
+	rec, finished, err := openRecords(ctx, f.db, stateDir, station, f.lot, out)
+	if err != nil {
+		return err
+	}
+	recClosed := false
+	closeRecords := func() {
+		if recClosed {
+			return
+		}
+		recClosed = true
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		if _, err := rec.Close(cctx); err != nil {
+			fmt.Fprintf(g.stderr, "Warning: %v\n", err)
+		}
+	}
+	defer closeRecords()
+
 	doors, closeDoors, err := flashBus(g)
 	if err != nil {
 		return err
 	}
 	defer closeDoors()
 
-	out := newFactoryOutput(g, toName)
 	csvPath, jsonlPath := rep.Paths()
 	out.line("Factory bench: every device plugged in goes to %s, up to %d at once.", f.to, f.jobs)
 	out.line("Report: %s (and %s)", csvPath, jsonlPath)
+	out.line("Records: %s (station %q, lot %q, operator %q)", rec.Status().Where, station, f.lot, f.operator)
 	if f.count > 0 {
 		out.line("Waiting for devices; stopping after %d unit(s).", f.count)
 	} else {
@@ -153,15 +189,23 @@ func runFactory(ctx context.Context, g *globals, f factoryFlags) error {
 		Timeouts:    flashTimeouts,
 		Journal:     &frun.Store{Dir: stateDir},
 		Report:      rep,
+		Recorder:    rec,
+		Station:     station,
+		Operator:    f.operator,
+		Lot:         f.lot,
+		TargetName:  targetName(f.to),
+		Finished:    finished,
 		Events:      out.event,
 		Poll:        factoryPoll,
 		Grace:       factoryGrace,
 		ProtectWith: protectWith,
 	}
 	if f.count > 0 {
-		o.Until = func(t factory.Totals) bool { return t.Finished() >= f.count }
+		// Units this station had finished before a restart count toward --count.
+		o.Until = func(t factory.Totals) bool { return t.Finished()+t.Recorded >= f.count }
 	}
 	tot, err := factory.Run(ctx, o)
+	closeRecords()
 	out.close()
 	if !g.json {
 		fmt.Fprintf(g.stdout, "Stopped: %s. Report: %s\n", out.totalsText(tot), csvPath)
@@ -212,7 +256,7 @@ func (o *factoryOutput) close() {
 func (o *factoryOutput) event(e factory.Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if e.Kind == factory.EvDuplicate || e.Kind == factory.EvUnreadable {
+	if e.Kind == factory.EvDuplicate || e.Kind == factory.EvUnreadable || (e.Kind == factory.EvRecords && e.Records != nil && e.Records.Spooling) {
 		fmt.Fprintf(o.g.stderr, "Warning: %s\n", e.Message)
 	}
 	if o.view == nil {
@@ -233,6 +277,8 @@ func (o *factoryOutput) event(e factory.Event) {
 		o.line("%s: started", who)
 	case factory.EvDuplicate, factory.EvUnreadable:
 		o.line("Warning: %s", e.Message)
+	case factory.EvRecorded, factory.EvRecords:
+		o.line("%s", e.Message)
 	case factory.EvFinished:
 		r := e.Record
 		d := time.Duration(r.DurationSeconds * float64(time.Second)).Round(100 * time.Millisecond)

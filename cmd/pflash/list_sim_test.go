@@ -231,6 +231,10 @@ func TestInspectDeviceAgainstSim(t *testing.T) {
 		Mode     string   `json:"mode"`
 		DeviceOS string   `json:"device_os"`
 		Modules  []module `json:"modules"`
+		Serial   *string  `json:"serial_number"`
+		ICCID    *string  `json:"iccid"`
+		IMEI     *string  `json:"imei"`
+		NCP      *string  `json:"ncp_version"`
 	}
 	if usbsim.InChild(t.Name()) {
 		ids := strings.Split(os.Getenv("PFLASH_TEST_IDS"), ",")
@@ -258,6 +262,20 @@ func TestInspectDeviceAgainstSim(t *testing.T) {
 		require.Len(t, n, 1)
 		assert.Equal(t, "normal", n[0].Mode)
 		assert.Equal(t, "4.1.0", n[0].DeviceOS)
+		// Who the unit is, over USB (requests 21 and 554): a Boron on 4.1.0 gives its
+		// serial number and ICCID; the IMEI joined the reply in 5.8.0. Every field is there.
+		ident := sim.IdentityOf(normalID, "boron")
+		require.NotNil(t, n[0].Serial)
+		require.NotNil(t, n[0].ICCID)
+		require.NotNil(t, n[0].IMEI)
+		require.NotNil(t, n[0].NCP)
+		assert.Equal(t, ident.Serial, *n[0].Serial)
+		assert.Equal(t, ident.ICCID, *n[0].ICCID)
+		assert.Empty(t, *n[0].IMEI)
+		assert.Empty(t, *n[0].NCP, "a Boron has no NCP")
+		code, out, _ = listRun(t, "inspect-device", normalID)
+		require.Equal(t, exitOK, code)
+		assert.Contains(t, out, "Serial number: "+ident.Serial+"\nICCID: "+ident.ICCID+"\n")
 
 		code, out, errOut = listRun(t, "--json", "inspect-device", dfuID)
 		assert.Equal(t, exitFailed, code, "the damaged user part fails: %s", errOut)

@@ -91,7 +91,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.configFile, "config", "", "configuration file (env PFLASH_CONFIG; default ~/.config/particle-flasher/config.toml)")
 	root.AddCommand(newVersionCmd(g), newInspectCmd(g), newCacheCmd(g), newPlanCmd(g), newListCmd(g), newSimCmd(g), newDoctorCmd(g), newFlashCmd(g))
 	root.AddCommand(newRestoreCmd(g))
-	root.AddCommand(newFactoryCmd(g), newBenchCmd(g))
+	root.AddCommand(newFactoryCmd(g), newBenchCmd(g), newReportCmd(g))
 	return root
 }
 

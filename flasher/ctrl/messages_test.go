@@ -324,6 +324,8 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(EncodeAssetInfoReply(AssetInfo{Available: []Asset{{Name: "cat.jpg", Hash: "f8dc", Size: 21502, StorageSize: 21597}}, Required: []Asset{{Name: "cat.jpg", Hash: "f8dc"}}}))
 	f.Add(EncodeProtectedStateReply(ProtectedState{Protected: true}))
 	f.Add(EncodeNCPVersionReply(NCPVersion{Version: "0.0.7", ModuleVersion: 7}))
+	f.Add(EncodeSerialNumberReply("ARNHAB849A1B2C3"))
+	f.Add(EncodeCellularInfoReply(CellularInfo{ICCID: "89014103211118510720", IMEI: "352656106111232"}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		oneLine := func(err error) {
 			if err != nil && strings.Contains(err.Error(), "\n") {
@@ -339,6 +341,10 @@ func FuzzDecoders(f *testing.F) {
 		_, err = DecodeNCPVersionReply(b)
 		oneLine(err)
 		_, err = DecodeSystemVersionReply(b)
+		oneLine(err)
+		_, err = DecodeSerialNumberReply(b)
+		oneLine(err)
+		_, err = DecodeCellularInfoReply(b)
 		oneLine(err)
 		_, _ = DecodeModuleInfoReply(b)
 		_, _ = DecodeDeviceIDReply(b)

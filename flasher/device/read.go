@@ -36,13 +36,19 @@ func ReadControl(ctx context.Context, c *ctrl.Client, p *platform.Platform, mode
 		return state.Device{}, fmt.Errorf("read the modules (control request 90): %w", err)
 	}
 	var ncp uint16
-	if p != nil && p.HasNCP && !listsNCP(infos) {
+	var ncpName string
+	if p != nil && p.HasNCP {
 		if v, err := c.NCPFirmwareVersion(ctx); err == nil {
-			ncp = uint16(v.ModuleVersion)
+			ncpName = v.Version
+			if !listsNCP(infos) {
+				ncp = uint16(v.ModuleVersion)
+			}
 		}
 	}
 	rd := FromControl(p, mode, infos, ncp)
 	rd.Protection = protection
+	rd.Identity = readIdentity(ctx, c)
+	rd.Identity.NCPVersion = ncpName
 	if v, err := c.SystemVersion(ctx); err == nil {
 		rd.DeviceOS = v
 	}
@@ -51,6 +57,20 @@ func ReadControl(ctx context.Context, c *ctrl.Client, p *platform.Platform, mode
 	}
 	readAssets(ctx, c, &rd)
 	return rd, nil
+}
+
+// readIdentity asks for the serial number (request 21) and, where the platform has a
+// modem, the ICCID and IMEI (554). A request the device does not know leaves its field
+// empty: the identity is worth recording, never worth failing a reading for.
+func readIdentity(ctx context.Context, c *ctrl.Client) state.Identity {
+	var id state.Identity
+	if sn, err := c.SerialNumber(ctx); err == nil {
+		id.SerialNumber = sn
+	}
+	if ci, err := c.CellularInfo(ctx); err == nil {
+		id.ICCID, id.IMEI = ci.ICCID, ci.IMEI
+	}
+	return id
 }
 
 // readAssets asks which asset files the device holds (request 91, Device OS 5.6.0 and
@@ -99,13 +119,26 @@ func listsNCP(infos []ctrl.ModuleInfo) bool {
 	return false
 }
 
-// ReadConsole reads a device in listening mode with the `s` command.
+// ReadConsole reads a device in listening mode with the `s` command, and its identity
+// with `i` where the HAL adds it (serial number on Gen3 and later, IMEI and ICCID on
+// cellular platforms).
 func ReadConsole(ctx context.Context, con *listen.Console, p *platform.Platform) (state.Device, error) {
 	si, err := con.ModuleInfo(ctx)
 	if err != nil {
 		return state.Device{}, fmt.Errorf("read the modules (listening mode `s`): %w", err)
 	}
-	return FromSerial(p, si), nil
+	rd := FromSerial(p, si)
+	if id, err := con.Identify(ctx); err == nil {
+		rd.Identity = IdentityFromConsole(id)
+	}
+	return rd, nil
+}
+
+// IdentityFromConsole takes the identity out of `i`'s reply, under the names Device OS
+// prints (system_setup.cpp filter_key). The device secret it may also print is left out:
+// it is a secret, not an identifier.
+func IdentityFromConsole(id listen.Identity) state.Identity {
+	return state.Identity{SerialNumber: id.Extra["Serial Number"], ICCID: id.Extra["ICCID"], IMEI: id.Extra["IMEI"]}
 }
 
 // ReadDFU reads a device in DFU mode: every slot's module header and suffix straight out

@@ -125,6 +125,23 @@ func TestModulesAgreeAcrossDoors(t *testing.T) {
 			for _, s := range want {
 				assert.True(t, s.Valid, "%+v invalid in normal mode", s)
 			}
+			// Who the unit is: requests 21 and 554 over USB, the same as `i` tells in
+			// listening mode (Gen3: serial number; cellular: ICCID and IMEI).
+			rd, err := device.ReadControl(ctx, c, p, state.ModeNormal)
+			require.NoError(t, err)
+			ident := d.Identity()
+			if p.Gen >= 3 || rs.platform == "photon" {
+				assert.Equal(t, ident.Serial, rd.Identity.SerialNumber)
+			}
+			if rs.platform == "boron" {
+				assert.Equal(t, ident.ICCID, rd.Identity.ICCID)
+				assert.Empty(t, rd.Identity.IMEI, "4.1.0 gives the ICCID alone")
+			} else {
+				assert.Empty(t, rd.Identity.ICCID, "no modem reached by request 554")
+			}
+			if p.HasNCP {
+				assert.NotEmpty(t, rd.Identity.NCPVersion)
+			}
 
 			// Listening mode: `s` over the serial port.
 			require.NoError(t, c.StartListening(ctx))
@@ -145,6 +162,13 @@ func TestModulesAgreeAcrossDoors(t *testing.T) {
 			listening, err := device.Read(ctx, l)
 			require.NoError(t, err)
 			assert.Equal(t, want, summarise(p, listening.Modules), "listening mode `s`")
+			if p.Gen >= 3 {
+				assert.Equal(t, ident.Serial, listening.Identity.SerialNumber, "listening mode `i`")
+			}
+			if rs.platform == "boron" || rs.platform == "electron" {
+				assert.Equal(t, ident.IMEI, listening.Identity.IMEI, "listening mode `i`")
+				assert.Equal(t, ident.ICCID, listening.Identity.ICCID, "listening mode `i`")
+			}
 
 			// DFU mode: read from flash.
 			require.NoError(t, c.StopListening(ctx))

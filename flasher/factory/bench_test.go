@@ -3,12 +3,15 @@ package factory_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/factory/throughput"
+	"github.com/particle-flasher/particle-flasher/flasher/records"
+	"github.com/particle-flasher/particle-flasher/internal/testpg"
 )
 
 // BenchmarkFactoryThroughput is issue 8's acceptance 2: the throughput of a bench
@@ -53,6 +56,58 @@ func BenchmarkFactoryThroughput(b *testing.B) {
 	b.ReportMetric(r.AloneDeviceSeconds/r.AloneSeconds, "device/wall-1")
 	msg := fmt.Sprintf("Factory throughput, Boron %s -> %s at sim scale 1: %s. One unit: %.1f s wall for %.1f s device-bound; %d units: %.1f s wall for %.1f s device-bound in all",
 		r.From, r.To, r, r.AloneSeconds/n, r.AloneDeviceSeconds/n, r.Devices, r.ParallelSeconds/n, r.ParallelDeviceSeconds/n)
+	b.Log(msg)
+	fmt.Println(msg)
+}
+
+// BenchmarkFactoryRecording is issue 15's acceptance 4: the wall time of the 8-unit bench
+// (Borons 1.5.2 -> 4.1.0, real files, sim scale 1) without recording and with every unit
+// recorded into a real PostgreSQL (its running and finished rows, and the query for the
+// same unit on other stations), in the same run; the cost is the ratio minus one (goal <=
+// 2 %). It reports, never asserts, times.
+func BenchmarkFactoryRecording(b *testing.B) {
+	pg := testpg.Start(b)
+	dsn := pg.CreateDB(b, "bench")
+	store, err := records.Open(dsn)
+	require.NoError(b, err)
+	rec, err := records.NewRecorder(records.RecorderOptions{Store: store, SpoolPath: filepath.Join(b.TempDir(), "spool.jsonl"), Station: "bench"})
+	require.NoError(b, err)
+	defer func() { _, _ = rec.Close(context.Background()) }()
+	o := throughput.Options{
+		Platform: boron(b),
+		From:     append(readFiles(b, "releases", boron152...), readFiles(b, "apps", boronApp)...),
+		Target:   target410(b),
+		Devices:  8,
+		Scale:    1,
+		StateDir: b.TempDir(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	// Connected and migrated before the clock runs, as a bench is once its first unit is
+	// recorded.
+	require.NoError(b, store.Ping(ctx))
+	with := o
+	with.Recorder = rec
+	var plain, recorded time.Duration
+	for b.Loop() {
+		// Alternated, so that whatever warms up over the run favours neither side.
+		r1, err := throughput.Round(ctx, o, o.Devices)
+		require.NoError(b, err)
+		r2, err := throughput.Round(ctx, with, o.Devices)
+		require.NoError(b, err)
+		r3, err := throughput.Round(ctx, with, o.Devices)
+		require.NoError(b, err)
+		r4, err := throughput.Round(ctx, o, o.Devices)
+		require.NoError(b, err)
+		plain += r1.Wall + r4.Wall
+		recorded += r2.Wall + r3.Wall
+	}
+	require.Zero(b, rec.Status().Pending, "every row reached PostgreSQL")
+	cost := float64(recorded)/float64(plain) - 1
+	b.ReportMetric(100*cost, "%recording-cost")
+	runs := 2 * float64(b.N)
+	msg := fmt.Sprintf("Factory bench, 8 Borons 1.5.2 -> 4.1.0 at sim scale 1: %.2f s wall without recording, %.2f s recording into PostgreSQL: cost %+.2f %% (goal <= 2 %%)",
+		plain.Seconds()/runs, recorded.Seconds()/runs, 100*cost)
 	b.Log(msg)
 	fmt.Println(msg)
 }

@@ -14,6 +14,8 @@ package factory
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,39 +30,21 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/records"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	dstate "github.com/particle-flasher/particle-flasher/flasher/state"
 )
 
-// Record is one unit's row in the report.
-type Record struct {
-	// Time is when the unit finished.
-	Time     time.Time `json:"time"`
-	DeviceID string    `json:"device_id"`
-	Platform string    `json:"platform"`
-	// Before is the Device OS before ("none" when no system part).
-	Before string `json:"before"`
-	// After is the Device OS after, as verified ("unknown" when the run failed).
-	After           string  `json:"after"`
-	DurationSeconds float64 `json:"duration_seconds"`
-	// Result is ResultOK, ResultAlready (nothing to do) or ResultFailed.
-	Result string `json:"result"`
-	Error  string `json:"error,omitempty"`
-	Remedy string `json:"remedy,omitempty"`
-	// Plug is 1 for the first plug-in of this ID in the session, 2 for the next, ...
-	Plug int `json:"plug"`
-	// Protection and SetupDone are the unit's Device Protection state and setup-done flag
-	// as read at the end.
-	Protection dstate.Protection `json:"protection"`
-	SetupDone  dstate.Flag       `json:"setup_done"`
-}
+// Record is one unit's row in the report and the record store (flasher/records): one
+// type, so the CSV, the JSON lines and the database say the same.
+type Record = records.Row
 
 // Results of a Record.
 const (
-	ResultOK      = "ok"
-	ResultAlready = "already"
-	ResultFailed  = "failed"
+	ResultOK      = records.ResultOK
+	ResultAlready = records.ResultAlready
+	ResultFailed  = records.ResultFailed
 )
 
 // Totals count units (plug-ins) in the session.
@@ -74,9 +58,12 @@ type Totals struct {
 	OK      int `json:"ok"`
 	Already int `json:"already"`
 	Failed  int `json:"failed"`
-	// Duplicates counts duplicate warnings: an ID attached twice at once, or flashed
-	// again after a re-plug.
+	// Duplicates counts duplicate warnings: an ID attached twice at once, flashed again
+	// after a re-plug, or found flashed on another station in the record store.
 	Duplicates int `json:"duplicates"`
+	// Recorded counts units seen on the bus that this station had finished before it
+	// started (Options.Finished): left alone, as a finished unit left in its socket is.
+	Recorded int `json:"recorded,omitempty"`
 }
 
 // Finished is the number of units that ended (ok, already or failed).
@@ -98,6 +85,12 @@ const (
 	EvDetached = "detached"
 	// EvTotals: the totals changed (after every finished unit, and at the end).
 	EvTotals = "totals"
+	// EvRecords: the record store went away (rows are spooled) or came back (the spool
+	// was sent); Records says how it stands. Sent by the front end that owns the Recorder.
+	EvRecords = "records"
+	// EvRecorded: a unit this station finished before the bench (re)started is on the bus;
+	// it is not flashed again until unplugged.
+	EvRecorded = "recorded"
 	// EvUnreadable: a device is on the bus but cannot be read (no permission, busy), so it
 	// is not flashed (Message says why and what to do); sent once per distinct problem.
 	EvUnreadable = "unreadable"
@@ -115,6 +108,8 @@ type Event struct {
 	// Record is the unit's report row (EvFinished).
 	Record *Record `json:"record,omitempty"`
 	Totals Totals  `json:"totals"`
+	// Records is the record store's state (EvRecords).
+	Records *records.Status `json:"records,omitempty"`
 	// Message is the warning in words (EvDuplicate) or a note for a person.
 	Message string `json:"message,omitempty"`
 }
@@ -134,6 +129,16 @@ type Options struct {
 	Journal *run.Store
 	// Report receives a row per finished unit; may be nil.
 	Report *Report
+	// Recorder receives a row when each unit's run starts (result "running") and again
+	// when it ends, under one run ID; may be nil. It returns the unit's finished runs on
+	// other stations, which are warned about (EvDuplicate).
+	Recorder Recorder
+	// Station, Operator and Lot go in every row; TargetName names the target ("4.1.0").
+	Station, Operator, Lot, TargetName string
+	// Finished holds device IDs this station finished before this session (read from
+	// the record store at start): sighted on the bus they count as finished units left
+	// in their sockets, until unplugged.
+	Finished map[string]bool
 	// Events is called from one goroutine at a time, in order per device; it must not
 	// block long (DFU writes of other units are waiting).
 	Events func(Event)
@@ -156,6 +161,11 @@ type Options struct {
 	// app keeps its device watcher from reading a unit while it is written (the watcher's
 	// Hold). An error fails the unit's run.
 	Hold func(ctx context.Context, id string) (release func(), err error)
+}
+
+// Recorder keeps rows (records.Recorder).
+type Recorder interface {
+	Record(ctx context.Context, row records.Row) (others []records.Row, err error)
 }
 
 // unit states.
@@ -186,6 +196,8 @@ type unit struct {
 	lastFinish time.Time
 	// dupWarned: a duplicate warning was given in this episode.
 	dupWarned bool
+	// recorded: found finished in the record store at start.
+	recorded bool
 }
 
 // bench is one Run.
@@ -346,6 +358,15 @@ func (b *bench) observe(ctx, startCtx context.Context, devs []device.Attached) {
 			// held back as a duplicate: nothing new.
 			continue
 		}
+		if u.plugs == 0 && u.finishes == 0 && b.o.Finished[id] && !u.recorded {
+			// Finished by this station before the bench (re)started, and still in its
+			// socket: a finished unit, not a new plug-in.
+			u.recorded, u.st, u.finishes, u.lastFinish = true, done, 1, now
+			b.totals.Recorded++
+			events = append(events, Event{Kind: EvRecorded, DeviceID: id, Platform: platName(u.plat),
+				Message: fmt.Sprintf("device %s was finished on this station before the bench started; unplug it, or pull it for a few seconds and plug it back in to flash it again", id)})
+			continue
+		}
 		// A new plug-in.
 		b.totals.Seen++
 		u.dupWarned = false
@@ -455,13 +476,19 @@ func (b *bench) flash(ctx, startCtx context.Context, u *unit, plug int, p *platf
 	}
 	start := time.Now()
 	b.emit(Event{Kind: EvStarted, DeviceID: id, Platform: platName(p)})
-	rec := Record{DeviceID: id, Platform: platName(p), Before: "unknown", After: "unknown", Plug: plug}
+	rec := Record{DeviceID: id, RunID: newRunID(), Platform: platName(p), Before: "unknown", After: "unknown", Plug: plug,
+		Started: start.UTC(), Result: records.ResultRunning, Station: b.o.Station, Operator: b.o.Operator, Lot: b.o.Lot,
+		Target: b.o.TargetName}
+	// The running row first: if the bench dies now, the store still shows the attempt
+	// (interrupted, once the station starts again).
+	b.record(ctx, rec)
 	err := b.holdAndRun(ctx, id, p, &rec)
 	rec.Time = time.Now().UTC()
 	rec.DurationSeconds = time.Since(start).Seconds()
 	if err != nil {
 		rec.Result, rec.Error, rec.Remedy = ResultFailed, err.Error(), remedy.Of(err)
 	}
+	others := b.record(ctx, rec)
 	if b.o.Report != nil {
 		if werr := b.o.Report.Write(rec); werr != nil {
 			b.log.Error("factory: report row not written", "device", id, "err", werr)
@@ -490,7 +517,43 @@ func (b *bench) flash(ctx, startCtx context.Context, u *unit, plug int, p *platf
 	}
 	b.mu.Unlock()
 	b.emit(Event{Kind: EvFinished, DeviceID: id, Platform: platName(p), Record: &rec})
+	if len(others) > 0 {
+		var where []string
+		for _, o := range others {
+			where = append(where, fmt.Sprintf("%s at %s (lot %q, %s)", o.Station, o.Time.Local().Format("2006-01-02 15:04"), o.Lot, o.Result))
+		}
+		b.mu.Lock()
+		b.totals.Duplicates++
+		b.mu.Unlock()
+		b.emit(Event{Kind: EvDuplicate, DeviceID: id, Platform: platName(p),
+			Message: fmt.Sprintf("device %s was also flashed on another station: %s; check for a mix-up of units or of stickers", id, strings.Join(where, "; "))})
+	}
 	b.emit(Event{Kind: EvTotals})
+}
+
+// record hands a row to the Recorder. A row that cannot be kept at all (not even in the
+// spool) fails the bench at the end, as a report row that cannot be written does.
+func (b *bench) record(ctx context.Context, rec Record) []Record {
+	if b.o.Recorder == nil {
+		return nil
+	}
+	others, err := b.o.Recorder.Record(context.WithoutCancel(ctx), rec)
+	if err != nil {
+		b.log.Error("factory: record not kept", "device", rec.DeviceID, "err", err)
+		b.mu.Lock()
+		if b.repErr == nil {
+			b.repErr = err
+		}
+		b.mu.Unlock()
+	}
+	return others
+}
+
+// newRunID names one run of one unit: random, so two benches never make the same.
+func newRunID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // runUnit prepares and executes the run, filling the record's before, after and result.
@@ -519,6 +582,10 @@ func (b *bench) runUnit(ctx context.Context, id string, p *platform.Platform, re
 		return err
 	}
 	rec.Before = deviceOS(pr.Reading)
+	if pr.Reading != nil {
+		identify(rec, pr.Reading.State)
+		rec.ModulesBefore = records.ModulesOf(pr.Reading.State)
+	}
 	res, err := r.Execute(ctx, pr)
 	if err != nil {
 		return err
@@ -550,8 +617,25 @@ func (b *bench) runUnit(ctx context.Context, id string, p *platform.Platform, re
 	}
 	if last != nil {
 		rec.Protection, rec.SetupDone = last.State.Protection, last.State.SetupDone
+		identify(rec, last.State)
+		rec.ModulesAfter = records.ModulesOf(last.State)
+		rec.App = records.AppOf(last.State)
 	}
 	return nil
+}
+
+// identify fills the row's identity from a reading, keeping what an earlier reading gave
+// where this one has nothing (a DFU reading has no serial number).
+func identify(rec *Record, st dstate.Device) {
+	id := st.Identity
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&rec.SerialNumber, id.SerialNumber}, {&rec.ICCID, id.ICCID}, {&rec.IMEI, id.IMEI}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
 }
 
 func (b *bench) emitRunFailed(id string, err error) {

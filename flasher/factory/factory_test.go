@@ -21,6 +21,7 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+	"github.com/particle-flasher/particle-flasher/flasher/records"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
@@ -124,7 +125,9 @@ func TestBenchEightMixedBorons(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "bench.jsonl"), jsonlPath)
 	rows := readCSV(t, csvPath)
 	require.Len(t, rows, 9)
-	assert.Equal(t, []string{"time", "device_id", "platform", "before", "after", "duration_seconds", "result", "error", "remedy", "plug", "protection", "setup_done"}, rows[0])
+	assert.Equal(t, []string{"time", "device_id", "platform", "before", "after", "duration_seconds", "result", "error", "remedy", "plug", "protection", "setup_done"}, rows[0][:12],
+		"the original columns first")
+	assert.Equal(t, records.CSVHeader, rows[0])
 	seen := map[string]bool{}
 	for _, row := range rows[1:] {
 		assert.Equal(t, []string{"open", "yes"}, row[10:12], "4.1.0 has no protection and is always set up")
@@ -325,7 +328,8 @@ func TestReportSurvivesCrash(t *testing.T) {
 	assert.Equal(t, "e00fce680000000000000001", rows[1][1])
 	assert.Equal(t, []string{"failed", fail.Error, fail.Remedy}, rows[2][6:9])
 	assert.Len(t, rows[3], 2, "the torn row")
-	assert.Equal(t, []string{now.Format(time.RFC3339), "e00fce680000000000000003", "boron", "1.5.2", "4.1.0", "61.2", "already", "", "", "1", "unknown", "unknown"}, rows[4])
+	assert.Equal(t, []string{now.Format(time.RFC3339), "e00fce680000000000000003", "boron", "1.5.2", "4.1.0", "61.2", "already", "", "", "1", "unknown", "unknown"}, rows[4][:12])
+	assert.Len(t, rows[4], len(records.CSVHeader))
 	header := 0
 	b, _ := os.ReadFile(path)
 	for _, l := range strings.Split(string(b), "\n") {
@@ -514,4 +518,20 @@ func TestBenchUnreadableUnit(t *testing.T) {
 	require.Len(t, un, 1, "said once, not at every poll")
 	assert.Contains(t, un[0].Message, "access denied")
 	assert.Contains(t, un[0].Message, "What to do: install the udev rule")
+}
+
+// A CSV an older pflash started (the original twelve columns) keeps its shape: new rows
+// have its columns, so no reader sees a row longer than the header.
+func TestReportKeepsAnOlderFilesColumns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.csv")
+	require.NoError(t, os.WriteFile(path, []byte("time,device_id,platform,before,after,duration_seconds,result,error,remedy,plug,protection,setup_done\n"), 0o644))
+	rep, err := factory.OpenReport(path)
+	require.NoError(t, err)
+	require.NoError(t, rep.Write(factory.Record{Time: time.Now(), DeviceID: "e00fce680000000000000009", Platform: "boron", Result: factory.ResultOK,
+		SerialNumber: "BRNLAB1234ABCDE", Station: "s1"}))
+	require.NoError(t, rep.Close())
+	rows := readCSV(t, path)
+	require.Len(t, rows, 2)
+	assert.Len(t, rows[1], 12)
+	assert.Equal(t, "e00fce680000000000000009", rows[1][1])
 }

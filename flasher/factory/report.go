@@ -8,15 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
-)
 
-// csvHeader is the CSV's first row; the columns follow Record's JSON names so that a
-// spreadsheet and a script reading the JSON-lines twin agree.
-var csvHeader = []string{"time", "device_id", "platform", "before", "after", "duration_seconds", "result", "error", "remedy", "plug", "protection", "setup_done"}
+	"github.com/particle-flasher/particle-flasher/flasher/records"
+)
 
 // Report writes each record as it is made to a CSV file and a JSON-lines file beside it
 // (same name, .jsonl), appending and fsyncing each row so a crash loses nothing; an
@@ -27,6 +23,9 @@ type Report struct {
 	jsonlPath string
 	csvF      *os.File
 	jsonlF    *os.File
+	// header is the columns of the CSV file as opened: a file an older pflash started
+	// keeps its columns, and its new rows have the same shape.
+	header []string
 }
 
 // OpenReport opens (creating or appending to) the CSV report at csvPath and its JSON-lines
@@ -46,16 +45,35 @@ func OpenReport(csvPath string) (*Report, error) {
 		_ = r.Close()
 		return nil, err
 	}
+	r.header = records.CSVHeader
 	if st.Size() == 0 {
 		// A new file: the header first. An existing one already has it (or was written by
 		// an older run of this same code), and a second header mid-file would break every
 		// CSV reader.
-		if err := r.writeCSV(csvHeader); err != nil {
+		if err := r.writeCSV(r.header); err != nil {
 			_ = r.Close()
 			return nil, err
 		}
+	} else if h := existingHeader(r.csvPath); len(h) > 0 {
+		r.header = h
 	}
 	return r, nil
+}
+
+// existingHeader reads the first row of a CSV file (nil when it cannot).
+func existingHeader(path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	cr := csv.NewReader(f)
+	cr.FieldsPerRecord = -1
+	h, err := cr.Read()
+	if err != nil || len(h) == 0 || h[0] != records.CSVHeader[0] {
+		return nil
+	}
+	return h
 }
 
 // jsonlPathFor is the JSON-lines file beside a CSV: r.csv -> r.jsonl.
@@ -113,12 +131,7 @@ func (r *Report) Write(rec Record) error {
 	if r.csvF == nil {
 		return errors.New("report: closed")
 	}
-	row := []string{
-		rec.Time.UTC().Format(time.RFC3339), rec.DeviceID, rec.Platform, rec.Before, rec.After,
-		strconv.FormatFloat(rec.DurationSeconds, 'f', 1, 64), rec.Result, rec.Error, rec.Remedy, strconv.Itoa(rec.Plug),
-		rec.Protection.String(), rec.SetupDone.String(),
-	}
-	if err := r.writeCSV(row); err != nil {
+	if err := r.writeCSV(records.CSVRecord(rec, r.header)); err != nil {
 		return err
 	}
 	b, err := json.Marshal(rec)

@@ -37,6 +37,10 @@ func (h *ctrlHandler) HandleRequest(reqType uint16, payload []byte) (int32, []by
 		return ctrl.CodeOK, ctrl.EncodeDeviceIDReply(d.id)
 	case ctrl.ReqSystemVersion:
 		return ctrl.CodeOK, ctrl.EncodeSystemVersionReply(d.SystemVersion())
+	case ctrl.ReqSerialNumber:
+		return d.serialNumberRequest(sys)
+	case ctrl.ReqCellularGetICCID:
+		return d.cellularInfoRequest(sys)
 	case ctrl.ReqReset, ctrl.ReqDFUMode, ctrl.ReqSafeMode:
 		return ctrl.CodeOK, nil // acted on once the host has the reply (requestCompleted)
 	case ctrl.ReqStartListening, ctrl.ReqStopListening:

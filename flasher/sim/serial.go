@@ -37,21 +37,21 @@ func (m *serialModel) MAC() string {
 
 func (m *serialModel) ModuleInfoJSON() string { return m.d.ModuleJSON() }
 
-// IdentifyExtra gives cellular devices the IMEI and ICCID lines of `i` (Device OS asks
-// the modem; here they are derived from the device ID so they are stable per device).
+// IdentifyExtra is what HAL_OTA_Add_System_Info adds to `i`: on Gen3 and later the
+// serial number ("sn", fetch_system_properties in ota_flash_hal.cpp; the device secret
+// before it is left out: a virtual unit has none to give), and on cellular platforms the
+// modem's IMEI and the SIM's ICCID (hal/src/boron/ota_flash_hal.cpp), the same identity
+// the control requests give.
 func (m *serialModel) IdentifyExtra() []serialdev.KV {
-	if !cellular[m.d.p.Name] {
-		return nil
+	ident := m.d.Identity()
+	var kv []serialdev.KV
+	if m.d.p.Gen >= 3 {
+		kv = append(kv, serialdev.KV{Key: "sn", Value: ident.Serial})
 	}
-	digits := func(prefix string, n int) string {
-		var b strings.Builder
-		b.WriteString(prefix)
-		for i := 0; b.Len() < n; i++ {
-			b.WriteByte('0' + m.d.id[i%len(m.d.id)]%10)
-		}
-		return b.String()
+	if cellular[m.d.p.Name] {
+		kv = append(kv, serialdev.KV{Key: "imei", Value: ident.IMEI}, serialdev.KV{Key: "iccid", Value: ident.ICCID})
 	}
-	return []serialdev.KV{{Key: "imei", Value: digits("35", 15)}, {Key: "iccid", Value: digits("89", 20)}}
+	return kv
 }
 
 // cellular lists the platforms with a cellular modem (reference §1a), whose `i` output

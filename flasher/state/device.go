@@ -30,6 +30,8 @@ type Device struct {
 	// AssetsKnown; a write of an asset module adds one.
 	Assets      []module.Asset
 	AssetsKnown bool
+	// Identity is who the unit is: serial number, ICCID, IMEI, NCP version (as read).
+	Identity Identity
 	// DeviceOS is the running Device OS version when the device said so ("" = derive it
 	// from the system part's module version).
 	DeviceOS string

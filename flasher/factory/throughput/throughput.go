@@ -45,6 +45,9 @@ type Options struct {
 	Poll time.Duration
 	// StateDir keeps the runners' journals (empty: a temporary directory, removed after).
 	StateDir string
+	// Recorder, when set, records every unit as `pflash factory` does (flasher/records),
+	// so the cost of recording can be measured.
+	Recorder factory.Recorder
 }
 
 // Result is a measurement.
@@ -147,6 +150,9 @@ func Round(ctx context.Context, o Options, n int) (RoundResult, error) {
 		Timeouts: o.Timeouts,
 		Journal:  &run.Store{Dir: stateDir},
 		Poll:     o.Poll,
+		Recorder: o.Recorder,
+		Station:  "bench",
+		Lot:      "throughput",
 		Until:    func(t factory.Totals) bool { return t.Finished() >= n },
 		Events: func(e factory.Event) {
 			if e.Kind != factory.EvFinished {
