@@ -9,7 +9,7 @@ SHIM_SRC  := flasher/sim/usbsim/shim/libusb_shim.c
 TEST_TIMEOUT ?= 14m
 FUZZTIME  ?= 60s
 
-.PHONY: all run build package race race-smoke test deps deps-test shim vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
+.PHONY: all run build package race race-smoke test deps deps-test shim peers vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
 
 all: build
 
@@ -43,6 +43,13 @@ shim: $(SHIM)
 $(SHIM): $(wildcard $(SHIM_SRC))
 	@if [ -f "$(SHIM_SRC)" ]; then mkdir -p $(dir $@) && cc -shared -fPIC -O2 -Wall -o $@ $(SHIM_SRC) -lpthread; fi
 
+# particle-usb, Particle's own host library, as a peer of the virtual devices (through the
+# umockdev door): installed from the npm registry as its lock file says.
+PEER := peers/particle-usb
+peers: $(PEER)/node_modules/.package-lock.json
+$(PEER)/node_modules/.package-lock.json: $(PEER)/package.json $(PEER)/package-lock.json
+	cd $(PEER) && npm ci --no-audit --no-fund --loglevel=error
+
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags ci ./...
@@ -50,7 +57,7 @@ vet:
 # Every test: unit, integration against the virtual device and real peers (dfu-util,
 # lrzsz), widget tests with Fyne's software renderer (-tags ci), and short smoke runs of
 # the fuzz, soak and benchmark targets.
-test: deps-test shim vet unit race-smoke fuzz-smoke bench-smoke gui-smoke
+test: deps-test shim peers vet unit race-smoke fuzz-smoke bench-smoke gui-smoke
 	@echo "make test: all passed"
 
 unit:
@@ -109,8 +116,8 @@ screenshots: deps-test
 # Benchmarks report ratios (wall time / device-bound time the sim charged, the 8-unit
 # bench with and without recording into a real PostgreSQL), never timed assertions. The
 # smoke run inside make test is the DfuSe write alone.
-bench: deps-test shim
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+bench: deps-test shim peers
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 bench-smoke:
 	$(GO) test -run '^$$' -bench 'Write256K' -benchtime 1x ./flasher/dfu/
