@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
@@ -79,6 +81,8 @@ type benchRig struct {
 	f     *sim.Fleet
 	ports *simports.File
 	ctx   context.Context
+	// umockdev is the door particle-usb reaches the fleet through (started on first use).
+	umockdev *usbsim.UmockdevBridge
 }
 
 func newBenchRig(b *testing.B) *benchRig {
@@ -224,6 +228,66 @@ func BenchmarkAlreadyCurrent(b *testing.B) {
 // journey is one leg of the benchmarks' release journeys.
 type journey struct{ from, to string }
 
+// peerDir is particle-usb's peer program (peers/particle-usb), installed by `make peers`.
+var peerDir = filepath.Join("..", "..", "peers", "particle-usb")
+
+// theirs does the journey as particle-cli's `flash --local` does it, with Particle's own
+// particle-usb (peers/particle-usb/cli-flash.js) through the umockdev door, and returns its
+// wall time from the driver's start until the device runs the target; "" and a reason
+// when node, particle-usb or umockdev are missing.
+func (r *benchRig) theirs(b *testing.B, d *sim.Device, to string) (time.Duration, string) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return 0, "node is not installed"
+	}
+	if _, err := os.Stat(filepath.Join(peerDir, "node_modules", "particle-usb")); err != nil {
+		return 0, "particle-usb is not installed (make peers)"
+	}
+	if r.umockdev == nil {
+		u, err := r.f.Server().StartUmockdev(filepath.Join(b.TempDir(), "bridge"))
+		if err != nil {
+			return 0, err.Error()
+		}
+		b.Cleanup(func() { _ = u.Close() })
+		r.umockdev = u
+	}
+	// particle-cli's plan for these files (flash-helper.js createFlashSteps,
+	// filterModulesToFlash): the bootloader in normal mode, the radio stack left out,
+	// everything else over DFU at its start address.
+	args := []string{"cli-flash.js", "--device", d.ID()}
+	dir := b.TempDir()
+	for i, bin := range releases[to].bins(b) {
+		m, err := module.Parse(bin)
+		require.NoError(b, err)
+		f := filepath.Join(dir, fmt.Sprintf("%d.bin", i))
+		require.NoError(b, os.WriteFile(f, bin, 0o644))
+		switch m.Function {
+		case platform.FuncBootloader:
+			args = append(args, "--normal", f)
+		case platform.FuncRadio:
+		default:
+			args = append(args, "--dfu", fmt.Sprintf("%s@%d", f, m.Start))
+		}
+	}
+	cmd := exec.Command(node, args...)
+	cmd.Dir = peerDir
+	cmd.Env = append(os.Environ(), r.umockdev.Env()...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(b, err, "cli-flash.js: %s\n%s", out, stderr.String())
+	var res struct {
+		Start int64 `json:"start_ms"`
+	}
+	require.NoError(b, json.Unmarshal(bytes.TrimSpace(out), &res), "%s", out)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want := releases[to].version
+	_, err = d.WaitFor(ctx, func(st sim.Status) bool { return st.Ready && st.Mode == sim.ModeNormal && st.SystemVersion == want })
+	require.NoError(b, err)
+	return time.Since(time.UnixMilli(res.Start)), ""
+}
+
 // BenchmarkBoronJourney is issue 16's figure: a Boron 1.5.2 -> 4.1.0 (bootloader by control
 // request, system part and SoftDevice) at sim scale 0, where everything left is host and
 // protocol overhead (goal <= 1.0 s), and at scale 1, as wall time over the device-bound
@@ -231,25 +295,53 @@ type journey struct{ from, to string }
 func BenchmarkBoronJourney(b *testing.B) {
 	rig := newBenchRig(b)
 	jn := journey{"boron/1.5.2", "boron/4.1.0"}
-	var wall0, wall1, dev1 time.Duration
+	type side struct{ ours, theirs, device, theirsDevice time.Duration }
+	var at [2]side // by scale
+	why := ""
 	for b.Loop() {
-		d := rig.deviceAt(b, jn.from, 0)
-		res := rig.flash(b, d, jn.to)
-		wall0 += res.Wall
-		requireAt(b, d, releases[jn.to].target(b))
+		for i, scale := range []float64{0, 1} {
+			d := rig.deviceAt(b, jn.from, scale)
+			before := d.Meter().Charged()
+			res := rig.flash(b, d, jn.to)
+			at[i].ours += res.Wall
+			at[i].device += d.Meter().Charged() - before
+			requireAt(b, d, releases[jn.to].target(b))
+			_ = d.Close()
 
-		d = rig.deviceAt(b, jn.from, 1)
-		before := d.Meter().Charged()
-		res = rig.flash(b, d, jn.to)
-		wall1 += res.Wall
-		dev1 += d.Meter().Charged() - before
-		requireAt(b, d, releases[jn.to].target(b))
+			d = rig.deviceAt(b, jn.from, scale)
+			before = d.Meter().Charged()
+			theirs, reason := rig.theirs(b, d, jn.to)
+			if reason != "" {
+				why = reason
+			} else {
+				at[i].theirs += theirs
+				at[i].theirsDevice += d.Meter().Charged() - before
+				requireAt(b, d, releases[jn.to].target(b))
+			}
+			_ = d.Close()
+		}
 	}
 	n := float64(b.N)
-	b.ReportMetric(wall0.Seconds()/n, "scale0-s/op")
-	b.ReportMetric(float64(wall1)/float64(dev1), "wall/device")
-	fmt.Printf("Boron 1.5.2 -> 4.1.0: scale 0 %.2f s (goal <= 1.0 s); scale 1 %.2f s wall for %.2f s device-bound (ratio %.3f, goal <= 1.03)\n",
-		wall0.Seconds()/n, wall1.Seconds()/n, dev1.Seconds()/n, float64(wall1)/float64(dev1))
+	s0, s1 := at[0], at[1]
+	b.ReportMetric(s0.ours.Seconds()/n, "scale0-s/op")
+	b.ReportMetric(float64(s1.ours)/float64(s1.device), "wall/device")
+	fmt.Printf("Boron 1.5.2 -> 4.1.0           %12s %14s %14s\n", "pflash", "particle-usb*", "theirs/ours")
+	if why != "" {
+		fmt.Printf("  (* not run: %s)\n", why)
+	}
+	fmt.Printf("  scale 0 (host overhead)      %10.2f s %12.2f s %14.2f   goal: pflash <= 1.0 s\n",
+		s0.ours.Seconds()/n, s0.theirs.Seconds()/n, ratio(s0.theirs, s0.ours))
+	fmt.Printf("  scale 1 wall                 %10.2f s %12.2f s %14.2f\n", s1.ours.Seconds()/n, s1.theirs.Seconds()/n, ratio(s1.theirs, s1.ours))
+	fmt.Printf("  scale 1 device-bound         %10.2f s %12.2f s\n", s1.device.Seconds()/n, s1.theirsDevice.Seconds()/n)
+	fmt.Printf("  scale 1 wall / device-bound  %12.3f %14.3f %14s   goal: pflash <= 1.03\n", ratio(s1.ours, s1.device), ratio(s1.theirs, s1.theirsDevice), "")
+	fmt.Printf("  (* particle-cli's flash --local done with particle-usb through the umockdev door: peers/particle-usb/cli-flash.js)\n")
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
 }
 
 // BenchmarkJourneys runs every leg of the release journeys (TestJourneysThroughUSB: Photon,
