@@ -7,7 +7,7 @@ set -euo pipefail
 want=(libusb-1.0-0-dev pkg-config xorg-dev libgl1-mesa-dev)
 testing=""
 if [[ "${1:-build}" == "test" ]]; then
-	want+=(xvfb dfu-util lrzsz umockdev libumockdev-dev)
+	want+=(xvfb dfu-util lrzsz umockdev libumockdev-dev picocom)
 	# particle-usb, the peer in the tests, runs on node 20 with npm; a node from elsewhere
 	# (NodeSource bundles npm) is fine, so these go by command, not by package.
 	command -v node >/dev/null 2>&1 || want+=(nodejs)

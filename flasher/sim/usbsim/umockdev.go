@@ -86,12 +86,14 @@ func BuildBridge(outDir string) (string, error) {
 
 // UmockdevBridge is a running bridge onto one server.
 type UmockdevBridge struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	dir   string
-	done  chan struct{}
-	log   bytes.Buffer
-	mu    sync.Mutex
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	dir    string
+	done   chan struct{}
+	synced chan struct{}
+	log    bytes.Buffer
+	mu     sync.Mutex
+	cmdMu  sync.Mutex // one command (and its answer) at a time
 }
 
 // StartUmockdev builds (into outDir, "" for ShimDir()) and starts a bridge onto s. It
@@ -105,7 +107,7 @@ func (s *Server) StartUmockdev(outDir string) (*UmockdevBridge, error) {
 	// The testbed's owner runs under the preload too, so that umockdev's uevents find the
 	// devices it added under the testbed's /sys.
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+UmockdevPreload)
-	b := &UmockdevBridge{cmd: cmd, done: make(chan struct{})}
+	b := &UmockdevBridge{cmd: cmd, done: make(chan struct{}), synced: make(chan struct{}, 1)}
 	if b.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("usbsim: %w", err)
 	}
@@ -128,7 +130,11 @@ func (s *Server) StartUmockdev(outDir string) (*UmockdevBridge, error) {
 			}
 			if line == "READY" {
 				ready <- nil
-				_, _ = io.Copy(io.Discard, out)
+				for sc.Scan() {
+					if sc.Text() == "SYNCED" {
+						b.synced <- struct{}{}
+					}
+				}
 				return
 			}
 		}
@@ -170,6 +176,60 @@ func (b *UmockdevBridge) Dir() string { return b.dir }
 // KEY=value strings to append to os.Environ(): the preload library and the testbed.
 func (b *UmockdevBridge) Env() []string {
 	return []string{"LD_PRELOAD=" + UmockdevPreload, "UMOCKDEV_DIR=" + b.dir}
+}
+
+// command sends one line to the bridge.
+func (b *UmockdevBridge) command(line string) error {
+	if _, err := io.WriteString(b.stdin, line+"\n"); err != nil {
+		return fmt.Errorf("usbsim: umockdev bridge: %w", err)
+	}
+	return nil
+}
+
+// Sync returns once the testbed shows the server's devices as they are now, and every
+// tty added or removed before is in place.
+func (b *UmockdevBridge) Sync() error {
+	b.cmdMu.Lock()
+	defer b.cmdMu.Unlock()
+	if err := b.command("sync"); err != nil {
+		return err
+	}
+	select {
+	case <-b.synced:
+		return nil
+	case <-b.done:
+		return fmt.Errorf("usbsim: the umockdev bridge exited: %s", b.stderr())
+	case <-time.After(10 * time.Second):
+		return errors.New("usbsim: the umockdev bridge did not answer")
+	}
+}
+
+// TTY is a serial port in the testbed: the /dev node (ttyACM0) of a device's pty, with the
+// udev properties the kernel's cdc_acm and udev give a Particle device's port.
+type TTY struct {
+	Name     string // "ttyACM0"
+	PTY      string // the pty it leads to
+	VID, PID uint16
+	Serial   string // the USB serial number (the device ID)
+	Minor    int
+}
+
+// AddTTY puts a tty in the testbed (replacing one of the same name), as the kernel does when
+// a device in a Device OS mode enumerates.
+func (b *UmockdevBridge) AddTTY(t TTY) error {
+	if strings.ContainsAny(t.Name+t.PTY+t.Serial, " \n") {
+		return fmt.Errorf("usbsim: tty %q: no spaces", t.Name)
+	}
+	b.cmdMu.Lock()
+	defer b.cmdMu.Unlock()
+	return b.command(fmt.Sprintf("tty-add %s %s %04x %04x %s %d", t.Name, t.PTY, t.VID, t.PID, t.Serial, t.Minor))
+}
+
+// RemoveTTY takes a tty out of the testbed (a udev remove).
+func (b *UmockdevBridge) RemoveTTY(name string) error {
+	b.cmdMu.Lock()
+	defer b.cmdMu.Unlock()
+	return b.command("tty-remove " + name)
 }
 
 // Close stops the bridge (its testbed directory is removed).

@@ -12,6 +12,10 @@
  * as real USB devices, whatever libusb it carries (static or not). A device that
  * re-enumerates (a reset, DFU mode) is a udev "remove" then "add".
  *
+ * The serial door: the devices' ttys (their ptys) appear as /dev/ttyACM* with the sysfs
+ * node and udev properties cdc_acm gives them, added and removed by commands on standard
+ * input (below, at command()).
+ *
  * Usage: usbsim-umockdev SOCKET
  * Prints "UMOCKDEV_DIR=<dir>" and then "READY" once the first listing is mirrored;
  * runs until its standard input closes or it gets SIGTERM/SIGINT.
@@ -607,13 +611,135 @@ static gboolean tick(gpointer u)
 	return G_SOURCE_CONTINUE;
 }
 
-static gboolean stdin_closed(gint fd, GIOCondition c, gpointer u)
+/* ---- the serial door ---------------------------------------------------------------- */
+
+/* A tty's ioctls, reads and writes all go to the real pty behind its /dev node (UNHANDLED
+ * makes the preload run the original call), so termios, line coding (14400 baud for DFU)
+ * and data reach the virtual device's own serial port. */
+static gboolean tty_passthrough(UMockdevIoctlBase *h, UMockdevIoctlClient *cl, gpointer user)
 {
-	char buf[256];
-	if (read(fd, buf, sizeof buf) > 0)
-		return G_SOURCE_CONTINUE;
-	g_main_loop_quit(loop);
-	return G_SOURCE_REMOVE;
+	umockdev_ioctl_client_complete(cl, -100, 0);
+	return TRUE;
+}
+
+#define MAX_TTYS 64
+static struct tty {
+	char name[32];
+	char devnode[48];
+	char *syspath;
+	UMockdevIoctlBase *handler;
+} *ttys[MAX_TTYS];
+
+static void tty_remove(const char *name)
+{
+	for (int i = 0; i < MAX_TTYS; i++) {
+		struct tty *t = ttys[i];
+		if (!t || strcmp(t->name, name) != 0)
+			continue;
+		ttys[i] = NULL;
+		umockdev_testbed_uevent(tb, t->syspath, "remove");
+		GError *err = NULL;
+		umockdev_testbed_detach_ioctl(tb, t->devnode, &err);
+		if (err)
+			g_error_free(err);
+		umockdev_testbed_remove_device(tb, t->syspath);
+		char *node = g_build_filename(root_dir, t->devnode, NULL);
+		unlink(node);
+		g_free(node);
+		g_free(t->syspath);
+	}
+}
+
+/* tty_add: a tty like the kernel's cdc_acm makes for a Particle device in a Device OS mode,
+ * with the properties udev gives it, its node a link to the device's pty. */
+static void tty_add(const char *name, const char *pty, const char *vid, const char *pid, const char *serial, unsigned minor)
+{
+	tty_remove(name);
+	int slot = -1;
+	for (int i = 0; i < MAX_TTYS; i++)
+		if (!ttys[i]) {
+			slot = i;
+			break;
+		}
+	if (slot < 0)
+		return;
+	struct tty *t = g_new0(struct tty, 1);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	snprintf(t->devnode, sizeof t->devnode, "/dev/%s", name);
+	t->handler = umockdev_ioctl_base_new();
+	g_signal_connect(t->handler, "handle-ioctl", G_CALLBACK(tty_passthrough), NULL);
+	g_signal_connect(t->handler, "handle-read", G_CALLBACK(tty_passthrough), NULL);
+	g_signal_connect(t->handler, "handle-write", G_CALLBACK(tty_passthrough), NULL);
+	GError *err = NULL;
+	umockdev_testbed_attach_ioctl(tb, t->devnode, t->handler, &err);
+	if (err)
+		g_error_free(err);
+	char *sock = g_strconcat(root_dir, "/ioctl", t->devnode, NULL);
+	for (int i = 0; i < 2000 && !g_file_test(sock, G_FILE_TEST_EXISTS); i++)
+		g_usleep(500);
+	g_free(sock);
+	char devt[16], mins[8], model[64];
+	snprintf(devt, sizeof devt, "166:%u", minor);
+	snprintf(mins, sizeof mins, "%u", minor);
+	snprintf(model, sizeof model, "Particle_%s", serial);
+	const gchar *attrs[] = {"dev", devt, NULL};
+	const gchar *props[] = {"DEVNAME", t->devnode, "MAJOR", "166", "MINOR", mins, "ID_BUS", "usb", "ID_VENDOR_ID", vid, "ID_MODEL_ID", pid,
+				"ID_SERIAL_SHORT", serial, "ID_SERIAL", model, "ID_VENDOR", "Particle", "ID_USB_INTERFACE_NUM", "00",
+				"ID_USB_DRIVER", "cdc_acm", "ID_PATH", "usb-sim", NULL};
+	t->syspath = umockdev_testbed_add_devicev(tb, "tty", name, NULL, (gchar **)attrs, (gchar **)props);
+	if (!t->syspath) {
+		g_free(t);
+		return;
+	}
+	char *node = g_build_filename(root_dir, t->devnode, NULL);
+	unlink(node);
+	if (symlink(pty, node) != 0)
+		g_printerr("usbsim-umockdev: %s -> %s: %s\n", node, pty, g_strerror(errno));
+	g_free(node);
+	umockdev_testbed_uevent(tb, t->syspath, "add");
+	ttys[slot] = t;
+}
+
+/* Commands on standard input, one a line:
+ *   tty-add NAME PTY VID PID SERIAL MINOR
+ *   tty-remove NAME
+ *   sync            (answered "SYNCED" once the bus is mirrored and the commands before done)
+ * End of input stops the bridge. */
+static GString *inbuf;
+
+static void command(char *line)
+{
+	gchar **f = g_strsplit(line, " ", 0);
+	guint n = g_strv_length(f);
+	if (n == 7 && strcmp(f[0], "tty-add") == 0)
+		tty_add(f[1], f[2], f[3], f[4], f[5], (unsigned)atoi(f[6]));
+	else if (n == 2 && strcmp(f[0], "tty-remove") == 0)
+		tty_remove(f[1]);
+	else if (n == 1 && strcmp(f[0], "sync") == 0) {
+		sync_devices();
+		printf("SYNCED\n");
+		fflush(stdout);
+	} else if (n > 0 && f[0][0])
+		g_printerr("usbsim-umockdev: unknown command: %s\n", line);
+	g_strfreev(f);
+}
+
+static gboolean stdin_ready(gint fd, GIOCondition c, gpointer u)
+{
+	char buf[1024];
+	ssize_t r = read(fd, buf, sizeof buf);
+	if (r <= 0) {
+		g_main_loop_quit(loop);
+		return G_SOURCE_REMOVE;
+	}
+	g_string_append_len(inbuf, buf, r);
+	char *nl;
+	while ((nl = memchr(inbuf->str, '\n', inbuf->len))) {
+		*nl = 0;
+		command(inbuf->str);
+		g_string_erase(inbuf, 0, nl - inbuf->str + 1);
+	}
+	return G_SOURCE_CONTINUE;
 }
 
 static gboolean on_signal(gpointer u)
@@ -641,13 +767,17 @@ int main(int argc, char **argv)
 	/* Ten milliseconds: a re-enumeration shows up as remove + add well within the tens of
 	 * milliseconds a run polls at. */
 	g_timeout_add(10, tick, NULL);
-	g_unix_fd_add(0, G_IO_IN | G_IO_HUP, stdin_closed, NULL);
+	inbuf = g_string_new(NULL);
+	g_unix_fd_add(0, G_IO_IN | G_IO_HUP, stdin_ready, NULL);
 	g_unix_signal_add(SIGTERM, on_signal, NULL);
 	g_unix_signal_add(SIGINT, on_signal, NULL);
 	g_main_loop_run(loop);
 	for (int i = 0; i < MAX_DEVS; i++)
 		if (devs[i])
 			remove_dev(i);
+	for (int i = 0; i < MAX_TTYS; i++)
+		if (ttys[i])
+			tty_remove(ttys[i]->name);
 	g_object_unref(tb); /* removes the testbed directory */
 	return 0;
 }
