@@ -44,6 +44,7 @@ type simFlags struct {
 	notSetUp    bool
 	image       string
 	deviceID    string
+	umockdev    bool
 }
 
 // simDevice is one device in the first JSON line.
@@ -56,9 +57,12 @@ type simDevice struct {
 
 // simHello is the first JSON line: everything a script needs to talk to the devices.
 type simHello struct {
-	Env     map[string]string `json:"env"`
-	Devices []simDevice       `json:"devices"`
-	Modules string            `json:"modules"`
+	Env map[string]string `json:"env"`
+	// UmockdevEnv (--umockdev) puts a program on the umockdev door instead: Debian's
+	// umockdev preload library and the testbed, below whatever libusb it carries.
+	UmockdevEnv map[string]string `json:"umockdev_env,omitempty"`
+	Devices     []simDevice       `json:"devices"`
+	Modules     string            `json:"modules"`
 }
 
 // simEvent is a later JSON line: a device changed mode.
@@ -92,7 +96,11 @@ func newSimCmd(g *globals) *cobra.Command {
 			"--image FILE keeps the device's whole flash (internal, DCT, external) in FILE, written\n" +
 			"a moment after every change and on exit: when FILE exists the device starts from it\n" +
 			"(no --version or --modules needed), so a sim that was killed comes back as the same\n" +
-			"device; give it the same --device-id. A raw internal-flash dump (--dump) works too.",
+			"device; give it the same --device-id. A raw internal-flash dump (--dump) works too.\n\n" +
+			"--umockdev also starts a umockdev testbed where the devices are sysfs nodes and\n" +
+			"/dev/bus/usb files and their serial ports /dev/ttyACM*: programs started with the\n" +
+			"printed umockdev environment (LD_PRELOAD, UMOCKDEV_DIR) see them whatever libusb they\n" +
+			"carry, static or not (node's usb, particle-usb, particle-cli).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSim(cmd.Context(), g, f)
@@ -114,6 +122,7 @@ func newSimCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.notSetUp, "setup-not-done", false, "leave the setup-done flag unset (Gen3 before 4.0 then waits in listening mode)")
 	fl.StringVar(&f.image, "image", "", "keep the device's flash in FILE, and start from it when it exists")
 	fl.StringVar(&f.deviceID, "device-id", "", "device ID (24 hex digits; default: the image's, else random)")
+	fl.BoolVar(&f.umockdev, "umockdev", false, "also show the devices through umockdev (any libusb, serial ports as /dev/ttyACM*; Debian packages umockdev, libumockdev-dev)")
 	return cmd
 }
 
@@ -204,6 +213,24 @@ func runSim(ctx context.Context, g *globals, f *simFlags) error {
 	}
 
 	hello := simHello{Env: fleet.EnvMap(), Modules: what}
+	if f.umockdev {
+		b, err := fleet.Server().StartUmockdev("")
+		if err != nil {
+			return &exitError{code: exitFailed, err: remedy.With(err, "Install Debian's umockdev and libumockdev-dev (scripts/ensure-deps.sh test does), or leave out --umockdev.")}
+		}
+		defer b.Close()
+		for i, d := range fleet.Devices() {
+			d.ServeTTY(ctx, b, i)
+		}
+		if err := b.Sync(); err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
+		hello.UmockdevEnv = map[string]string{}
+		for _, kv := range b.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			hello.UmockdevEnv[k] = v
+		}
+	}
 	for _, d := range fleet.Devices() {
 		st := d.Status()
 		hello.Devices = append(hello.Devices, simDevice{DeviceID: d.ID(), Platform: p.Name, Mode: st.Mode.String(), PTY: st.Serial})
@@ -302,6 +329,13 @@ func printSimHello(g *globals, p *platform.Platform, h simHello) {
 		env = append(env, k+"="+h.Env[k])
 	}
 	fmt.Fprintf(w, "Point a libusb program at them, e.g.:\n  %s dfu-util -l\n", strings.Join(env, " "))
+	if len(h.UmockdevEnv) > 0 {
+		var uenv []string
+		for _, k := range []string{"LD_PRELOAD", "UMOCKDEV_DIR"} {
+			uenv = append(uenv, k+"="+h.UmockdevEnv[k])
+		}
+		fmt.Fprintf(w, "Or any program, whatever libusb it carries, through umockdev (serial ports as /dev/ttyACM*):\n  %s particle usb list\n", strings.Join(uenv, " "))
+	}
 	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
 }
 
