@@ -9,7 +9,7 @@ SHIM_SRC  := flasher/sim/usbsim/shim/libusb_shim.c
 TEST_TIMEOUT ?= 14m
 FUZZTIME  ?= 60s
 
-.PHONY: all run build package race race-smoke test deps deps-test shim peers vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
+.PHONY: all run build package race race-smoke test deps deps-test shim peers peer vet unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots clean
 
 all: build
 
@@ -54,14 +54,20 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags ci ./...
 
-# Every test: unit, integration against the virtual device and real peers (dfu-util,
-# lrzsz), widget tests with Fyne's software renderer (-tags ci), and short smoke runs of
+# Every test: unit, integration against the virtual device and real peers (dfu-util
+# through the libusb shim and through umockdev, lrzsz, picocom, Particle's particle-usb),
+# widget tests with Fyne's software renderer (-tags ci), and short smoke runs of
 # the fuzz, soak and benchmark targets.
-test: deps-test shim peers vet unit race-smoke fuzz-smoke bench-smoke gui-smoke
+test: deps-test shim peers vet unit peer race-smoke fuzz-smoke bench-smoke gui-smoke
 	@echo "make test: all passed"
 
 unit:
-	$(GO) test -tags ci -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags ci -timeout $(TEST_TIMEOUT) -skip '^TestParticleUSBPeer$$' ./...
+
+# Particle's particle-usb against the virtual devices through the umockdev door, verbose so
+# that its table (request, expected, got) is in the output.
+peer: deps-test shim peers
+	$(GO) test -tags ci -timeout $(TEST_TIMEOUT) -count 1 -run '^TestParticleUSBPeer$$' -v ./flasher/sim/
 
 # The race detector over the engine and pflash (-short: without the re-executed children
 # behind the libusb shim). The app's packages are left to `make race`: rebuilding Fyne's cgo
