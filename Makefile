@@ -123,7 +123,7 @@ screenshots: deps-test
 # bench with and without recording into a real PostgreSQL), never timed assertions. The
 # smoke run inside make test is the DfuSe write alone.
 bench: deps-test shim peers
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 bench-smoke:
 	$(GO) test -run '^$$' -bench 'Write256K' -benchtime 1x ./flasher/dfu/
