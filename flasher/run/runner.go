@@ -50,9 +50,9 @@ type Options struct {
 }
 
 // DefaultPoll is how often a waiting run looks for its device: a device back on the bus is
-// noticed within tens of milliseconds. Listing the bus costs a few microseconds of host
-// time and nothing of the device's.
-const DefaultPoll = 20 * time.Millisecond
+// noticed within ten milliseconds. Listing the bus costs a few microseconds of host time
+// and nothing of the device's (a device already seen is not opened again).
+const DefaultPoll = 10 * time.Millisecond
 
 // Runner executes plans on devices. One Runner may run several devices at once (one Run
 // or Flash call per device).
