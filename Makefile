@@ -9,7 +9,7 @@ SHIM_SRC  := flasher/sim/usbsim/shim/libusb_shim.c
 TEST_TIMEOUT ?= 14m
 FUZZTIME  ?= 60s
 
-.PHONY: all run build package race race-smoke test deps deps-test deps-windows deps-windows-smoke shim vet vet-windows unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots windows windows-smoke clean
+.PHONY: all run build package race race-smoke test deps deps-test deps-windows deps-windows-smoke shim peers peer vet vet-windows unit fuzz fuzz-smoke bench bench-smoke soak gui-smoke screenshots windows windows-smoke clean
 
 all: build
 
@@ -84,6 +84,13 @@ shim: $(SHIM)
 $(SHIM): $(wildcard $(SHIM_SRC))
 	@if [ -f "$(SHIM_SRC)" ]; then mkdir -p $(dir $@) && cc -shared -fPIC -O2 -Wall -o $@ $(SHIM_SRC) -lpthread; fi
 
+# particle-usb, Particle's own host library, as a peer of the virtual devices (through the
+# umockdev door): installed from the npm registry as its lock file says.
+PEER := peers/particle-usb
+peers: $(PEER)/node_modules/.package-lock.json
+$(PEER)/node_modules/.package-lock.json: $(PEER)/package.json $(PEER)/package-lock.json
+	cd $(PEER) && npm ci --no-audit --no-fund --loglevel=error
+
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags ci ./...
@@ -95,15 +102,21 @@ vet-windows: deps-windows
 	$(WIN_CGO) $(GO) vet $(WIN_GOFLAGS) ./...
 	$(WIN_PURE) $(GO) vet $(WIN_GOFLAGS) ./cmd/pflash/... ./flasher/... ./firmware-cache/... ./internal/...
 
-# Every test: unit, integration against the virtual device and real peers (dfu-util,
-# lrzsz), widget tests with Fyne's software renderer (-tags ci), short smoke runs of the
-# fuzz, soak and benchmark targets, and the Windows cross-builds with their vet (the
-# Windows USB backend's table tests run in unit, on Linux).
-test: deps-test shim vet vet-windows unit race-smoke fuzz-smoke bench-smoke gui-smoke windows
+# Every test: unit, integration against the virtual device and real peers (dfu-util
+# through the libusb shim and through umockdev, lrzsz, picocom, Particle's particle-usb),
+# widget tests with Fyne's software renderer (-tags ci), short smoke runs of the fuzz,
+# soak and benchmark targets, and the Windows cross-builds with their vet (the Windows USB
+# backend's table tests run in unit, on Linux).
+test: deps-test shim peers vet vet-windows unit peer race-smoke fuzz-smoke bench-smoke gui-smoke windows
 	@echo "make test: all passed"
 
 unit:
-	$(GO) test -tags ci -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags ci -timeout $(TEST_TIMEOUT) -skip '^TestParticleUSBPeer$$' ./...
+
+# Particle's particle-usb against the virtual devices through the umockdev door, verbose so
+# that its table (request, expected, got) is in the output.
+peer: deps-test shim peers
+	$(GO) test -tags ci -timeout $(TEST_TIMEOUT) -count 1 -run '^TestParticleUSBPeer$$' -v ./flasher/sim/
 
 # The race detector over the engine and pflash (-short: without the re-executed children
 # behind the libusb shim). The app's packages are left to `make race`: rebuilding Fyne's cgo
@@ -158,8 +171,8 @@ screenshots: deps-test
 # Benchmarks report ratios (wall time / device-bound time the sim charged, the 8-unit
 # bench with and without recording into a real PostgreSQL), never timed assertions. The
 # smoke run inside make test is the DfuSe write alone.
-bench: deps-test shim
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+bench: deps-test shim peers
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 bench-smoke:
 	$(GO) test -run '^$$' -bench 'Write256K' -benchtime 1x ./flasher/dfu/

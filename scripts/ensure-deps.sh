@@ -13,7 +13,11 @@ testing=""
 case "$mode" in
 build) ;;
 test)
-	want+=(xvfb dfu-util lrzsz "${windows[@]}")
+	want+=(xvfb dfu-util lrzsz umockdev libumockdev-dev picocom "${windows[@]}")
+	# particle-usb, the peer in the tests, runs on node 20 with npm; a node from elsewhere
+	# (NodeSource bundles npm) is fine, so these go by command, not by package.
+	command -v node >/dev/null 2>&1 || want+=(nodejs)
+	command -v npm >/dev/null 2>&1 || want+=(npm)
 	testing=1
 	# The record store's tests start a real PostgreSQL (initdb into a temp directory):
 	# Debian's server package, unless some version's initdb is already there.

@@ -240,7 +240,7 @@ func pickFlashDevice(ctx context.Context, doors device.Bus, id string) (device.A
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(frun.DefaultPoll):
 		}
 	}
 }

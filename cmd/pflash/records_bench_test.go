@@ -137,7 +137,7 @@ func (b *benchProc) wait(t *testing.T, d time.Duration) {
 }
 
 // benchFleet is a bench's own bus with four Borons and four Argons on 4.1.0.
-func benchFleet(t *testing.T, shimDir string) (*sim.Fleet, []*sim.Device) {
+func benchFleet(t *testing.T, shimDir string, scale float64) (*sim.Fleet, []*sim.Device) {
 	t.Helper()
 	f, err := sim.NewFleet(sim.FleetOptions{ShimDir: shimDir})
 	require.NoError(t, err)
@@ -148,7 +148,9 @@ func benchFleet(t *testing.T, shimDir string) (*sim.Fleet, []*sim.Device) {
 		if i%2 == 1 {
 			plat = "argon"
 		}
-		d, err := f.Add(recordUnitOptions(t, plat))
+		o := recordUnitOptions(t, plat)
+		o.Scale = scale
+		d, err := f.Add(o)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = d.Close() })
 		devs = append(devs, d)
@@ -202,7 +204,7 @@ func TestFactoryThreeBenchesOnePostgres(t *testing.T) {
 	units := map[string]*sim.Device{}
 	var benches []*benchProc
 	for b := range 3 {
-		f, devs := benchFleet(t, shim)
+		f, devs := benchFleet(t, shim, 0)
 		for _, d := range devs {
 			units[d.ID()] = d
 		}
@@ -254,8 +256,11 @@ func TestFactoryRecordsSurviveFaults(t *testing.T) {
 	target := recordTarget(t)
 	shim := filepath.Join(t.TempDir(), "shim")
 	units := map[string]*sim.Device{}
-	fa, devsA := benchFleet(t, shim)
-	fb, devsB := benchFleet(t, shim)
+	// A quarter of a real unit's pace, so that each unit takes seconds: the faults have to
+	// find both benches in the middle of their work (at scale 0 a bench of eight is done
+	// in about two seconds, before the first fault).
+	fa, devsA := benchFleet(t, shim, 0.25)
+	fb, devsB := benchFleet(t, shim, 0.25)
 	for _, d := range append(devsA, devsB...) {
 		units[d.ID()] = d
 	}

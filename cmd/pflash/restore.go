@@ -27,7 +27,7 @@ type restoreFlags struct {
 }
 
 // restorePoll is how often the doors are asked whether a device has appeared.
-var restorePoll = 250 * time.Millisecond
+var restorePoll = frun.DefaultPoll
 
 // evRestoreDiagnosis is the first JSON object of `pflash restore --json` once the device
 // has been read: what was wrong with it.

@@ -42,6 +42,9 @@ type simFlags struct {
 	protected   bool
 	service     bool
 	notSetUp    bool
+	image       string
+	deviceID    string
+	umockdev    bool
 }
 
 // simDevice is one device in the first JSON line.
@@ -54,9 +57,12 @@ type simDevice struct {
 
 // simHello is the first JSON line: everything a script needs to talk to the devices.
 type simHello struct {
-	Env     map[string]string `json:"env"`
-	Devices []simDevice       `json:"devices"`
-	Modules string            `json:"modules"`
+	Env map[string]string `json:"env"`
+	// UmockdevEnv (--umockdev) puts a program on the umockdev door instead: Debian's
+	// umockdev preload library and the testbed, below whatever libusb it carries.
+	UmockdevEnv map[string]string `json:"umockdev_env,omitempty"`
+	Devices     []simDevice       `json:"devices"`
+	Modules     string            `json:"modules"`
 }
 
 // simEvent is a later JSON line: a device changed mode.
@@ -86,7 +92,15 @@ func newSimCmd(g *globals) *cobra.Command {
 			"with that release's module versions.\n" +
 			"With --json the first line is {\"env\": {...}, \"devices\": [...]}, then one line per\n" +
 			"mode change. On SIGINT/SIGTERM --dump writes each device's internal flash to\n" +
-			"DIR/<device_id>.bin, and sim exits 0.",
+			"DIR/<device_id>.bin, and sim exits 0.\n\n" +
+			"--image FILE keeps the device's whole flash (internal, DCT, external) in FILE, written\n" +
+			"a moment after every change and on exit: when FILE exists the device starts from it\n" +
+			"(no --version or --modules needed), so a sim that was killed comes back as the same\n" +
+			"device; give it the same --device-id. A raw internal-flash dump (--dump) works too.\n\n" +
+			"--umockdev also starts a umockdev testbed where the devices are sysfs nodes and\n" +
+			"/dev/bus/usb files and their serial ports /dev/ttyACM*: programs started with the\n" +
+			"printed umockdev environment (LD_PRELOAD, UMOCKDEV_DIR) see them whatever libusb they\n" +
+			"carry, static or not (node's usb, particle-usb, particle-cli).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSim(cmd.Context(), g, f)
@@ -106,7 +120,9 @@ func newSimCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.protected, "protected", false, "Device Protection on (Device OS 6.x): the bootloader is its protected build")
 	fl.BoolVar(&f.service, "service-mode", false, "with --protected: start in Service Mode, as Particle's cloud would leave it")
 	fl.BoolVar(&f.notSetUp, "setup-not-done", false, "leave the setup-done flag unset (Gen3 before 4.0 then waits in listening mode)")
-	_ = cmd.MarkFlagRequired("platform")
+	fl.StringVar(&f.image, "image", "", "keep the device's flash in FILE, and start from it when it exists")
+	fl.StringVar(&f.deviceID, "device-id", "", "device ID (24 hex digits; default: the image's, else random)")
+	fl.BoolVar(&f.umockdev, "umockdev", false, "also show the devices through umockdev (any libusb, serial ports as /dev/ttyACM*; Debian packages umockdev, libumockdev-dev)")
 	return cmd
 }
 
@@ -117,6 +133,16 @@ func usage(format string, a ...any) error {
 func runSim(ctx context.Context, g *globals, f *simFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	img, err := simImage(f)
+	if err != nil {
+		return err
+	}
+	if f.platform == "" && img != nil && img.Platform != "" {
+		f.platform = img.Platform
+	}
+	if f.platform == "" {
+		return usage("give --platform (or an --image that names it)")
 	}
 	p, err := parsePlatform(f.platform)
 	if err != nil {
@@ -132,15 +158,35 @@ func runSim(ctx context.Context, g *globals, f *simFlags) error {
 	if f.version != "" && len(f.modules) > 0 {
 		return usage("give --version or --modules, not both")
 	}
-	if f.version == "" && len(f.modules) == 0 && !f.blank {
-		return usage("give --version, --modules or --blank")
+	if f.image != "" && f.count != 1 {
+		return usage("--image keeps one device: leave out --count")
 	}
-	mods, what, err := simModules(ctx, g, p, f)
-	if err != nil {
-		return err
+	if f.deviceID != "" && f.count != 1 {
+		return usage("--device-id names one device: leave out --count")
+	}
+	var mods [][]byte
+	var what string
+	if img != nil {
+		if f.version != "" || len(f.modules) > 0 || f.blank {
+			return usage("%s exists: the device starts from it; leave out --version, --modules and --blank (or remove the file)", f.image)
+		}
+		if f.deviceID == "" {
+			f.deviceID = img.DeviceID
+		}
+		what = "the flash image " + f.image
+	} else {
+		if f.version == "" && len(f.modules) == 0 && !f.blank {
+			return usage("give --version, --modules, --blank or an existing --image")
+		}
+		if mods, what, err = simModules(ctx, g, p, f); err != nil {
+			return err
+		}
 	}
 	if f.service && !f.protected {
 		return usage("--service-mode needs --protected")
+	}
+	if f.protected && img != nil {
+		return usage("--protected applies to modules, not to an --image")
 	}
 	if f.protected {
 		if mods, err = sim.Protect(p, mods); err != nil {
@@ -161,12 +207,30 @@ func runSim(ctx context.Context, g *globals, f *simFlags) error {
 	defer fleet.Close()
 	for range f.count {
 		if _, err := fleet.Add(sim.Options{Platform: p, Modules: mods, Mode: mode, Scale: f.scale, Blank: f.blank,
-			ServiceMode: f.service, SetupNotDone: f.notSetUp}); err != nil {
-			return err
+			ServiceMode: f.service, SetupNotDone: f.notSetUp, DeviceID: f.deviceID, Image: img, ImagePath: f.image}); err != nil {
+			return &exitError{code: exitUsage, err: remedy.With(err, "Check --image and --device-id.")}
 		}
 	}
 
 	hello := simHello{Env: fleet.EnvMap(), Modules: what}
+	if f.umockdev {
+		b, err := fleet.Server().StartUmockdev("")
+		if err != nil {
+			return &exitError{code: exitFailed, err: remedy.With(err, "Install Debian's umockdev and libumockdev-dev (scripts/ensure-deps.sh test does), or leave out --umockdev.")}
+		}
+		defer b.Close()
+		for i, d := range fleet.Devices() {
+			d.ServeTTY(ctx, b, i)
+		}
+		if err := b.Sync(); err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
+		hello.UmockdevEnv = map[string]string{}
+		for _, kv := range b.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			hello.UmockdevEnv[k] = v
+		}
+	}
 	for _, d := range fleet.Devices() {
 		st := d.Status()
 		hello.Devices = append(hello.Devices, simDevice{DeviceID: d.ID(), Platform: p.Name, Mode: st.Mode.String(), PTY: st.Serial})
@@ -197,6 +261,21 @@ func runSim(ctx context.Context, g *globals, f *simFlags) error {
 			return finishSim(g, fleet, f.dump)
 		}
 	}
+}
+
+// simImage reads --image when the file exists (nil when there is none yet).
+func simImage(f *simFlags) (*sim.Image, error) {
+	if f.image == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(f.image); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	img, err := sim.ReadImage(f.image)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: remedy.With(err, "Give a file `pflash sim --image` or --dump wrote, or a path that does not exist yet.")}
+	}
+	return img, nil
 }
 
 func finishSim(g *globals, fleet *sim.Fleet, dump string) error {
@@ -250,6 +329,13 @@ func printSimHello(g *globals, p *platform.Platform, h simHello) {
 		env = append(env, k+"="+h.Env[k])
 	}
 	fmt.Fprintf(w, "Point a libusb program at them, e.g.:\n  %s dfu-util -l\n", strings.Join(env, " "))
+	if len(h.UmockdevEnv) > 0 {
+		var uenv []string
+		for _, k := range []string{"LD_PRELOAD", "UMOCKDEV_DIR"} {
+			uenv = append(uenv, k+"="+h.UmockdevEnv[k])
+		}
+		fmt.Fprintf(w, "Or any program, whatever libusb it carries, through umockdev (serial ports as /dev/ttyACM*):\n  %s particle usb list\n", strings.Join(uenv, " "))
+	}
 	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
 }
 

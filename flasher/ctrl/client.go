@@ -23,14 +23,26 @@ type Controller interface {
 // because a request such as START_FIRMWARE_UPDATE erases flash before replying.
 const DefaultRequestTimeout = 60 * time.Second
 
-// checkIntervals is particle-usb's default CHECK polling policy
-// (device-base.js DEFAULT_CHECK_INTERVALS); the last value repeats.
+// checkIntervals is the CHECK polling schedule; the last value repeats. It starts within
+// a millisecond and grows by about 1.4x a poll, so a reply that is ready at once (most
+// requests, every FIRMWARE_UPDATE_DATA chunk) is collected after one short wait and a slow
+// one (START_FIRMWARE_UPDATE erasing flash) is overshot by at most ~40% of its own time,
+// while an idle device is asked no more than once a second. particle-usb's default
+// (device-base.js DEFAULT_CHECK_INTERVALS: 50, 50, 100, 100, 250, ... ms) makes every
+// request wait at least 50 ms although the device has answered, which is most of a
+// control-request bootloader update's time. Each CHECK is one control transfer (about a
+// millisecond on a full-speed bus), and the next chunk is never sent before the reply.
 var checkIntervals = [...]time.Duration{
-	50 * time.Millisecond, 50 * time.Millisecond,
-	100 * time.Millisecond, 100 * time.Millisecond,
-	250 * time.Millisecond, 250 * time.Millisecond,
-	500 * time.Millisecond, 500 * time.Millisecond,
-	1000 * time.Millisecond,
+	1 * time.Millisecond, 1 * time.Millisecond,
+	2 * time.Millisecond, 3 * time.Millisecond,
+	4 * time.Millisecond, 6 * time.Millisecond,
+	8 * time.Millisecond, 12 * time.Millisecond,
+	16 * time.Millisecond, 24 * time.Millisecond,
+	32 * time.Millisecond, 50 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond,
+	500 * time.Millisecond, 1000 * time.Millisecond,
 }
 
 func backoff(attempt int) time.Duration {

@@ -73,6 +73,10 @@ type Options struct {
 	Doors []Door
 	// Interval between polls (default 250 ms).
 	Interval time.Duration
+	// BusyInterval is the interval between polls while a writer holds a device (Hold) or a
+	// device is expected back (Expect): a run waiting for a device to re-enumerate sees it
+	// within tens of milliseconds (default 20 ms).
+	BusyInterval time.Duration
 	// Grace is how long a device that left every door is kept as Missing before it is
 	// reported Disappeared (default 4 s: a reset into DFU takes 1–2 s on the bus, a Gen2
 	// boot a little longer). A negative value means no grace at all. Expect extends it for
@@ -116,6 +120,8 @@ type Watcher struct {
 
 	results chan func()
 	out     chan Event
+	// wake tells the loop that a Hold or Expect may have shortened the poll interval.
+	wake    chan struct{}
 	started bool
 }
 
@@ -149,6 +155,10 @@ func NewWatcher(o Options) *Watcher {
 	if o.Interval <= 0 {
 		o.Interval = 250 * time.Millisecond
 	}
+	if o.BusyInterval <= 0 {
+		o.BusyInterval = 20 * time.Millisecond
+	}
+	o.BusyInterval = min(o.BusyInterval, o.Interval)
 	switch {
 	case o.Grace == 0:
 		o.Grace = 4 * time.Second
@@ -171,7 +181,7 @@ func NewWatcher(o Options) *Watcher {
 		o.Logger = slog.Default()
 	}
 	return &Watcher{o: o, devs: map[string]*devState{}, sights: map[string]*sightState{}, expect: map[string]time.Time{},
-		doorErr: map[string]string{}, holds: map[string]int{}, reading: map[string]int{}, results: make(chan func()), out: make(chan Event, o.Buffer)}
+		doorErr: map[string]string{}, holds: map[string]int{}, reading: map[string]int{}, results: make(chan func()), out: make(chan Event, o.Buffer), wake: make(chan struct{}, 1)}
 }
 
 // Run polls until ctx is done and returns the event channel. The channel is closed once
@@ -208,6 +218,15 @@ func (w *Watcher) Expect(id string, d time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.expect[strings.ToLower(id)] = time.Now().Add(d)
+	w.poke()
+}
+
+// poke wakes the loop to look at the poll interval again.
+func (w *Watcher) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Refresh asks for the modules of the device with this ID to be read again at the next
@@ -231,6 +250,7 @@ func (w *Watcher) Hold(ctx context.Context, id string) (release func(), err erro
 	w.mu.Lock()
 	w.holds[id]++
 	w.mu.Unlock()
+	w.poke()
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
@@ -304,18 +324,28 @@ func (w *Watcher) loop(ctx context.Context) {
 			}
 		}()
 	}
-	t := time.NewTicker(w.o.Interval)
+	t := time.NewTimer(w.o.Interval)
 	defer t.Stop()
 	w.poll(ctx, spawn)
+	next := time.Now().Add(w.interval())
+	t.Reset(time.Until(next))
 	for {
 		if !w.flush(ctx) {
 			return
 		}
+		// A Hold or Expect since the timer was set brings the next poll forward.
+		if busy := time.Now().Add(w.interval()); busy.Before(next) {
+			next = busy
+			t.Reset(time.Until(next))
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-w.wake:
 		case <-t.C:
 			w.poll(ctx, spawn)
+			next = time.Now().Add(w.interval())
+			t.Reset(time.Until(next))
 		case apply := <-w.results:
 			w.mu.Lock()
 			w.tasks--
@@ -326,6 +356,23 @@ func (w *Watcher) loop(ctx context.Context) {
 			w.mu.Unlock()
 		}
 	}
+}
+
+// interval is the time to the next poll: short while a writer holds a device or a device
+// is expected back, so that its return is seen at once.
+func (w *Watcher) interval() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.holds) > 0 {
+		return w.o.BusyInterval
+	}
+	now := time.Now()
+	for _, until := range w.expect {
+		if until.After(now) {
+			return w.o.BusyInterval
+		}
+	}
+	return w.o.Interval
 }
 
 // flush sends the events queued while the lock was held.

@@ -621,3 +621,22 @@ func TestHoldWaitsForReadingAndBlocksNew(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.False(t, r.w.Held(id1))
 }
+
+// While a writer holds a device (a run waits for it to come back), the watcher polls at
+// its busy interval: with a normal interval of an hour, the device returning is still
+// seen. Without the hold it would not be until the hour is over.
+func TestHeldDeviceIsPolledFast(t *testing.T) {
+	usb := newDoor(device.DoorUSB)
+	usb.set(usbNormal("a", id1))
+	r := start(t, device.Options{Doors: []device.Door{usb}, Interval: time.Hour, Grace: time.Hour,
+		ReadModules: func(device.Device) bool { return false }})
+	r.expect(device.Appeared)
+	release, err := r.w.Hold(context.Background(), id1)
+	require.NoError(t, err)
+	usb.set()
+	r.expect(device.Missing)
+	usb.set(usbDFU("b", id1))
+	e := r.expect(device.ChangedMode)
+	assert.Equal(t, device.ModeDFU, e.Device.Mode)
+	release()
+}

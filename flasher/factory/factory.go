@@ -142,7 +142,8 @@ type Options struct {
 	// Events is called from one goroutine at a time, in order per device; it must not
 	// block long (DFU writes of other units are waiting).
 	Events func(Event)
-	// Poll is how often Bus.List is asked (0: 250ms); the runners poll as often.
+	// Poll is how often Bus.List is asked for new units (0: 250ms); a unit's runner, waiting
+	// for its device to come back, looks at most run.DefaultPoll apart.
 	Poll time.Duration
 	// Grace is how long a finished unit must be gone from the bus to count as unplugged
 	// (0: 3s). It must outlast a reset: a unit that restarts once more after its run
@@ -566,7 +567,7 @@ func (b *bench) runUnit(ctx context.Context, id string, p *platform.Platform, re
 		b.emitRunFailed(id, err)
 		return err
 	}
-	r := run.New(run.Options{Bus: b.o.Bus, Journal: b.o.Journal, Timeouts: b.o.Timeouts, Poll: b.o.Poll,
+	r := run.New(run.Options{Bus: b.o.Bus, Journal: b.o.Journal, Timeouts: b.o.Timeouts, Poll: min(b.o.Poll, run.DefaultPoll),
 		// Nobody stands at a factory bench to press buttons: a unit that needs them fails
 		// with a remedy instead of holding its slot for minutes.
 		NoButtons: true, Logger: b.log,

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/device"
+	"github.com/particle-flasher/particle-flasher/flasher/module"
+	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/serialport"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
@@ -49,7 +51,16 @@ func TestBenchChild(t *testing.T) {
 	require.NoError(t, err)
 	defer h.Close()
 	doors := &device.USB{Host: h, ListPorts: simports.Reader(os.Getenv(envPorts))}
-	r := run.New(run.Options{Bus: doors, Journal: &run.Store{Dir: os.Getenv(envState)}})
+	o := run.Options{Bus: doors, Journal: &run.Store{Dir: os.Getenv(envState)}}
+	if os.Getenv("PFLASH_BENCH_TRACE") != "" {
+		t0 := time.Now()
+		o.Events = func(e run.Event) {
+			if e.Event != run.EvProgress {
+				fmt.Fprintf(os.Stderr, "%8.3f %s %s %s %s\n", time.Since(t0).Seconds(), e.Event, e.StepID, e.Waiting, e.Error)
+			}
+		}
+	}
+	r := run.New(o)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -70,6 +81,8 @@ type benchRig struct {
 	f     *sim.Fleet
 	ports *simports.File
 	ctx   context.Context
+	// umockdev is the door particle-usb reaches the fleet through (started on first use).
+	umockdev *usbsim.UmockdevBridge
 }
 
 func newBenchRig(b *testing.B) *benchRig {
@@ -81,11 +94,17 @@ func newBenchRig(b *testing.B) *benchRig {
 	return &benchRig{f: f, ports: simports.New(filepath.Join(b.TempDir(), "ports.json")), ctx: ctx}
 }
 
-// device adds a Photon at a release, running in real time.
-func (r *benchRig) device(b *testing.B, key string) *sim.Device {
+// device adds a device at a release, running in real time.
+func (r *benchRig) device(b *testing.B, key string) *sim.Device { return r.deviceAt(b, key, 1) }
+
+// deviceAt adds a device at a release, running at the given sim time scale.
+func (r *benchRig) deviceAt(b *testing.B, key string, scale float64) *sim.Device {
 	rel := releases[key]
-	bins := append(rel.bins(b), readShared(b, "apps", apps[rel.platform]))
-	d, err := r.f.Add(sim.Options{Platform: plat(b, rel.platform), Modules: bins, DeviceID: newID(), Scale: 1})
+	bins := append(append([][]byte(nil), rel.bins(b)...), readShared(b, "apps", apps[rel.platform]))
+	if rel.platform == "electron" && rel.version == "1.5.2" {
+		bins = append(bins, readShared(b, "releases", "electron-bootloader@2.3.1+lto.bin"))
+	}
+	d, err := r.f.Add(sim.Options{Platform: plat(b, rel.platform), Modules: bins, DeviceID: newID(), Scale: scale})
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = d.Close() })
 	r.ports.Follow(r.ctx, d)
@@ -98,6 +117,9 @@ func (r *benchRig) flash(b *testing.B, d *sim.Device, to string) benchResult {
 	cmd.Env = append(cmd.Env, envLeg+"="+to, envDevice+"="+d.ID(), envPorts+"="+r.ports.Path(), envState+"="+b.TempDir())
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "%s", out)
+	if os.Getenv("PFLASH_BENCH_TRACE") != "" {
+		fmt.Printf("child output:\n%s", out)
+	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), benchMarker); ok {
 			var res benchResult
@@ -201,4 +223,168 @@ func BenchmarkAlreadyCurrent(b *testing.B) {
 	b.ReportMetric(float64(changed)/float64(b.N), "written-B")
 	fmt.Printf("Photon already at 2.3.1: %.2f s wall (%.2f s device-bound, reading the module table), %d bytes written\n",
 		wall.Seconds()/float64(b.N), device.Seconds()/float64(b.N), changed/b.N)
+}
+
+// journey is one leg of the benchmarks' release journeys.
+type journey struct{ from, to string }
+
+// peerDir is particle-usb's peer program (peers/particle-usb), installed by `make peers`.
+var peerDir = filepath.Join("..", "..", "peers", "particle-usb")
+
+// theirs does the journey as particle-cli's `flash --local` does it, with Particle's own
+// particle-usb (peers/particle-usb/cli-flash.js) through the umockdev door, and returns its
+// wall time from the driver's start until the device runs the target; "" and a reason
+// when node, particle-usb or umockdev are missing.
+func (r *benchRig) theirs(b *testing.B, d *sim.Device, to string) (time.Duration, string) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return 0, "node is not installed"
+	}
+	if _, err := os.Stat(filepath.Join(peerDir, "node_modules", "particle-usb")); err != nil {
+		return 0, "particle-usb is not installed (make peers)"
+	}
+	if r.umockdev == nil {
+		u, err := r.f.Server().StartUmockdev(filepath.Join(b.TempDir(), "bridge"))
+		if err != nil {
+			return 0, err.Error()
+		}
+		b.Cleanup(func() { _ = u.Close() })
+		r.umockdev = u
+	}
+	// particle-cli's plan for these files (flash-helper.js createFlashSteps,
+	// filterModulesToFlash): the bootloader in normal mode, the radio stack left out,
+	// everything else over DFU at its start address.
+	args := []string{"cli-flash.js", "--device", d.ID()}
+	dir := b.TempDir()
+	for i, bin := range releases[to].bins(b) {
+		m, err := module.Parse(bin)
+		require.NoError(b, err)
+		f := filepath.Join(dir, fmt.Sprintf("%d.bin", i))
+		require.NoError(b, os.WriteFile(f, bin, 0o644))
+		switch m.Function {
+		case platform.FuncBootloader:
+			args = append(args, "--normal", f)
+		case platform.FuncRadio:
+		default:
+			args = append(args, "--dfu", fmt.Sprintf("%s@%d", f, m.Start))
+		}
+	}
+	cmd := exec.Command(node, args...)
+	cmd.Dir = peerDir
+	cmd.Env = append(os.Environ(), r.umockdev.Env()...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(b, err, "cli-flash.js: %s\n%s", out, stderr.String())
+	var res struct {
+		Start int64 `json:"start_ms"`
+	}
+	require.NoError(b, json.Unmarshal(bytes.TrimSpace(out), &res), "%s", out)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want := releases[to].version
+	_, err = d.WaitFor(ctx, func(st sim.Status) bool { return st.Ready && st.Mode == sim.ModeNormal && st.SystemVersion == want })
+	require.NoError(b, err)
+	return time.Since(time.UnixMilli(res.Start)), ""
+}
+
+// BenchmarkBoronJourney is issue 16's figure: a Boron 1.5.2 -> 4.1.0 (bootloader by control
+// request, system part and SoftDevice) at sim scale 0, where everything left is host and
+// protocol overhead (goal <= 1.0 s), and at scale 1, as wall time over the device-bound
+// time the sim charged (goal <= 1.03).
+func BenchmarkBoronJourney(b *testing.B) {
+	rig := newBenchRig(b)
+	jn := journey{"boron/1.5.2", "boron/4.1.0"}
+	type side struct{ ours, theirs, device, theirsDevice time.Duration }
+	var at [2]side // by scale
+	why := ""
+	for b.Loop() {
+		for i, scale := range []float64{0, 1} {
+			d := rig.deviceAt(b, jn.from, scale)
+			before := d.Meter().Charged()
+			res := rig.flash(b, d, jn.to)
+			at[i].ours += res.Wall
+			at[i].device += d.Meter().Charged() - before
+			requireAt(b, d, releases[jn.to].target(b))
+			_ = d.Close()
+
+			d = rig.deviceAt(b, jn.from, scale)
+			before = d.Meter().Charged()
+			theirs, reason := rig.theirs(b, d, jn.to)
+			if reason != "" {
+				why = reason
+			} else {
+				at[i].theirs += theirs
+				at[i].theirsDevice += d.Meter().Charged() - before
+				requireAt(b, d, releases[jn.to].target(b))
+			}
+			_ = d.Close()
+		}
+	}
+	n := float64(b.N)
+	s0, s1 := at[0], at[1]
+	b.ReportMetric(s0.ours.Seconds()/n, "scale0-s/op")
+	b.ReportMetric(float64(s1.ours)/float64(s1.device), "wall/device")
+	fmt.Printf("Boron 1.5.2 -> 4.1.0           %12s %14s %14s\n", "pflash", "particle-usb*", "theirs/ours")
+	if why != "" {
+		fmt.Printf("  (* not run: %s)\n", why)
+	}
+	fmt.Printf("  scale 0 (host overhead)      %10.2f s %12.2f s %14.2f   goal: pflash <= 1.0 s\n",
+		s0.ours.Seconds()/n, s0.theirs.Seconds()/n, ratio(s0.theirs, s0.ours))
+	fmt.Printf("  scale 1 wall                 %10.2f s %12.2f s %14.2f\n", s1.ours.Seconds()/n, s1.theirs.Seconds()/n, ratio(s1.theirs, s1.ours))
+	fmt.Printf("  scale 1 device-bound         %10.2f s %12.2f s\n", s1.device.Seconds()/n, s1.theirsDevice.Seconds()/n)
+	fmt.Printf("  scale 1 wall / device-bound  %12.3f %14.3f %14s   goal: pflash <= 1.03\n", ratio(s1.ours, s1.device), ratio(s1.theirs, s1.theirsDevice), "")
+	fmt.Printf("  (* particle-cli's flash --local done with particle-usb through the umockdev door: peers/particle-usb/cli-flash.js)\n")
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// BenchmarkJourneys runs every leg of the release journeys (TestJourneysThroughUSB: Photon,
+// Electron, Argon and Boron up to the newer release and back down, with the real release
+// files) at sim scale 1 through the USB and serial doors, and prints each leg's wall time
+// over the device-bound time the sim charged (goal <= 1.03 for every leg).
+func BenchmarkJourneys(b *testing.B) {
+	legs := []journey{
+		{"photon/1.5.2", "photon/2.3.1"}, {"photon/2.3.1", "photon/1.5.2"},
+		{"electron/1.5.2", "electron/2.3.1"}, {"electron/2.3.1", "electron/1.5.2"},
+		{"argon/2.3.0", "argon/4.1.0"}, {"argon/4.1.0", "argon/2.3.0"},
+		{"boron/1.5.2", "boron/4.1.0"}, {"boron/4.1.0", "boron/1.5.2"},
+	}
+	if only := os.Getenv("PFLASH_BENCH_LEG"); only != "" { // e.g. "argon/4.1.0 ->"
+		var some []journey
+		for _, jn := range legs {
+			if strings.Contains(jn.from+" -> "+jn.to, only) {
+				some = append(some, jn)
+			}
+		}
+		legs = some
+	}
+	rig := newBenchRig(b)
+	wall := make([]time.Duration, len(legs))
+	dev := make([]time.Duration, len(legs))
+	for b.Loop() {
+		for i, jn := range legs {
+			d := rig.device(b, jn.from)
+			before := d.Meter().Charged()
+			res := rig.flash(b, d, jn.to)
+			wall[i] += res.Wall
+			dev[i] += d.Meter().Charged() - before
+			requireAt(b, d, releases[jn.to].target(b))
+			_ = d.Close()
+		}
+	}
+	worst := 0.0
+	fmt.Printf("%-34s %9s %9s %7s\n", "journey at sim scale 1", "wall s", "device s", "ratio")
+	for i, jn := range legs {
+		r := float64(wall[i]) / float64(dev[i])
+		worst = max(worst, r)
+		fmt.Printf("%-34s %9.2f %9.2f %7.3f\n", jn.from+" -> "+jn.to, wall[i].Seconds()/float64(b.N), dev[i].Seconds()/float64(b.N), r)
+	}
+	fmt.Printf("worst wall/device %.3f (goal <= 1.03)\n", worst)
+	b.ReportMetric(worst, "worst-wall/device")
 }

@@ -513,9 +513,14 @@ func modeMatches(have, want state.Mode) bool {
 	return have.RunsDeviceOS()
 }
 
-// wrongModeGrace is how many polls a device that came back in the wrong mode family is
-// watched before the runner acts on it (it may still be on its way).
-const wrongModeGrace = 3
+// wrongModeGrace is how long a device that came back in the wrong mode family is watched
+// (over at least wrongModeSightings polls) before the runner acts on it: it may still be
+// on its way. It does not depend on the poll interval, so polling faster does not make
+// the runner act sooner on a device in passing.
+const (
+	wrongModeGrace     = 500 * time.Millisecond
+	wrongModeSightings = 3
+)
 
 // waitMode waits until the device is attached in the wanted mode and, when the runner
 // made it restart (resetFrom), is a new enumeration. It emits a waiting event with the
@@ -530,6 +535,7 @@ func (j *job) waitMode(ctx context.Context, want state.Mode, timeout time.Durati
 	j.emit(Event{Event: EvWaiting, Waiting: what, TimeoutSeconds: timeout.Seconds(), LED: guidance(g)})
 	deadline := time.Now().Add(timeout)
 	wrong := 0
+	var wrongSince time.Time
 	for {
 		l, err := j.find(ctx)
 		if err == nil {
@@ -540,8 +546,10 @@ func (j *job) waitMode(ctx context.Context, want state.Mode, timeout time.Durati
 				j.resetFrom = ""
 				return l, nil
 			case fresh && want != state.ModeUnknown && l.Mode() != state.ModeUnknown:
-				wrong++
-				if wrong >= wrongModeGrace {
+				if wrong++; wrong == 1 {
+					wrongSince = time.Now()
+				}
+				if wrong >= wrongModeSightings && time.Since(wrongSince) >= wrongModeGrace {
 					j.setLink(l)
 					j.resetFrom = ""
 					return l, &replanError{cause: remedy.With(fmt.Errorf("run: %w: waiting for %s, the device came back in %s mode instead of %s mode",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/particle-flasher/particle-flasher/flasher/ctrl"
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/dfu"
 	"github.com/particle-flasher/particle-flasher/flasher/led"
@@ -371,11 +372,8 @@ func (j *job) writeControl(ctx context.Context, s *plan.Step) error {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := c.StartListening(rctx); err != nil {
 			j.r.log.Debug("run: listening mode not entered before the update", "device", j.id, "err", err)
-		} else if j.r.o.ListenSettle > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(j.r.o.ListenSettle):
-			}
+		} else {
+			j.awaitListening(rctx, c)
 		}
 		cancel()
 	}
@@ -389,6 +387,37 @@ func (j *job) writeControl(ctx context.Context, s *plan.Step) error {
 	j.resetFrom = before
 	j.dropLink()
 	return nil
+}
+
+// awaitListening waits, after START_LISTENING, for the device to say it is in listening
+// mode (GET_DEVICE_MODE, polled from a few milliseconds up to Options.Poll) for at most
+// Options.ListenSettle. A device that cannot say (an old Device OS, a failing request) is
+// given the whole settle time, which is what particle-cli always waits.
+func (j *job) awaitListening(ctx context.Context, c *ctrl.Client) {
+	limit := j.r.o.ListenSettle
+	if limit <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	interval := 2 * time.Millisecond
+	for {
+		m, err := c.DeviceMode(ctx)
+		if err == nil && m == ctrl.ModeListening {
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			j.r.log.Debug("run: the device does not tell its mode; waiting the settle time", "device", j.id, "err", err)
+			<-ctx.Done()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		interval = min(2*interval, j.r.o.Poll)
+	}
 }
 
 // writeYModem sends a module with YMODEM from listening mode (Device OS <= 5.x).

@@ -29,10 +29,14 @@ type Options struct {
 	Journal *Store
 	// Timeouts bound the waits (zero fields: DefaultTimeouts).
 	Timeouts Timeouts
-	// Poll is how often the doors are asked whether the device is back (default 250 ms).
+	// Poll is how often the doors are asked whether the device is back while a run waits
+	// for it (default DefaultPoll). A wait ends on the first poll that shows the evidence,
+	// so this bounds how late a run notices; it is never a wait the device needs.
 	Poll time.Duration
-	// ListenSettle is the pause after asking for listening mode before a control-request
-	// update, so the device is not busy with the cloud (default 1 s, as particle-cli).
+	// ListenSettle bounds the wait, after asking for listening mode before a
+	// control-request update, for the device to say it is in listening mode (request 72,
+	// polled): the device is then off the cloud and not busy. A device that cannot say
+	// is given the whole time, particle-cli's fixed pause (default 1 s; negative: no wait).
 	ListenSettle time.Duration
 	// Retries is how often a step that failed while the device stayed reachable (a STALL
 	// past the DFU client's own retries, a dfuERROR, a transfer error) is tried again:
@@ -44,6 +48,11 @@ type Options struct {
 	// Logger receives what happens at debug level (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// DefaultPoll is how often a waiting run looks for its device: a device back on the bus is
+// noticed within ten milliseconds. Listing the bus costs a few microseconds of host time
+// and nothing of the device's (a device already seen is not opened again).
+const DefaultPoll = 10 * time.Millisecond
 
 // Runner executes plans on devices. One Runner may run several devices at once (one Run
 // or Flash call per device).
@@ -57,7 +66,7 @@ type Runner struct {
 // New returns a runner.
 func New(o Options) *Runner {
 	if o.Poll <= 0 {
-		o.Poll = 250 * time.Millisecond
+		o.Poll = DefaultPoll
 	}
 	if o.ListenSettle < 0 {
 		o.ListenSettle = 0

@@ -84,6 +84,7 @@ type Device struct {
 	changed    chan struct{}
 	closed     bool
 	wdStop     chan struct{}
+	saver      *imageSaver // nil unless Options.ImagePath
 }
 
 // New builds a device, installs its modules and powers it on: it boots (instantly; the
@@ -126,7 +127,15 @@ func New(o Options) (*Device, error) {
 	if d.internal == nil {
 		return nil, fmt.Errorf("sim: platform %s has no internal flash alt setting", p.Name)
 	}
-	haveBoot := false
+	if o.Image != nil {
+		if len(o.Modules) > 0 || o.Blank {
+			return nil, errors.New("sim: give an image or modules, not both")
+		}
+		if err := d.loadImage(o.Image); err != nil {
+			return nil, err
+		}
+	}
+	haveBoot := o.Image != nil
 	for i, b := range o.Modules {
 		m, err := module.Parse(b)
 		if err != nil {
@@ -154,7 +163,7 @@ func New(o Options) (*Device, error) {
 	} else if !haveBoot {
 		slog.Warn("sim: no bootloader among the modules: the device will not run at all", "platform", p.Name)
 	}
-	if !o.Blank && !o.SetupNotDone && d.dct != nil {
+	if !o.Blank && !o.SetupNotDone && d.dct != nil && o.Image == nil {
 		// An owner set it up: DCT setup_done = 0x01 (config.cpp setDeviceSetupDone). Only
 		// Gen3 Device OS before 4.0 reads it; elsewhere the byte is just there.
 		if _, err := d.writeDCT(dctSetupDoneOffset, []byte{0x01}); err != nil {
@@ -168,6 +177,12 @@ func New(o Options) (*Device, error) {
 			v = DefaultNCPVersion
 		}
 		d.ncp = &ncpState{version: v}
+	}
+	if o.ImagePath != "" {
+		if err := d.WriteImage(o.ImagePath); err != nil {
+			return nil, err
+		}
+		d.saver = startImageSaver(d, o.ImagePath)
 	}
 	d.door = &usbDoor{d: d}
 	d.mode, d.ready, d.reason = ModeOff, true, "not powered"
@@ -465,6 +480,9 @@ func (d *Device) Close() error {
 	d.mu.Unlock()
 	if srv != nil {
 		srv.Remove(d.door)
+	}
+	if d.saver != nil {
+		return d.saver.close()
 	}
 	return nil
 }

@@ -1,8 +1,7 @@
 package sim_test
 
 import (
-	"github.com/particle-flasher/particle-flasher/internal/testshared"
-
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,12 +14,31 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
 // dfuUtil runs the Debian dfu-util through the libusb shim and returns its output.
 func dfuUtil(t *testing.T, f *sim.Fleet, args ...string) string {
 	t.Helper()
 	return testshared.RunDfuUtil(t, f.Env(), 30*time.Second, args...)
+}
+
+// doorEnv is the environment that puts dfu-util on a door onto the fleet: "shim" (the
+// libusb shim on LD_LIBRARY_PATH) or "umockdev" (Debian's libusb, unmodified, below which
+// the umockdev testbed mirrors the fleet).
+func doorEnv(t *testing.T, f *sim.Fleet, door string) []string {
+	t.Helper()
+	if door == "shim" {
+		return f.Env()
+	}
+	b, err := f.Server().StartUmockdev(shimDir)
+	if errors.Is(err, usbsim.ErrNoUmockdev) {
+		t.Skip(err.Error())
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	return b.Env()
 }
 
 var foundLines = testshared.FoundDFU
@@ -61,7 +79,14 @@ type dfuCase struct {
 	addr     uint32
 }
 
+// The same through both doors: the libusb shim, and umockdev under Debian's own libusb.
 func TestDFUUtilDownloadUploadLeave(t *testing.T) {
+	for _, door := range []string{"shim", "umockdev"} {
+		t.Run(door, func(t *testing.T) { testDFUUtilDownloadUploadLeave(t, door) })
+	}
+}
+
+func testDFUUtilDownloadUploadLeave(t *testing.T, door string) {
 	for _, tc := range []dfuCase{
 		{platform: "photon", preload: []string{"photon-bootloader@2.3.1+lto.bin", "photon-system-part2@2.3.1.bin"}, user: 2302, userIdx: 2,
 			file: "photon-system-part1@2.3.1.bin", addr: 0x08020000},
@@ -77,6 +102,11 @@ func TestDFUUtilDownloadUploadLeave(t *testing.T) {
 			require.NoError(t, err)
 			st := d.Status()
 			require.Equal(t, sim.ModeDFU, st.Mode, "no system part: DFU (%s)", st.Reason)
+			env := doorEnv(t, f, door)
+			dfuUtil := func(t *testing.T, _ *sim.Fleet, args ...string) string {
+				t.Helper()
+				return testshared.RunDfuUtil(t, env, 30*time.Second, args...)
+			}
 
 			dir := t.TempDir()
 			file := filepath.Join(testSharedReleases(t), tc.file)
@@ -107,8 +137,10 @@ func TestDFUUtilDownloadUploadLeave(t *testing.T) {
 			assert.Equal(t, uint32(len(want)), part.Size)
 			key, ok := f.Server().Key(d.USB())
 			assert.True(t, ok, "back on USB (key %d)", key)
-			out = dfuUtil(t, f, "-l")
-			assert.Empty(t, foundLines(out), "normal mode: no DFU interface\n%s", out)
+			// The umockdev testbed follows the bus within its 10 ms poll: the DFU interface
+			// is gone once the re-enumeration's udev remove and add have been sent.
+			assert.Eventually(t, func() bool { return len(foundLines(dfuUtil(t, f, "-l"))) == 0 }, 10*time.Second, 20*time.Millisecond,
+				"normal mode: no DFU interface")
 		})
 	}
 }

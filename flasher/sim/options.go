@@ -140,6 +140,14 @@ type Options struct {
 	// ServiceMode starts a protected device (one whose bootloader carries the
 	// SECURITY_MODE extension) in Service Mode, as Particle's cloud would have left it.
 	ServiceMode bool
+	// Image starts the device from an image (ReadImage) instead of Modules: the same flash,
+	// DCT and external flash it had when the image was written. DeviceID is still given
+	// separately (an image of a raw dump has none); Blank and SetupNotDone do not apply.
+	Image *Image
+	// ImagePath makes the device keep its image (WriteImage) in this file: written a moment
+	// after every change to its flash (imageSaveDelay), when it is created, and at Close,
+	// so a killed sim can be brought back from it as the same device.
+	ImagePath string
 	// SerialTimeScale scales Device OS's serial waits (YMODEM NAK timeout 5 s, ...); 0
 	// uses Scale, but never below 0.1, so that real serial peers (lrzsz) keep up.
 	SerialTimeScale float64

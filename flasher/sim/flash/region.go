@@ -46,6 +46,8 @@ type Region struct {
 	mu     sync.Mutex
 	segs   []segment
 	budget int // bytes of erase/program progress left before a power loss; -1 = never
+	// changed is called after every erase or program that changed bytes (SetOnChange).
+	changed func()
 }
 
 // NewRegion builds a memory with the given layout, every byte erased (0xFF) as a factory-fresh
@@ -155,7 +157,11 @@ func (r *Region) EraseSector(addr uint32) error {
 			dst[i] = Erased
 		}
 	})
+	changed := r.changed
 	r.mu.Unlock()
+	if changed != nil && allowed > 0 {
+		changed()
+	}
 
 	full := r.timing.EraseTime(size)
 	if lost {
@@ -214,7 +220,11 @@ func (r *Region) Program(addr uint32, p []byte) error {
 	}
 	allowed, lost := r.consume(len(p))
 	fill(ps, allowed, func(dst []byte, pos int) { copy(dst, p[pos:]) })
+	changed := r.changed
 	r.mu.Unlock()
+	if changed != nil && allowed > 0 {
+		changed()
+	}
 
 	if lost {
 		r.meter.Charge(r.timing.ProgramTime(allowed))
@@ -271,3 +281,46 @@ func (r *Region) EraseDuration(addr uint32) time.Duration {
 
 // ProgramDuration is the device time programming n bytes takes.
 func (r *Region) ProgramDuration(n int) time.Duration { return r.timing.ProgramTime(n) }
+
+// SetOnChange makes every erase and program that changes bytes call f afterwards (without
+// the region's lock held), so the owner can persist the memory; nil turns it off. Load
+// does not call it.
+func (r *Region) SetOnChange(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changed = f
+}
+
+// Size is the number of bytes of all the region's segments.
+func (r *Region) Size() int {
+	n := 0
+	for _, s := range r.segs {
+		n += len(s.data)
+	}
+	return n
+}
+
+// Export returns every segment's bytes, in layout order, as one image of Size bytes.
+func (r *Region) Export() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]byte, 0, r.Size())
+	for _, s := range r.segs {
+		out = append(out, s.data...)
+	}
+	return out
+}
+
+// Import sets every segment's bytes from an image Export made (no timing, no rules).
+func (r *Region) Import(b []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(b) != r.Size() {
+		return fmt.Errorf("flash %s: image of %d bytes, the memory has %d", r.name, len(b), r.Size())
+	}
+	for _, s := range r.segs {
+		n := copy(s.data, b)
+		b = b[n:]
+	}
+	return nil
+}

@@ -184,13 +184,19 @@ func (p *Port) sleep(d time.Duration) {
 	}
 }
 
+// linePoll is how often the line settings are read at most: a real device gets
+// SET_LINE_CODING the moment the host sets the speed (Linux's cdc-acm sends it inside
+// tcsetattr) and acts on it at once (system_lineCodingBitRateHandler), so the sim must not
+// add its own delay to a 14400-baud trigger. Reading them is one ioctl.
+const linePoll = 2 * time.Millisecond
+
 // watchLine polls the slave's line settings: go.bug.st/serial sets 14400 and 28800 with
 // BOTHER (TCSETS2), so only TCGETS2's c_ospeed shows them. After acting on a magic speed it
 // puts the line back to 9600, so the next open at the same speed is seen as a new request
 // (a real device gets a SET_LINE_CODING on every open).
 func (p *Port) watchLine(last int) {
 	defer p.wg.Done()
-	t := time.NewTicker(p.o.PollInterval)
+	t := time.NewTicker(min(p.o.PollInterval, linePoll))
 	defer t.Stop()
 	for {
 		select {

@@ -1,0 +1,67 @@
+package sim_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/particle-flasher/particle-flasher/flasher/sim"
+	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
+)
+
+// underUmockdev runs an unmodified program (sh, cat, stty: Debian's own) in the testbed.
+func underUmockdev(t *testing.T, b *usbsim.UmockdevBridge, script string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), b.Env()...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// The serial door through umockdev: a Boron's serial port is /dev/ttyACM0 with the sysfs
+// node and udev properties cdc_acm gives it, found by enumerating /sys/class/tty as serial
+// libraries do; picocom (unmodified) opening it at 14400 baud on it puts the device in
+// DFU mode, and the port is gone once the device left Device OS.
+func TestUmockdevSerialDoor(t *testing.T) {
+	p := plat(t, "boron")
+	f := newFleet(t)
+	d, err := f.Add(sim.Options{Platform: p, Modules: append(releases(t, "boron-bootloader@4.1.0.bin", "boron-system-part1@4.1.0.bin", "boron-softdevice@4.1.0.bin"), userPart(t, p, 4100, 1))})
+	require.NoError(t, err)
+	require.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
+	b, err := f.Server().StartUmockdev(shimDir)
+	if errors.Is(err, usbsim.ErrNoUmockdev) {
+		t.Skip(err.Error())
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.ServeTTY(ctx, b, 0)
+	require.NoError(t, b.Sync())
+
+	out, err := underUmockdev(t, b, "ls /sys/class/tty && cat /sys/class/tty/ttyACM0/uevent && test -c /dev/ttyACM0 && echo is-a-tty")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "ttyACM0")
+	assert.Contains(t, out, "DEVNAME=ttyACM0")
+	assert.Contains(t, out, "ID_VENDOR_ID=2b04")
+	assert.Contains(t, out, "ID_MODEL_ID=c00d")
+	assert.Contains(t, out, "ID_SERIAL_SHORT="+d.ID())
+	assert.Contains(t, out, "is-a-tty")
+
+	// picocom (Debian's, unmodified) sets the custom 14400 baud as particle-cli's serial trigger does.
+	if _, err := exec.LookPath("picocom"); err != nil {
+		t.Skip("picocom is not installed (scripts/ensure-deps.sh test installs it)")
+	}
+	out, err = underUmockdev(t, b, "picocom -q --nolock --noreset --exit -b 14400 /dev/ttyACM0")
+	require.NoError(t, err, out)
+	waitMode(t, d, sim.ModeDFU)
+	require.NoError(t, b.Sync())
+	out, _ = underUmockdev(t, b, "ls /sys/class/tty; test -e /dev/ttyACM0 && echo still-there")
+	assert.False(t, strings.Contains(out, "still-there") || strings.Contains(out, "ttyACM0"), "no serial port in DFU mode:\n%s", out)
+}
