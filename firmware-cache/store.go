@@ -293,7 +293,7 @@ func writeFileAtomic(path string, b []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = replace(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -322,7 +322,7 @@ func (c *Cache) commit(ctx context.Context, tmp string, f *facts, entries []Entr
 			if err := syncFile(tmp); err != nil {
 				return err
 			}
-			if err := os.Rename(tmp, dst); err != nil {
+			if err := replace(tmp, dst); err != nil {
 				return fmt.Errorf("store %s: %w", dst, err)
 			}
 			if runtime.GOOS != "windows" { // Windows cannot delete read-only files
