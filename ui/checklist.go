@@ -33,7 +33,7 @@ type checkRow struct {
 	steps  []string // the plan steps it stands for; done when the last one is
 	verb   string   // "will write", "staged for the next restart", ...
 	doneAs string   // what it says once done ("written", "installed", ...)
-	base   string   // what it is about: "1.5.2 → 2.3.1"
+	base   string   // what it is about: "1.5.2 to 2.3.1"
 	icon   *widget.Icon
 	name   *widget.Label
 	detail *widget.Label
@@ -213,9 +213,9 @@ func (c *checklist) rowFor(s plan.Step, from state.Device) *checkRow {
 		to := partVersion(m.Function, m.Version)
 		detail := to
 		if cur, ok := from.Main(m.Function, m.Index); ok && cur.Present {
-			detail = partVersion(cur.Function, cur.Version) + " → " + to
+			detail = partVersion(cur.Function, cur.Version) + " to " + to
 		} else if ok || from.Known() {
-			detail = "none → " + to
+			detail = "none to " + to
 		}
 		switch {
 		case s.Method == platform.MethodOTARegion:

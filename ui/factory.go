@@ -437,7 +437,7 @@ func (f *factoryView) log(e factory.Event) {
 		if r := e.Record; r != nil {
 			switch r.Result {
 			case factory.ResultOK:
-				f.m.log(e.DeviceID, "Factory: done, Device OS "+r.Before+" → "+r.After+".")
+				f.m.log(e.DeviceID, "Factory: done, Device OS "+r.Before+" to "+r.After+".")
 			case factory.ResultAlready:
 				f.m.log(e.DeviceID, "Factory: already on Device OS "+r.After+".")
 			default:
@@ -544,7 +544,7 @@ func (c *factoryCard) run(e run.Event) {
 	switch e.Event {
 	case run.EvPlan:
 		if e.From != "" || e.To != "" {
-			c.step.SetText("Device OS " + orWord(e.From, "none") + " → " + orWord(e.To, "?"))
+			c.step.SetText("Device OS " + orWord(e.From, "none") + " to " + orWord(e.To, "?"))
 		}
 		c.bar.SetValue(clamp01(e.Fraction))
 	case run.EvStep:

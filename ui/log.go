@@ -216,7 +216,7 @@ func (m *mainUI) logRunEvent(e run.Event, t *targetSection) {
 // logLine is a finished run in one line.
 func (r runRecord) logLine() string {
 	if r.Result == run.ResultOK {
-		return fmt.Sprintf("Done: Device OS %s → %s, verified.", orWord(r.Before, "?"), orWord(r.After, "?"))
+		return fmt.Sprintf("Done: Device OS %s to %s, verified.", orWord(r.Before, "?"), orWord(r.After, "?"))
 	}
 	s := "Stopped before reaching " + orWord(r.Target, "the target")
 	if r.Error != "" {

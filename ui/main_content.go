@@ -355,7 +355,6 @@ func (r *deviceRow) CreateRenderer() fyne.WidgetRenderer {
 	// mode badge.
 	r.name.Truncation = fyne.TextTruncateEllipsis
 	r.id.Truncation = fyne.TextTruncateEllipsis
-	r.id.Importance = widget.LowImportance
 	r.texts = container.New(layout.NewCustomPaddedVBoxLayout(-12), r.name, r.id)
 	r.outer = container.NewBorder(nil, nil, container.NewCenter(r.light.box), container.NewCenter(badge), r.texts)
 	return widget.NewSimpleRenderer(r.outer)

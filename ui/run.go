@@ -378,7 +378,7 @@ func (v *runView) finish(res *run.Result, err error) {
 	before, after := orWord(v.rec.Before, "unknown"), orWord(v.rec.After, "none")
 	switch {
 	case v.rec.Result == run.ResultOK:
-		v.resOS.SetText("Device OS " + before + " → " + after)
+		v.resOS.SetText("Device OS " + before + " to " + after)
 	case before == after:
 		v.resOS.SetText("The device still has Device OS " + before + ".")
 	default:

@@ -156,7 +156,7 @@ func TestHealSafeModePhotonFromTheFix(t *testing.T) {
 	var rows []string
 	onUIWait(func() { rows, _ = rowsNow(s.checklist) })
 	assert.Contains(t, rows, "Enter DFU mode | ")
-	assert.Contains(t, rows, "system-part2 | 1.5.2 → 2.3.1 · will write")
+	assert.Contains(t, rows, "system-part2 | 1.5.2 to 2.3.1 · will write")
 	assert.Contains(t, plan, "Afterwards: normal mode, Device OS 2.3.1")
 	assert.Contains(t, plan, "Keep the USB cable in")
 	for _, internal := range []string{"Plan.Expect", "DCT offset", "DROP_MODULE_INFO", "Why:"} {
@@ -164,7 +164,7 @@ func TestHealSafeModePhotonFromTheFix(t *testing.T) {
 	}
 	var bar string
 	onUIWait(func() { bar = walkedText(s.bar) })
-	assert.Contains(t, bar, "Ready: Device OS 1.5.2 → 2.3.1")
+	assert.Contains(t, bar, "Ready: Device OS 1.5.2 to 2.3.1")
 	before, states := rowsNow(s.checklist)
 	t.Logf("checklist:\n%s", strings.Join(before, "\n"))
 	for _, st := range states {
@@ -257,7 +257,7 @@ func TestHealSafeModePhotonFromTheFix(t *testing.T) {
 
 	card := r.waitCard(s)
 	assert.Contains(t, card, "verified")
-	assert.Contains(t, card, "Device OS 1.5.2 → 2.3.1")
+	assert.Contains(t, card, "Device OS 1.5.2 to 2.3.1")
 	assert.NotContains(t, card, "Failed")
 	onUIWait(func() {
 		assert.False(t, s.view.resumeBtn.Visible(), "no Resume after success")
@@ -328,7 +328,7 @@ func TestCancelThenResume(t *testing.T) {
 	section := r.text(s.obj)
 	assert.Contains(t, section, "Resume: ")
 	assert.Equal(t, 1, strings.Count(section, "What to do"), "one piece of advice:\n%s", section)
-	assert.NotContains(t, section, "4.1.0 → 4.1.0")
+	assert.NotContains(t, section, "4.1.0 to 4.1.0")
 	d := r.simOf("boron")
 	assert.NotEqual(t, "4.1.0", d.SystemVersion(), "cancelled before the end")
 
@@ -392,11 +392,11 @@ func TestRescueBlankArgon(t *testing.T) {
 	assert.Contains(t, planDetails(r, s), "(rescue)")
 	var rows []string
 	onUIWait(func() { rows, _ = rowsNow(s.checklist) })
-	assert.Contains(t, rows, "system-part1 | none → 4.1.0 · will write")
+	assert.Contains(t, rows, "system-part1 | none to 4.1.0 · will write")
 	r.tap(s.start)
 	card := r.waitCard(s)
 	assert.Contains(t, card, "verified", card)
-	assert.Contains(t, card, "→ 4.1.0")
+	assert.Contains(t, card, "to 4.1.0")
 	d := r.simOf("argon")
 	assert.Equal(t, sim.ModeNormal, d.Mode())
 	assert.Equal(t, "4.1.0", d.SystemVersion())

@@ -267,7 +267,7 @@ func (s *shooter) plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.untilText(ctx, s.panelObj, "→ 2.3.1", "Afterwards:"); err != nil {
+	if err := s.untilText(ctx, s.panelObj, "to 2.3.1", "Afterwards:"); err != nil {
 		return err
 	}
 	s.ui(func() { s.scrollPanelTo(picker) })

@@ -698,7 +698,7 @@ func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
 		return
 	}
 	t.start.Enable()
-	t.setBarStatus(fmt.Sprintf("Ready: Device OS %s → %s, %s, about %s.", pr.Plan.From, pr.Plan.To, count(t.checklist.todo, "step"),
+	t.setBarStatus(fmt.Sprintf("Ready: Device OS %s to %s, %s, about %s.", pr.Plan.From, pr.Plan.To, count(t.checklist.todo, "step"),
 		secondsWords(pr.Plan.EstimatedDuration.Seconds())))
 	t.showBar()
 }
@@ -768,7 +768,7 @@ func (t *targetSection) startRun() {
 	t.setBarStatus("Starting...")
 	t.showBar()
 	t.m.refresh() // the panel's fix buttons go while the device is being changed
-	t.m.log(pr.ID, fmt.Sprintf("Run started: Device OS %s → %s, %s.", pr.Plan.From, name, count(t.checklist.todo, "step")))
+	t.m.log(pr.ID, fmt.Sprintf("Run started: Device OS %s to %s, %s.", pr.Plan.From, name, count(t.checklist.todo, "step")))
 	runner := t.m.runnerFor()
 	go func() {
 		defer cancel()

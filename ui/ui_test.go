@@ -420,7 +420,7 @@ func TestPlanPreviewForSafeModePhoton(t *testing.T) {
 	require.NotNil(t, s)
 	var rows []string
 	onUIWait(func() { rows, _ = rowsNow(s.checklist) })
-	assert.Contains(t, rows, "system-part1 | 1.5.2 → 2.3.1 · will write")
+	assert.Contains(t, rows, "system-part1 | 1.5.2 to 2.3.1 · will write")
 	details := planDetails(r, s)
 	assert.Contains(t, details, "Device OS 1.5.2 -> 2.3.1 (upgrade)")
 	assert.Contains(t, details, "LED: blinking yellow")
