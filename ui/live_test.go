@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestStalePlanAndResultGoWhenTheDeviceChanges(t *testing.T) {
 	require.NoError(t, d.ButtonReset(3*time.Second))
 	r.eventually("the plan made again from DFU mode", func() bool {
 		rows, _ := rowsNow(s.checklist)
-		return len(rows) > 0 && !contains(rows, "Enter DFU mode | ") && !s.start.Disabled()
+		return len(rows) > 0 && !slices.Contains(rows, "Enter DFU mode | ") && !s.start.Disabled()
 	})
 	assert.Contains(t, logText(r), "The device changed: planning again for what it is now.")
 

@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -74,7 +75,7 @@ func (v *logView) add(device, text string) {
 	if len(v.entries) > maxLog {
 		v.entries = v.entries[len(v.entries)-maxLog:]
 	}
-	if device != "" && !contains(v.devices, device) {
+	if device != "" && !slices.Contains(v.devices, device) {
 		v.devices = append(v.devices, device)
 		sort.Strings(v.devices)
 		v.filter.Options = append([]string{allDevices}, v.devices...)
@@ -143,15 +144,6 @@ func (v *logView) save() {
 	}, v.m.win)
 	d.SetFileName("particle-flasher-" + time.Now().Format("20060102-150405") + ".log")
 	d.Show()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // log adds a line about a device (or the window, device "") to the Log tab.

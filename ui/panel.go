@@ -244,12 +244,12 @@ func (p *devicePanel) showFacts(d device.Device) {
 	}
 	prot := ""
 	// Device Protection exists from Device OS 6.0: before that "open" says nothing.
-	if st.Protection != state.ProtectionUnknown && (st.Protection != state.ProtectionOpen || st.SystemVersion() >= 6000) {
+	if st.ProtectionSays() {
 		prot = upperFirst(st.Protection.Words())
 	}
 	shown(p.protectionKey, p.protection, prot)
 	setup := ""
-	if sd := st.Platform.SetupDoneFlag(); sd != nil && st.SystemVersion() != 0 && st.SystemVersion() < sd.Until {
+	if st.MindsSetup() {
 		switch st.SetupDone {
 		case state.FlagYes:
 			setup = "Done"

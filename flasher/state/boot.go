@@ -326,12 +326,15 @@ func (d Device) boot(wary bool) Boot {
 // WaitsForSetup reports a device whose Device OS minds the setup-done flag
 // (platform.SetupDone, before 4.0) and which does not have it.
 func (d Device) WaitsForSetup() bool {
+	return d.SetupDone == FlagNo && d.MindsSetup()
+}
+
+// MindsSetup reports whether the device's Device OS minds the setup-done flag
+// (platform.SetupDone: Gen3 before 4.0).
+func (d Device) MindsSetup() bool {
 	sd := d.Platform.SetupDoneFlag()
-	if sd == nil || d.SetupDone != FlagNo {
-		return false
-	}
 	sys := d.SystemVersion()
-	return sys != 0 && sys < sd.Until
+	return sd != nil && sys != 0 && sys < sd.Until
 }
 
 // running is the mode of a device whose Device OS starts: normal, or safe and why.

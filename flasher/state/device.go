@@ -300,6 +300,13 @@ func (d *Device) Write(m Module) {
 // protectionSince is the first system module version with Device Protection (6.0.0).
 const protectionSince = 6000
 
+// ProtectionSays reports whether the protection state tells a person something: it was
+// read, and it is protected (or in Service Mode), or the Device OS is one that has Device
+// Protection at all (before 6.0 "open" is the only state there is).
+func (d Device) ProtectionSays() bool {
+	return d.Protection != ProtectionUnknown && (d.Protection != ProtectionOpen || d.SystemVersion() >= protectionSince)
+}
+
 // StoreAsset records an asset file the device now holds (one of that name is replaced).
 func (d *Device) StoreAsset(a module.Asset) {
 	d.Assets = slices.DeleteFunc(slices.Clone(d.Assets), func(o module.Asset) bool { return o.Name == a.Name })
