@@ -69,6 +69,9 @@ func TestLogListsTheRunAndSaves(t *testing.T) {
 		"Step 1 of ", "Done: Device OS 1.5.2 to 4.1.0, verified."} {
 		assert.Contains(t, all, want)
 	}
+	// What the tab shows once opened (it renders only while in view).
+	onUIWait(func() { r.m.tabs.SelectIndex(len(r.m.tabs.Items) - 1) })
+	assert.Contains(t, r.text(r.m.logv.obj), "Run started: Device OS 1.5.2 to 4.1.0")
 	for _, line := range strings.Split(strings.TrimSpace(all), "\n") {
 		assert.Regexp(t, `^\d\d:\d\d:\d\d `, line, "every line has its time")
 	}

@@ -48,6 +48,8 @@ type logView struct {
 	scroll  *container.Scroll
 	obj     fyne.CanvasObject
 	devices []string
+	// shown: the Log tab is in view; stale: lines came while it was not.
+	shown, stale bool
 }
 
 const allDevices = "All devices"
@@ -81,7 +83,21 @@ func (v *logView) add(device, text string) {
 		v.filter.Options = append([]string{allDevices}, v.devices...)
 		v.filter.Refresh()
 	}
-	v.render()
+	// Laying out hundreds of lines is the costly part: done only while the tab shows, so
+	// a busy bench does not pay it for every line nobody is reading.
+	if v.shown {
+		v.render()
+	} else {
+		v.stale = true
+	}
+}
+
+// show is the Log tab coming into view (or going): it renders what came meanwhile.
+func (v *logView) show(on bool) {
+	v.shown = on
+	if on && v.stale {
+		v.render()
+	}
 }
 
 // lines are the entries the filter shows (or of one device).
@@ -95,14 +111,28 @@ func (v *logView) lines(device string) []logEntry {
 	return out
 }
 
+// maxShown bounds the lines on screen: a label of thousands of lines is slow to lay out;
+// Save log... writes them all.
+const maxShown = 800
+
 func (v *logView) render() {
+	v.stale = false
+	lines := v.lines(v.filter.Selected)
 	var b strings.Builder
-	for _, e := range v.lines(v.filter.Selected) {
+	if n := len(lines) - maxShown; n > 0 {
+		fmt.Fprintf(&b, "(%d earlier lines are kept: Save log... writes them all)\n", n)
+		lines = lines[n:]
+	}
+	writeLines(&b, lines)
+	v.text.SetText(b.String())
+	v.scroll.ScrollToBottom()
+}
+
+func writeLines(b *strings.Builder, lines []logEntry) {
+	for _, e := range lines {
 		b.WriteString(e.String())
 		b.WriteByte('\n')
 	}
-	v.text.SetText(b.String())
-	v.scroll.ScrollToBottom()
 }
 
 // since is the lines about a device from a time on, as a report carries them.
@@ -116,8 +146,13 @@ func (v *logView) since(device string, t time.Time) []string {
 	return out
 }
 
-// plain is the log as saved: one line per entry.
-func (v *logView) plain() string { return v.text.Text }
+// plain is the log as saved: every line the filter shows, from the entries (the label
+// holds only the last maxShown, and only once the tab has been looked at).
+func (v *logView) plain() string {
+	var b strings.Builder
+	writeLines(&b, v.lines(v.filter.Selected))
+	return b.String()
+}
 
 // writeLog writes the lines the filter shows, as plain text.
 func (v *logView) writeLog(w io.Writer) error {

@@ -108,6 +108,7 @@ func newMainUI(w fyne.Window, opts Options, sims *demo.Bus, doors []device.Door)
 		container.NewTabItem("Factory", newFactoryView(m).obj),
 		container.NewTabItem("Log", m.logv.obj),
 	)
+	m.tabs.OnSelected = func(it *container.TabItem) { m.logv.show(it.Content == m.logv.obj) }
 	m.shortcuts()
 
 	ctx := m.ctx

@@ -175,7 +175,6 @@ type runView struct {
 	m *mainUI
 
 	led       *ledView
-	guidance  *widget.Label
 	ifNotBtn  *widget.Button
 	ifNot     *widget.Label
 	waiting   *widget.Label
@@ -205,7 +204,6 @@ type runView struct {
 func newRunView(m *mainUI) *runView {
 	v := &runView{m: m,
 		led:         newLEDLine(m.anim),
-		guidance:    widget.NewLabel(""),
 		ifNot:       widget.NewLabel(""),
 		waiting:     widget.NewLabel(""),
 		notice:      widget.NewLabel(""),
@@ -215,7 +213,7 @@ func newRunView(m *mainUI) *runView {
 		resElapsed:  widget.NewLabel(""),
 		resError:    widget.NewLabel(""),
 	}
-	for _, l := range []*widget.Label{v.guidance, v.ifNot, v.waiting, v.notice, v.resVerified, v.resError, v.resTitle} {
+	for _, l := range []*widget.Label{v.ifNot, v.waiting, v.notice, v.resVerified, v.resError, v.resTitle} {
 		l.Wrapping = fyne.TextWrapWord
 	}
 	v.resError.Importance = widget.DangerImportance
@@ -262,7 +260,6 @@ func (v *runView) begin(rec runRecord, cancel context.CancelFunc) {
 	v.led.set(led.State{})
 	v.led.words.SetText("The LED should be: as it is now, until the first step says otherwise")
 	v.led.meaning.SetText("")
-	v.guidance.SetText("")
 	setShown(v.ifNot, "")
 	v.ifNotBtn.Hide()
 	setShown(v.waiting, "")
@@ -342,7 +339,6 @@ func (v *runView) showLED(g *run.LEDGuidance) {
 	v.led.light.set(st)
 	v.led.words.SetText("The LED should be: " + orWord(g.Expect, "unknown"))
 	v.led.meaning.SetText(g.Text)
-	v.guidance.SetText(g.Text)
 	var lines []string
 	for _, r := range g.IfNot {
 		lines = append(lines, "If it shows "+r.Seen+": "+r.Do)
