@@ -364,7 +364,7 @@ func (r *deviceRow) CreateRenderer() fyne.WidgetRenderer {
 func (r *deviceRow) set(d device.Device) {
 	r.light.set(ledFor(d))
 	r.name.SetText(platformName(d.Platform))
-	id := shortID(d)
+	id := idWords(d)
 	if isVirtual(d) {
 		id = "virtual · " + id
 	}

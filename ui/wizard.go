@@ -149,7 +149,7 @@ func (z *wizard) already(p *platform.Platform) bool {
 	if other != nil {
 		d := *other
 		z.status.SetText(fmt.Sprintf("Your %s %s is already connected, in %s. It answers over USB, so no buttons are needed: "+
-			"choose a Device OS version in its panel and Particle Flasher puts it in DFU mode itself.", platformName(d.Platform), shortID(d), modeWords(d)))
+			"choose a Device OS version in its panel and Particle Flasher puts it in DFU mode itself.", platformName(d.Platform), idWords(d), modeWords(d)))
 		z.goTo.OnTapped = func() { z.m.selectKey(d.Key) }
 		z.goTo.Show()
 	}
@@ -202,6 +202,6 @@ func (z *wizard) seen(d device.Device) {
 	z.light.set(led.DFU)
 	z.ledWords.SetText("LED: " + led.DFU.String())
 	z.holding.SetText("Done")
-	z.status.SetText("Found your " + platformName(d.Platform) + " " + shortID(d) + " in DFU mode. It is selected in Devices.")
+	z.status.SetText("Found your " + platformName(d.Platform) + " " + idWords(d) + " in DFU mode. It is selected in Devices.")
 	z.m.selectKey(d.Key)
 }

@@ -67,7 +67,7 @@ func platformName(p *platform.Platform) string {
 	return p.DisplayName
 }
 
-func shortID(d device.Device) string {
+func idWords(d device.Device) string {
 	id := d.ID
 	if id == "" {
 		id = d.Serial
