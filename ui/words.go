@@ -67,6 +67,7 @@ func platformName(p *platform.Platform) string {
 	return p.DisplayName
 }
 
+// idWords is the device ID for people (its serial when the ID is unknown), whole.
 func idWords(d device.Device) string {
 	id := d.ID
 	if id == "" {
