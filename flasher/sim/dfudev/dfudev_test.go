@@ -376,18 +376,51 @@ func TestLeaveGen2ReportsDnloadIdle(t *testing.T) {
 }
 
 // TestStatusBlocksUntilOperationDone: a host that ignores bwPollTimeout still gets a correct
-// answer; the device NAKs (here: blocks) until the flash is done.
+// answer; the device NAKs (here: blocks) until the flash is done. The erase is held in
+// flight by the meter's sleep, so what the device answers meanwhile does not depend on
+// how fast this machine runs.
 func TestStatusBlocksUntilOperationDone(t *testing.T) {
 	f := newFixture(t, photonLayout, flash.TimingSTM32F2, true, false, 0.05) // 128 KB erase: 1 s → 50 ms
+	inErase, letGo := make(chan struct{}), make(chan struct{})
+	f.meter.SetSleep(func(d time.Duration) {
+		if d >= 10*time.Millisecond { // the erase; the round trips' microseconds pass
+			close(inErase)
+			<-letGo
+		}
+	})
+	require.NoError(t, f.mem.Program(0x08020000, []byte{1, 2, 3, 4})) // so the erase shows
+	before := f.meter.Charged()
 	require.NoError(t, f.dnload(t, 0, cmd(dfu.CmdErase, 0x08020000)))
-	s := f.mustStatus(t)
+	statusIn := func(c chan<- status) {
+		s, err := f.getStatus(t)
+		assert.NoError(t, err)
+		c <- s
+	}
+
+	first := make(chan status, 1)
+	go statusIn(first)
+	var s status
+	select {
+	case s = <-first:
+	case <-time.After(10 * time.Second):
+		t.Fatal("GETSTATUS waited for the erase instead of answering dfuDNBUSY with the poll time")
+	}
 	assert.Equal(t, dfu.StateDnbusy, s.state)
 	assert.Equal(t, 50*time.Millisecond, s.poll)
-	assert.Less(t, f.meter.Charged(), time.Second, "answered DNBUSY before the 1 s erase was done")
-	s = f.mustStatus(t) // no wait at all
-	assert.GreaterOrEqual(t, f.meter.Charged(), time.Second, "the next answer came only once the erase was done")
-	assert.Equal(t, dfu.StateDnloadIdle, s.state)
-	assert.Equal(t, time.Second+3*USBRoundTrip+5*time.Microsecond+12*time.Microsecond, f.meter.Charged())
+
+	second := make(chan status, 1)
+	go statusIn(second) // no wait at all
+	<-inErase
+	select {
+	case s = <-second:
+		t.Fatalf("answered %d while the erase was still in flight", s.state)
+	default:
+	}
+	close(letGo)
+	s = <-second
+	assert.Equal(t, dfu.StateDnloadIdle, s.state, "the next answer came only once the erase was done")
+	assert.Equal(t, bytes.Repeat([]byte{0xff}, 4), f.mem.Snapshot(0x08020000, 4))
+	assert.Equal(t, time.Second+3*USBRoundTrip+5*time.Microsecond+12*time.Microsecond, f.meter.Charged()-before)
 }
 
 func TestPollTimeoutRoundsUpToMilliseconds(t *testing.T) {

@@ -44,6 +44,15 @@ func NewMeter(scale float64) *Meter {
 	return &Meter{scale: scale, sleep: time.Sleep}
 }
 
+// SetSleep replaces how the Meter waits out the scaled time (time.Sleep by default). A test
+// that must hold a flash operation in flight, to see what the device answers meanwhile,
+// passes a sleep that blocks until it lets go; nothing else should need it.
+func (m *Meter) SetSleep(sleep func(time.Duration)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sleep = sleep
+}
+
 // Charge adds d of device time and, at a non-zero scale, blocks the caller for the scaled
 // duration, which is how the simulator makes a slow flash erase slow for the host too.
 func (m *Meter) Charge(d time.Duration) {
@@ -58,10 +67,11 @@ func (m *Meter) Charge(d time.Duration) {
 		m.oversleep -= paid
 		wait -= paid
 	}
+	sleep := m.sleep
 	m.mu.Unlock()
 	if wait > 0 {
 		start := time.Now()
-		m.sleep(wait)
+		sleep(wait)
 		if late := time.Since(start) - wait; late > 0 {
 			m.mu.Lock()
 			m.oversleep += late
