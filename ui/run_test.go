@@ -810,6 +810,13 @@ func TestDemoPaceIsWatchable(t *testing.T) {
 		}
 	}
 	assert.GreaterOrEqual(t, len(leds), 2)
+	if took > time.Duration(estimate*float64(time.Second)) {
+		// A loaded machine ran the virtual device slower than the plan: then the time left
+		// rightly grows past the plan's, and the blend itself is pinned down, clock-free,
+		// by flasher/run's TestTimeLeftNeverAboveThePlanWhenFaster.
+		t.Logf("the run took longer than the plan's %.1f s on this machine; time left not compared", estimate)
+		return
+	}
 	for _, e := range evs {
 		if e.Event != run.EvProgress && e.Event != run.EvStepDone || e.Fraction < 0.5 || e.ETASeconds == 0 {
 			continue
