@@ -13,6 +13,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // rowState is where one checklist row stands.
@@ -67,7 +69,7 @@ func newCheckRow(name, detail, verb, doneAs string, withBar bool) *checkRow {
 var rowBarSize = fyne.NewSize(110, 28)
 
 // set moves the row to a state and says so.
-func (r *checkRow) set(s rowState, words string) {
+func (r *checkRow) set(s rowState, say string) {
 	r.state = s
 	switch s {
 	case rowPending:
@@ -79,7 +81,7 @@ func (r *checkRow) set(s rowState, words string) {
 	case rowFailed:
 		r.icon.SetResource(theme.ErrorIcon())
 	}
-	r.detail.SetText(joinDot(r.base, words))
+	r.detail.SetText(joinDot(r.base, say))
 	if r.withBar && (s == rowRunning || s == rowDone) {
 		r.bar.Show()
 	}
@@ -149,7 +151,11 @@ func (c *checklist) show(p *plan.Plan, from state.Device) {
 		c.todo++
 		last = r
 	}
-	c.summary.SetText(fmt.Sprintf("%s to do: %s.", count(c.todo, "step"), joinAnd(c.verbs())))
+	if verbs := c.verbs(); len(verbs) > 0 {
+		c.summary.SetText(fmt.Sprintf("%s to do: %s.", words.Count(c.todo, "step"), words.JoinAnd(verbs)))
+	} else {
+		c.summary.SetText("Nothing to do.")
+	}
 	c.obj.Show()
 	c.obj.Refresh()
 }
@@ -175,13 +181,13 @@ func (c *checklist) verbs() []string {
 	}
 	var out []string
 	if write > 0 {
-		out = append(out, count(write, "part")+" to write")
+		out = append(out, words.Count(write, "part")+" to write")
 	}
 	if staged > 0 {
 		out = append(out, fmt.Sprintf("%d staged for the next restart", staged))
 	}
 	if modes > 0 {
-		out = append(out, count(modes, "other step"))
+		out = append(out, words.Count(modes, "other step"))
 	}
 	return out
 }
@@ -280,7 +286,7 @@ func (c *checklist) apply(e run.Event) {
 	case run.EvDone:
 		if e.Result == run.ResultOK {
 			c.overall.SetValue(1)
-			c.summary.SetText(fmt.Sprintf("All %s done.", count(c.todo, "step")))
+			c.summary.SetText(fmt.Sprintf("All %s done.", words.Count(c.todo, "step")))
 			return
 		}
 		for _, r := range c.rows {
@@ -336,15 +342,4 @@ func joinDot(a, b string) string {
 		return a
 	}
 	return a + " · " + b
-}
-
-// joinAnd joins phrases as a sentence does: "a", "a and b", "a, b and c".
-func joinAnd(parts []string) string {
-	switch len(parts) {
-	case 0:
-		return "nothing"
-	case 1:
-		return parts[0]
-	}
-	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }

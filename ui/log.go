@@ -16,6 +16,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // logEntry is one line of the window's log.
@@ -206,7 +208,7 @@ func (m *mainUI) logDevice(e device.Event) {
 		} else if d.Boot.Why != "" {
 			m.log(id, "Modules read: "+d.Boot.Sentence())
 		} else {
-			m.log(id, fmt.Sprintf("Modules read: %s, Device OS %s.", count(mainModules(d), "module"), orWord(deviceOS(d), "none")))
+			m.log(id, fmt.Sprintf("Modules read: %s, Device OS %s.", words.Count(mainModules(d), "module"), orWord(deviceOS(d), "none")))
 		}
 	case device.DoorFailed:
 		m.log("", "Cannot list "+e.Door+" devices: "+errText(e.Err))

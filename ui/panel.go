@@ -12,6 +12,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // moduleColumns are the module table's columns: few enough to fit a small window.
@@ -136,7 +138,7 @@ func (p *devicePanel) show(d device.Device) {
 	p.diagnosis.Refresh()
 	p.showFixes(d)
 	p.setModules(d)
-	p.more.Items[0].Title = fmt.Sprintf("Device details and modules (%s)", count(mainModules(d), "module"))
+	p.more.Items[0].Title = fmt.Sprintf("Device details and modules (%s)", words.Count(mainModules(d), "module"))
 	p.more.Refresh()
 	// The table and texts change height: lay the panel out again, the pinned header too
 	// (a diagnosis that now wraps to two lines).
@@ -245,7 +247,7 @@ func (p *devicePanel) showFacts(d device.Device) {
 	prot := ""
 	// Device Protection exists from Device OS 6.0: before that "open" says nothing.
 	if st.ProtectionSays() {
-		prot = upperFirst(st.Protection.Words())
+		prot = words.UpperFirst(st.Protection.Words())
 	}
 	shown(p.protectionKey, p.protection, prot)
 	setup := ""

@@ -26,6 +26,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/target"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // prepareTimeout bounds resolving a target (a download included) and reading the device.
@@ -375,7 +377,7 @@ func (t *targetSection) setLocal(local *modfile.Bundle) {
 	if local == nil || len(local.Files) == 0 {
 		t.localRow.Hide()
 	} else {
-		t.localLabel.SetText(fmt.Sprintf("Local files: %s (%s)", local.Name, count(len(local.Files), "module")))
+		t.localLabel.SetText(fmt.Sprintf("Local files: %s (%s)", local.Name, words.Count(len(local.Files), "module")))
 		t.localRow.Show()
 		t.version = ""
 		if t.picker != nil {
@@ -480,7 +482,7 @@ func (t *targetSection) clearPlan() {
 func errorWords(err error) string {
 	s := remedy.Human(err)
 	if r := remedy.Of(err); r != "" {
-		s += "\nWhat to do: " + upperFirst(r)
+		s += "\nWhat to do: " + words.UpperFirst(r)
 	}
 	return s
 }
@@ -664,7 +666,7 @@ func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
 		t.acceptSafe.SetText(fmt.Sprintf("Start anyway: the device will end in %s", ends.End))
 		t.acceptSafe.Show()
 		t.start.Disable()
-		t.setStatus(upperFirst(ends.End.String()) + " after this plan. Give an application, choose another version, or tick the box to accept it.")
+		t.setStatus(words.UpperFirst(ends.End.String()) + " after this plan. Give an application, choose another version, or tick the box to accept it.")
 		t.setBarStatus("Not ready: the device would end in " + ends.End.Mode.String() + " mode.")
 		t.showBar()
 		return
@@ -698,7 +700,7 @@ func (t *targetSection) showPrepared(pr *run.Prepared, err error) {
 		return
 	}
 	t.start.Enable()
-	t.setBarStatus(fmt.Sprintf("Ready: Device OS %s to %s, %s, about %s.", pr.Plan.From, pr.Plan.To, count(t.checklist.todo, "step"),
+	t.setBarStatus(fmt.Sprintf("Ready: Device OS %s to %s, %s, about %s.", pr.Plan.From, pr.Plan.To, words.Count(t.checklist.todo, "step"),
 		secondsWords(pr.Plan.EstimatedDuration.Seconds())))
 	t.showBar()
 }
@@ -768,7 +770,7 @@ func (t *targetSection) startRun() {
 	t.setBarStatus("Starting...")
 	t.showBar()
 	t.m.refresh() // the panel's fix buttons go while the device is being changed
-	t.m.log(pr.ID, fmt.Sprintf("Run started: Device OS %s to %s, %s.", pr.Plan.From, name, count(t.checklist.todo, "step")))
+	t.m.log(pr.ID, fmt.Sprintf("Run started: Device OS %s to %s, %s.", pr.Plan.From, name, words.Count(t.checklist.todo, "step")))
 	runner := t.m.runnerFor()
 	go func() {
 		defer cancel()
@@ -854,7 +856,7 @@ func (t *targetSection) prepareResumeNote() {
 				now += " with Device OS " + v
 			}
 			t.checklist.show(pr.Plan, pr.Reading.State)
-			setShown(t.resumeNote, upperFirst(now)+". Resume: "+count(t.checklist.todo, "step")+" left to reach "+pr.Plan.To+".")
+			setShown(t.resumeNote, words.UpperFirst(now)+". Resume: "+words.Count(t.checklist.todo, "step")+" left to reach "+pr.Plan.To+".")
 		})
 	}()
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // modeWords names a mode for people. Every badge and LED carries these words, so nothing
@@ -133,7 +135,7 @@ func diagnose(d device.Device) []string {
 	switch {
 	case d.Mode == device.ModeDFU && b.Mode == state.ModeDFU:
 		// The LED line above already says "DFU mode": the diagnosis says why it matters.
-		out = append(out, fmt.Sprintf("%s. Flash Device OS to bring this %s back.", upperFirst(b.Why), name))
+		out = append(out, fmt.Sprintf("%s. Flash Device OS to bring this %s back.", words.UpperFirst(b.Why), name))
 	case d.Mode == device.ModeDFU && b.Mode == state.ModeSafe:
 		out = append(out, fmt.Sprintf("DFU mode. Leaving it would start Device OS in %s.", b))
 	case d.Mode == device.ModeSafe || b.Mode == state.ModeSafe && d.Mode.RunsDeviceOS():
@@ -147,7 +149,7 @@ func diagnose(d device.Device) []string {
 		if p == "" {
 			p = "fails its " + strings.Join(m.Failed(), " and ") + " check"
 		}
-		out = append(out, fmt.Sprintf("%s %s.", upperFirst(m.Name), p))
+		out = append(out, fmt.Sprintf("%s %s.", words.UpperFirst(m.Name), p))
 	}
 	if len(out) == 0 {
 		if v := deviceOS(d); v != "" {
@@ -160,13 +162,6 @@ func diagnose(d device.Device) []string {
 		out = append(out, "Another plugged-in unit reports the same ID: unplug one of them before flashing.")
 	}
 	return out
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // check is one PASS/FAIL cell in words.
@@ -224,14 +219,6 @@ func depsVerdict(m state.Module) string {
 		}
 	}
 	return v
-}
-
-// count says how many of a thing, with the plural people expect: "1 module", "3 modules".
-func count(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // showError shows an error dialog for people: the message without the wrapping chain and

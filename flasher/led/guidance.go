@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // Goal is the mode a step wants the device in.
@@ -170,7 +172,7 @@ func Buttons(p *platform.Platform, goal Goal) string {
 	seq := sequence(b.mode, goal)
 	switch {
 	case b.buttons.Reach == platform.OnBoard:
-		s := upperFirst(seq) + "."
+		s := words.UpperFirst(seq) + "."
 		if b.buttons.Note != "" {
 			s += " (" + b.buttons.Note + ")"
 		}
@@ -537,11 +539,4 @@ func Duration(steps []Step) time.Duration {
 		return 0
 	}
 	return steps[len(steps)-1].At
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }

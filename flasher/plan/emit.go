@@ -9,6 +9,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // emitter turns ordered items into steps: mode changes where the method needs another
@@ -331,7 +333,7 @@ func (e *emitter) writeControl(it *item, last bool) {
 	id := fmt.Sprintf("%s@%d", it.slot.Name, it.m.Version)
 	if w := e.opt.Watchdog; w > 0 && transfer+apply > w {
 		e.warnings = append(e.warnings, fmt.Sprintf("%s can only be installed by Device OS and may take longer (about %s) than the %s watchdog window, which cannot be cut; if the watchdog interrupts it, Device OS discards the partial update and it has to be sent again.",
-			upperFirst(describe(it.m)), roundDur(transfer+apply), w))
+			words.UpperFirst(describe(it.m)), roundDur(transfer+apply), w))
 	}
 	e.add(Step{ID: "write:" + id, Kind: KindWrite, Module: it.m, Slot: it.slot.Name, Method: it.method,
 		Data: it.m.Data, Mode: mode, Estimate: transfer, LED: controlLED(e.p, it),

@@ -9,6 +9,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // Make plans the way from the device state to the target. Every refusal wraps one of the
@@ -48,7 +50,7 @@ func Make(st state.Device, t Target) (*Plan, error) {
 			}
 			if part.PlatformID != p.ID {
 				warn = append(warn, fmt.Sprintf("%s is the %s's build; the same SoftDevice serves every %s platform and its header is dropped on the way to flash, so it is written over DFU for this %s.",
-					upperFirst(fileDesc(part)), platformName(part.PlatformID), p.MCU, p.DisplayName))
+					words.UpperFirst(fileDesc(part)), platformName(part.PlatformID), p.MCU, p.DisplayName))
 			}
 			if part.Function == platform.FuncUser {
 				if replacement == nil {
@@ -425,7 +427,7 @@ func whyWrite(initial *state.Device, m *module.Module, slot platform.Slot) strin
 	case cur.Version == m.Version:
 		return fmt.Sprintf("%s is rewritten (the device has the same version but another build, or rewriting was forced).", describe(m))
 	}
-	return fmt.Sprintf("%s replaces version %d.", upperFirst(describe(m)), cur.Version)
+	return fmt.Sprintf("%s replaces version %d.", words.UpperFirst(describe(m)), cur.Version)
 }
 
 // decideApp chooses the application the plan writes, if any: the one the person gave; or,
@@ -453,7 +455,7 @@ func decideApp(p *platform.Platform, initial, osFinal *state.Device, app, replac
 				return nil, nil, nil, fail(ErrDependency,
 					fmt.Sprintf("Choose a target that provides %s, or build the application for Device OS %s.", depsText(unmet), to), "%s", msg)
 			}
-			warn = append(warn, upperFirst(msg)+"; writing it anyway (forced): the device will start in safe mode.")
+			warn = append(warn, words.UpperFirst(msg)+"; writing it anyway (forced): the device will start in safe mode.")
 		}
 		slot, _ := checkModule(p, app)
 		if installed != nil && !o.Force && installed.SameBuild(state.FromFile(p, app)) {
@@ -480,7 +482,7 @@ func decideApp(p *platform.Platform, initial, osFinal *state.Device, app, replac
 			if !o.Force {
 				return nil, nil, nil, fail(ErrDependency,
 					fmt.Sprintf("Give an application built for Device OS %s, or the target's Tinker, so it replaces the one on the device.", to),
-					"%s, and there is no application for %s to replace it with", lowerFirst(reason), to)
+					"%s, and there is no application for %s to replace it with", words.LowerFirst(reason), to)
 			}
 			return nil, nil, []string{reason + ". It stays (forced): expect safe mode."}, nil
 		}
@@ -678,18 +680,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-func lowerFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToLower(s[:1]) + s[1:]
 }

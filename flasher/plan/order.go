@@ -7,6 +7,8 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
+
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // item is one module the plan writes, with what ordering decides about it.
@@ -381,13 +383,13 @@ func (o *orderer) relaxNote(it *item, relaxed []int) (string, bool) {
 	}
 	if allDFU {
 		return fmt.Sprintf("%s and %s depend on each other, so one has to go first; DFU writes are not checked against dependencies and both are written in the same DFU session.",
-			upperFirst(describe(it.m)), joinAnd(names)), false
+			words.UpperFirst(describe(it.m)), words.JoinAnd(names)), false
 	}
 	s := fmt.Sprintf("%s is written before %s although they depend on each other in a way no order satisfies",
-		upperFirst(describe(it.m)), joinAnd(names))
+		words.UpperFirst(describe(it.m)), words.JoinAnd(names))
 	if len(it.unmet) > 0 {
 		s = fmt.Sprintf("%s is written before %s, which it needs (%s), because that can only be installed once Device OS runs",
-			upperFirst(describe(it.m)), joinAnd(names), depsText(it.unmet))
+			words.UpperFirst(describe(it.m)), words.JoinAnd(names), depsText(it.unmet))
 	}
 	return s + ". DFU writes are not checked, so this works; until the rest is done the device may start in safe mode (breathing magenta), which is expected.", true
 }
@@ -402,22 +404,8 @@ func (o *orderer) stuck() error {
 	}
 	if !o.model.Runnable() {
 		return fail(ErrNoMethod, "Give the complete set of Device OS files so Device OS can start, or install these parts some other way (SWD/JTAG).",
-			"%s can only be installed by a running Device OS, and Device OS cannot start with what the device would have", joinAnd(left))
+			"%s can only be installed by a running Device OS, and Device OS cannot start with what the device would have", words.JoinAnd(left))
 	}
 	return fail(ErrDependency, "Install an intermediate Device OS release first, or give the parts separately in an order that works.",
-		"no order installs %s: Device OS refuses each of them until the others are installed", joinAnd(left))
-}
-
-func joinAnd(s []string) string {
-	switch len(s) {
-	case 0:
-		return ""
-	case 1:
-		return s[0]
-	}
-	out := s[0]
-	for i := 1; i < len(s)-1; i++ {
-		out += ", " + s[i]
-	}
-	return out + " and " + s[len(s)-1]
+		"no order installs %s: Device OS refuses each of them until the others are installed", words.JoinAnd(left))
 }
