@@ -5,6 +5,7 @@ GO        ?= go
 BUILD     := build
 SHIM      := $(BUILD)/libusb-shim/libusb-1.0.so.0
 SHIM_SRC  := flasher/sim/usbsim/shim/libusb_shim.c
+SHIM_WIRE := flasher/sim/usbsim/wire
 # make test has a 15-minute budget on a 2-core CI machine.
 TEST_TIMEOUT ?= 14m
 FUZZTIME  ?= 60s
@@ -81,8 +82,8 @@ run: build
 
 # The fake libusb used by tests to run dfu-util and gousb against the virtual device.
 shim: $(SHIM)
-$(SHIM): $(wildcard $(SHIM_SRC))
-	@if [ -f "$(SHIM_SRC)" ]; then mkdir -p $(dir $@) && cc -shared -fPIC -O2 -Wall -o $@ $(SHIM_SRC) -lpthread; fi
+$(SHIM): $(wildcard $(SHIM_SRC) $(SHIM_WIRE)/usbsim_wire.h)
+	@if [ -f "$(SHIM_SRC)" ]; then mkdir -p $(dir $@) && cc -shared -fPIC -O2 -Wall -I$(SHIM_WIRE) -o $@ $(SHIM_SRC) -lpthread; fi
 
 # particle-usb, Particle's own host library, as a peer of the virtual devices (through the
 # umockdev door): installed from the npm registry as its lock file says.

@@ -10,7 +10,9 @@
 // exports every symbol of libusb 1.0.26; enumeration, descriptors, open/close,
 // claim/release, alt settings, configuration, reset and control transfers are
 // forwarded over a unix socket, the rest answers LIBUSB_ERROR_NOT_SUPPORTED.
-// Bulk, interrupt and isochronous transfers are not simulated.
+// Bulk, interrupt and isochronous transfers are not simulated. The wire
+// protocol's operations, frame limit and socket I/O are in wire/usbsim_wire.h,
+// shared by the shim and the umockdev bridge (umockdev/usbsim_umockdev.c).
 //
 // The Go side is a Server that listens on that socket and routes requests to
 // Device values added to it. A Device sees every control transfer, standard

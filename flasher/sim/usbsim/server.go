@@ -17,7 +17,8 @@ import (
 // Server listens.
 const EnvSocket = "PFLASH_USBSIM_SOCKET"
 
-// Wire protocol operations; keep in sync with shim/libusb_shim.c.
+// Wire protocol operations; the C clients take them from wire/usbsim_wire.h, which
+// TestWireHeaderMatchesServer holds to these.
 const (
 	opList      = 1
 	opOpen      = 2

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ShimName is the file name the shim is built under, the soname that libusb
@@ -21,6 +22,14 @@ const modulePath = "github.com/particle-flasher/particle-flasher"
 
 //go:embed shim/libusb_shim.c
 var shimSource []byte
+
+// wireHeader is the wire protocol as both C clients (the shim and the umockdev bridge)
+// include it; it is written next to either source before it is compiled.
+//
+//go:embed wire/usbsim_wire.h
+var wireHeader []byte
+
+const wireHeaderName = "usbsim_wire.h"
 
 // ShimSource returns the C source of the shim.
 func ShimSource() []byte { return bytes.Clone(shimSource) }
@@ -43,7 +52,8 @@ func builtShimDir() string {
 // BuildShim compiles the embedded shim source into outDir/libusb-1.0.so.0
 // (outDir "" means ShimDir()) unless it is already there and not older than
 // the source, and returns its path. The source is kept next to it as
-// libusb_shim.c (rewritten only when it changes). The command is
+// libusb_shim.c, with the wire header usbsim_wire.h it includes (each rewritten
+// only when it changes). The command is
 //
 //	cc -shared -fPIC -O2 -Wall -o <outDir>/libusb-1.0.so.0 <outDir>/libusb_shim.c -lpthread
 //
@@ -62,16 +72,11 @@ func BuildShim(outDir string) (soPath string, err error) {
 	}
 	src := filepath.Join(outDir, "libusb_shim.c")
 	soPath = filepath.Join(outDir, ShimName)
-	if old, err := os.ReadFile(src); err != nil || !bytes.Equal(old, shimSource) {
-		if err := writeAtomic(src, shimSource); err != nil {
-			return "", err
-		}
-	}
-	srcInfo, err := os.Stat(src)
+	newest, err := writeSources(src, shimSource)
 	if err != nil {
-		return "", fmt.Errorf("usbsim: %w", err)
+		return "", err
 	}
-	if so, err := os.Stat(soPath); err != nil || so.ModTime().Before(srcInfo.ModTime()) {
+	if so, err := os.Stat(soPath); err != nil || so.ModTime().Before(newest) {
 		tmp := fmt.Sprintf("%s.tmp%d", soPath, os.Getpid())
 		cmd := exec.Command("cc", "-shared", "-fPIC", "-O2", "-Wall", "-o", tmp, src, "-lpthread")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -87,6 +92,31 @@ func BuildShim(outDir string) (soPath string, err error) {
 	builtDir = outDir
 	builtMu.Unlock()
 	return soPath, nil
+}
+
+// writeSources puts a C client's source at src and the wire header beside it, each
+// rewritten only when it differs, and returns the newer of their modification times, so a
+// change to either rebuilds what is compiled from them.
+func writeSources(src string, source []byte) (time.Time, error) {
+	var newest time.Time
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{src, source}, {filepath.Join(filepath.Dir(src), wireHeaderName), wireHeader}} {
+		if old, err := os.ReadFile(f.path); err != nil || !bytes.Equal(old, f.data) {
+			if err := writeAtomic(f.path, f.data); err != nil {
+				return time.Time{}, err
+			}
+		}
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("usbsim: %w", err)
+		}
+		if fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+	}
+	return newest, nil
 }
 
 func writeAtomic(path string, data []byte) error {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,6 +57,18 @@ func TestBuildShimIsIncremental(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join(dir, "libusb_shim.c"))
 	require.NoError(t, err)
 	assert.Equal(t, usbsim.ShimSource(), src)
+
+	// so is a changed wire header, which the shim includes
+	hdr := filepath.Join(dir, "usbsim_wire.h")
+	fi3, err := os.Stat(so)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(hdr, []byte("#error stale header\n"), 0o644))
+	require.NoError(t, os.Chtimes(hdr, fi3.ModTime().Add(time.Second), fi3.ModTime().Add(time.Second)))
+	_, err = usbsim.BuildShim(dir)
+	require.NoError(t, err, "the embedded header is written back and compiled")
+	h, err := os.ReadFile(hdr)
+	require.NoError(t, err)
+	assert.Contains(t, string(h), "OP_CONTROL")
 
 	_, err = usbsim.BuildShim(filepath.Dir(shimPath)) // restore Env's directory for the other tests
 	require.NoError(t, err)

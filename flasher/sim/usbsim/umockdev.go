@@ -59,16 +59,11 @@ func BuildBridge(outDir string) (string, error) {
 	}
 	src := filepath.Join(outDir, "usbsim_umockdev.c")
 	bin := filepath.Join(outDir, BridgeName)
-	if old, err := os.ReadFile(src); err != nil || !bytes.Equal(old, bridgeSource) {
-		if err := writeAtomic(src, bridgeSource); err != nil {
-			return "", err
-		}
-	}
-	si, err := os.Stat(src)
+	newest, err := writeSources(src, bridgeSource)
 	if err != nil {
-		return "", fmt.Errorf("usbsim: %w", err)
+		return "", err
 	}
-	if bi, err := os.Stat(bin); err == nil && !bi.ModTime().Before(si.ModTime()) {
+	if bi, err := os.Stat(bin); err == nil && !bi.ModTime().Before(newest) {
 		return bin, nil
 	}
 	tmp := fmt.Sprintf("%s.tmp%d", bin, os.Getpid())

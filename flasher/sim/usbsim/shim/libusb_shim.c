@@ -46,23 +46,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "usbsim_wire.h" /* the operations, the frame limit, little-endian and socket I/O */
+
 #define EXPORT __attribute__((visibility("default")))
 
-/* Wire protocol operations; keep in sync with protocol.go. */
-enum {
-	OP_LIST = 1,
-	OP_OPEN = 2,
-	OP_CLOSE = 3,
-	OP_CLAIM = 4,
-	OP_RELEASE = 5,
-	OP_SET_ALT = 6,
-	OP_SET_CONFIG = 7,
-	OP_GET_CONFIG = 8,
-	OP_RESET = 9,
-	OP_CONTROL = 10,
-};
-
-#define MAX_FRAME (16u << 20)
 #define MAX_PORTS 7
 #define MAX_CONFIGS 8
 
@@ -113,65 +100,13 @@ static struct libusb_context *ctx_or_default(struct libusb_context *ctx)
 	return ctx ? ctx : default_ctx;
 }
 
-/* ---- little-endian helpers ---- */
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
-static void put32(uint8_t *p, uint32_t v) { p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24; }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-
-/* ---- socket transport ---- */
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Called with ctx->io held. */
 static int ctx_connect(struct libusb_context *ctx)
 {
-	struct sockaddr_un sa;
-	int fd;
-
 	if (ctx->fd >= 0)
 		return 0;
-	if (!ctx->path[0])
-		return -1;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, ctx->path, sizeof(sa.sun_path));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -1;
-	}
-	ctx->fd = fd;
-	return 0;
+	ctx->fd = wire_connect(ctx->path);
+	return ctx->fd < 0 ? -1 : 0;
 }
 
 /*
@@ -195,16 +130,16 @@ static int rpc(struct libusb_context *ctx, uint8_t op, const uint8_t *hdr, size_
 		goto fail;
 	put32(head, (uint32_t)(1 + hdrlen + datalen));
 	head[4] = op;
-	if (write_all(ctx->fd, head, 5) < 0 || write_all(ctx->fd, hdr, hdrlen) < 0 ||
-	    (datalen && write_all(ctx->fd, data, datalen) < 0))
+	if (wire_write(ctx->fd, head, 5) < 0 || wire_write(ctx->fd, hdr, hdrlen) < 0 ||
+	    (datalen && wire_write(ctx->fd, data, datalen) < 0))
 		goto drop;
-	if (read_all(ctx->fd, head, 4) < 0)
+	if (wire_read(ctx->fd, head, 4) < 0)
 		goto drop;
 	n = get32(head);
 	if (n < 5 || n > MAX_FRAME)
 		goto drop;
 	body = malloc(n);
-	if (!body || read_all(ctx->fd, body, n) < 0 || body[0] != op)
+	if (!body || wire_read(ctx->fd, body, n) < 0 || body[0] != op)
 		goto drop;
 	pthread_mutex_unlock(&ctx->io);
 	memmove(body, body + 1, n - 1);

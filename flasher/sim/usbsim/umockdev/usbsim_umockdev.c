@@ -38,49 +38,16 @@
 #include <unistd.h>
 #include <umockdev.h>
 
-enum { OP_LIST = 1, OP_OPEN, OP_CLOSE, OP_CLAIM, OP_RELEASE, OP_SET_ALT, OP_SET_CONFIG, OP_GET_CONFIG, OP_RESET, OP_CONTROL };
+#include "usbsim_wire.h" /* the operations, the frame limit, little-endian and socket I/O */
+
 /* libusb error codes the server answers with */
 enum { LERR_IO = -1, LERR_ACCESS = -3, LERR_NO_DEVICE = -4, LERR_NOT_FOUND = -5, LERR_BUSY = -6, LERR_TIMEOUT = -7, LERR_PIPE = -9 };
 
-#define MAX_FRAME (16u << 20)
 #define MAX_DEVS 64
 
 static const char *sock_path;
 static UMockdevTestbed *tb;
 static char *root_dir;
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
-static void put32(uint8_t *p, uint32_t v) { p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24; }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-
-static int io_all(int fd, uint8_t *p, size_t n, int writing)
-{
-	while (n > 0) {
-		ssize_t r = writing ? write(fd, p, n) : read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int sim_connect(void)
-{
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	snprintf(a.sun_path, sizeof a.sun_path, "%s", sock_path);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 /* rpc sends one request and returns the status; *out (g_free) gets the data. */
 static int32_t rpc(int fd, uint8_t op, const uint8_t *payload, size_t len, uint8_t **out, size_t *outlen)
@@ -90,17 +57,17 @@ static int32_t rpc(int fd, uint8_t op, const uint8_t *payload, size_t len, uint8
 	hdr[4] = op;
 	if (out)
 		*out = NULL;
-	if (fd < 0 || io_all(fd, hdr, 5, 1) < 0 || (len && io_all(fd, (uint8_t *)payload, len, 1) < 0))
+	if (fd < 0 || wire_write(fd, hdr, 5) < 0 || (len && wire_write(fd, payload, len) < 0))
 		return LERR_NO_DEVICE;
 	uint8_t rh[9];
-	if (io_all(fd, rh, 4, 0) < 0)
+	if (wire_read(fd, rh, 4) < 0)
 		return LERR_NO_DEVICE;
 	uint32_t n = get32(rh);
-	if (n < 5 || n > MAX_FRAME || io_all(fd, rh + 4, 5, 0) < 0)
+	if (n < 5 || n > MAX_FRAME || wire_read(fd, rh + 4, 5) < 0)
 		return LERR_NO_DEVICE;
 	size_t dlen = n - 5;
 	uint8_t *data = g_malloc(dlen + 1);
-	if (dlen && io_all(fd, data, dlen, 0) < 0) {
+	if (dlen && wire_read(fd, data, dlen) < 0) {
 		g_free(data);
 		return LERR_NO_DEVICE;
 	}
@@ -197,7 +164,7 @@ static void on_connected(UMockdevIoctlBase *h, UMockdevIoctlClient *cl, gpointer
 	struct client *c = g_new0(struct client, 1);
 	c->key = d->key;
 	c->dev = d;
-	c->fd = sim_connect();
+	c->fd = wire_connect(sock_path);
 	g_queue_init(&c->done);
 	if (c->fd >= 0 && key_rpc(c->fd, OP_OPEN, c->key, NULL, 0) < 0) {
 		close(c->fd);
@@ -551,7 +518,7 @@ static int list_fd = -1;
 /* sync lists the server's devices and mirrors the changes; FALSE when the server is gone. */
 static gboolean sync_devices(void)
 {
-	if (list_fd < 0 && (list_fd = sim_connect()) < 0)
+	if (list_fd < 0 && (list_fd = wire_connect(sock_path)) < 0)
 		return FALSE;
 	uint8_t *data;
 	size_t len;
