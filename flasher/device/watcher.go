@@ -71,7 +71,7 @@ type Event struct {
 type Options struct {
 	// Doors to poll; required.
 	Doors []Door
-	// Interval between polls (default 250 ms).
+	// Interval between polls (default DefaultInterval).
 	Interval time.Duration
 	// BusyInterval is the interval between polls while a writer holds a device (Hold) or a
 	// device is expected back (Expect): a run waiting for a device to re-enumerate sees it
@@ -150,10 +150,14 @@ type devState struct {
 	gone     bool
 }
 
+// DefaultInterval is how often a watcher looks at its doors unless told otherwise: a device
+// plugged in is announced within one interval and a scan.
+const DefaultInterval = 250 * time.Millisecond
+
 // NewWatcher prepares a watcher; Run starts it.
 func NewWatcher(o Options) *Watcher {
 	if o.Interval <= 0 {
-		o.Interval = 250 * time.Millisecond
+		o.Interval = DefaultInterval
 	}
 	if o.BusyInterval <= 0 {
 		o.BusyInterval = 20 * time.Millisecond
