@@ -202,7 +202,7 @@ func TestExit(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, &serialdev.MemModel{StartListening: true}, testOptions())
 	require.NoError(t, r.con.Exit(context.Background()))
-	assert.Eventually(t, func() bool { return !r.m.Listening() }, time.Second, 10*time.Millisecond)
+	assert.Eventually(t, func() bool { return !r.m.Listening() }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, []string{"exit"}, r.m.Events())
 }
 
@@ -230,7 +230,7 @@ func TestSendFirmware(t *testing.T) {
 			assert.Equal(t, len(img), last)
 			assert.True(t, bytes.Equal(img, r.m.Image()), "image differs")
 			// The device resets right after its last line.
-			assert.Eventually(t, func() bool { return r.m.HasEvent("reset:update") }, time.Second, 5*time.Millisecond)
+			assert.Eventually(t, func() bool { return r.m.HasEvent("reset:update") }, 10*time.Second, 5*time.Millisecond)
 			assert.Equal(t, []string{"begin:153603", "finish:153603", "reset:update"}, r.m.Events())
 		})
 	}
@@ -244,7 +244,7 @@ func TestYModemWithoutF(t *testing.T) {
 	err := YModemSend(context.Background(), r.port, "user.bin", img, YModemOptions{DeviceOS: true, AckTimeout: 2 * time.Second})
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(img, r.m.Image()))
-	assert.Eventually(t, func() bool { return r.m.HasEvent("reset:update") }, time.Second, 10*time.Millisecond)
+	assert.Eventually(t, func() bool { return r.m.HasEvent("reset:update") }, 10*time.Second, 10*time.Millisecond)
 }
 
 func TestSendFirmwareRefusedByDeviceOS6(t *testing.T) {
@@ -309,7 +309,7 @@ func TestSendFirmwareDroppedBytes(t *testing.T) {
 			assert.NotErrorIs(t, err, context.DeadlineExceeded, "it recovers or fails on its own; it never hangs")
 			if err == nil {
 				assert.True(t, bytes.Equal(img, r.m.Image()), "image differs")
-				assert.Eventually(t, func() bool { return r.m.HasEvent("reset:update") }, time.Second, 10*time.Millisecond)
+				assert.Eventually(t, func() bool { return r.m.HasEvent("reset:update") }, 10*time.Second, 10*time.Millisecond)
 				return
 			}
 			assert.NotEmpty(t, remedy.Of(err), "a failure must say what to do: %v", err)

@@ -241,7 +241,7 @@ func TestCompletions(t *testing.T) {
 	assert.Equal(t, ctrl.StatusOK, svc(t, ch, ctrl.ServiceReset, 0, id).Status)
 	assert.Len(t, completions(), 2)
 	close(block)
-	require.Eventually(t, func() bool { return len(completions()) == 3 }, time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return len(completions()) == 3 }, 10*time.Second, time.Millisecond)
 	assert.Equal(t, done{3, ctrl.CodeCancelled}, completions()[2])
 
 	// A request whose handler never ran completes nothing.

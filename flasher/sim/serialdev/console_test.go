@@ -58,10 +58,10 @@ func TestConsoleTexts(t *testing.T) {
 
 	_, err = f.Write([]byte("L"))
 	require.NoError(t, err)
-	assert.Eventually(t, func() bool { return m.HasEvent("safe-listen") }, time.Second, 5*time.Millisecond)
+	assert.Eventually(t, func() bool { return m.HasEvent("safe-listen") }, 10*time.Second, 5*time.Millisecond)
 	_, err = f.Write([]byte("x"))
 	require.NoError(t, err)
-	assert.Eventually(t, func() bool { return !m.Listening() }, time.Second, 5*time.Millisecond)
+	assert.Eventually(t, func() bool { return !m.Listening() }, 10*time.Second, 5*time.Millisecond)
 
 	// Outside listening mode the bytes wait, unread, until the console comes back.
 	_, err = f.Write([]byte("v"))
@@ -133,5 +133,5 @@ func TestReceiverChecksOnlySequence(t *testing.T) {
 	exchange(t, f, string(block(0, "")), "\x06\r\nDownloaded file successfully!\r\nName: a.bin\r\nSize: 5 bytes\r\n")
 	readUntil(t, f, "Restarting system to apply firmware update...\r\n", time.Second)
 	assert.Equal(t, "hello", string(m.Image()))
-	assert.Eventually(t, func() bool { return m.HasEvent("reset:update") }, time.Second, 5*time.Millisecond)
+	assert.Eventually(t, func() bool { return m.HasEvent("reset:update") }, 10*time.Second, 5*time.Millisecond)
 }
