@@ -150,11 +150,7 @@ fuzz-smoke:
 	$(MAKE) --no-print-directory fuzz FUZZTIME=4s
 
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; fn=$${t##*:}; \
-		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
-	done
+	@GO="$(GO)" scripts/fuzz.sh $(FUZZTIME) $(FUZZ_TARGETS)
 
 # The real app under Xvfb: it must open a window and exit cleanly.
 gui-smoke: deps-test
