@@ -43,27 +43,13 @@ static inline void put32(uint8_t *p, uint32_t v) { p[0] = v; p[1] = v >> 8; p[2]
 static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
-/* wire_write sends all n bytes (MSG_NOSIGNAL: a server gone away is an error, never a
- * SIGPIPE in the program the shim is loaded into); -1 on failure. */
-static inline int wire_write(int fd, const uint8_t *p, size_t n)
+/* wire_io moves exactly n bytes: sent with MSG_NOSIGNAL (a server gone away is an error,
+ * never a SIGPIPE in the program the shim is loaded into) or read; -1 on failure or at the
+ * end of the stream. */
+static inline int wire_io(int fd, uint8_t *p, size_t n, int sending)
 {
 	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* wire_read reads exactly n bytes; -1 on failure or end of stream. */
-static inline int wire_read(int fd, uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = read(fd, p, n);
+		ssize_t r = sending ? send(fd, p, n, MSG_NOSIGNAL) : read(fd, p, n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -73,6 +59,9 @@ static inline int wire_read(int fd, uint8_t *p, size_t n)
 	}
 	return 0;
 }
+
+static inline int wire_write(int fd, const uint8_t *p, size_t n) { return wire_io(fd, (uint8_t *)p, n, 1); }
+static inline int wire_read(int fd, uint8_t *p, size_t n) { return wire_io(fd, p, n, 0); }
 
 /* wire_connect opens a connection to the server listening at path; -1 on failure. */
 static inline int wire_connect(const char *path)
