@@ -58,7 +58,10 @@ func newRig(t *testing.T, m *serialdev.MemModel, o Options) *rig {
 	if m.ID == "" {
 		m.ID = testID
 	}
-	dev, err := serialdev.Open(m, serialdev.Options{TimeScale: 0.02, PollInterval: 10 * time.Millisecond})
+	// A fifth of real time: the receiver's 5 s NAK_TIMEOUT is 1 s, so a loaded machine's
+	// pause in the middle of a block is not taken for a broken link (at a fiftieth, 100 ms,
+	// it was, and the transfer desynchronised).
+	dev, err := serialdev.Open(m, serialdev.Options{TimeScale: 0.2, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { dev.Close() })
 	sp, err := serialport.Open(dev.SlavePath(), serialport.ConsoleBaud)

@@ -26,12 +26,12 @@ func host(t *testing.T, p *serialdev.Port) *os.File {
 	return f
 }
 
-// exchange sends cmd and returns exactly the bytes that follow within d.
+// exchange sends cmd and checks that exactly want follows.
 func exchange(t *testing.T, f *os.File, cmd string, want string) {
 	t.Helper()
 	_, err := f.Write([]byte(cmd))
 	require.NoError(t, err)
-	got := readUntil(t, f, want, 2*time.Second)
+	got := readUntil(t, f, want, 10*time.Second)
 	assert.Equal(t, want, got)
 }
 
@@ -68,7 +68,7 @@ func TestConsoleTexts(t *testing.T) {
 	require.NoError(t, err)
 	time.Sleep(50 * time.Millisecond)
 	m.SetListening(true)
-	assert.Equal(t, "system firmware version: 5.9.0\n\r\n", readUntil(t, f, "\n\r\n", time.Second))
+	assert.Equal(t, "system firmware version: 5.9.0\n\r\n", readUntil(t, f, "\n\r\n", 10*time.Second))
 }
 
 func TestDeviceOS6RefusesF(t *testing.T) {
@@ -89,7 +89,7 @@ func TestDeviceOS6RefusesF(t *testing.T) {
 // sixth (MAX_ERRORS 5) and says so.
 func TestReceiverGivesUp(t *testing.T) {
 	m := &serialdev.MemModel{StartListening: true}
-	p, err := serialdev.Open(m, fastOpts()) // NAK_TIMEOUT 100 ms
+	p, err := serialdev.Open(m, timeoutOpts()) // NAK_TIMEOUT 100 ms
 	require.NoError(t, err)
 	defer p.Close()
 	f := host(t, p)
@@ -131,7 +131,7 @@ func TestReceiverChecksOnlySequence(t *testing.T) {
 	exchange(t, f, string(block(1, "hello")), "\x06")
 	exchange(t, f, "\x04", "\x06")
 	exchange(t, f, string(block(0, "")), "\x06\r\nDownloaded file successfully!\r\nName: a.bin\r\nSize: 5 bytes\r\n")
-	readUntil(t, f, "Restarting system to apply firmware update...\r\n", time.Second)
+	readUntil(t, f, "Restarting system to apply firmware update...\r\n", 10*time.Second)
 	assert.Equal(t, "hello", string(m.Image()))
 	assert.Eventually(t, func() bool { return m.HasEvent("reset:update") }, 10*time.Second, 5*time.Millisecond)
 }

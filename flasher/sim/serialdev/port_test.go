@@ -11,7 +11,16 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/sim/serialdev"
 )
 
+// fastOpts runs the device at a fifth of real time: Device OS's 5 s NAK_TIMEOUT becomes 1 s,
+// long enough that a loaded machine's pause between two of a test's writes is not taken
+// for a silent sender.
 func fastOpts() serialdev.Options {
+	return serialdev.Options{TimeScale: 0.2, PollInterval: 10 * time.Millisecond}
+}
+
+// timeoutOpts runs it at a fiftieth, for the tests that wait for the device's own
+// timeouts to fire (NAK_TIMEOUT 100 ms).
+func timeoutOpts() serialdev.Options {
 	return serialdev.Options{TimeScale: 0.02, PollInterval: 10 * time.Millisecond}
 }
 

@@ -89,7 +89,7 @@ func TestLrzszSbToReceiver(t *testing.T) {
 			defer tty.Close()
 			_, err = tty.Write([]byte("f"))
 			require.NoError(t, err)
-			readUntil(t, tty, serialdev.WaitingLine+"\r\n", 2*time.Second)
+			readUntil(t, tty, serialdev.WaitingLine+"\r\n", 10*time.Second)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 			defer cancel()
