@@ -38,6 +38,9 @@ type runState struct {
 	Timeouts run.Timeouts
 	StateDir string
 	FastSims bool
+	// Clock, when set, is the runner's clock (run.Options.Clock): a test gives it a
+	// virtual device's time.
+	Clock func() time.Time
 	// SimsFromCache makes virtual devices take Device OS from the firmware cache, as
 	// hardware does, instead of the simulator's synthetic releases: tests of the download
 	// path use it with a local mirror.
@@ -133,7 +136,7 @@ func (m *mainUI) runnerFor() *run.Runner {
 	if dir != "" {
 		store = &run.Store{Dir: dir}
 	}
-	rs.runner = run.New(run.Options{Bus: doors, Journal: store, Timeouts: rs.Timeouts,
+	rs.runner = run.New(run.Options{Bus: doors, Journal: store, Timeouts: rs.Timeouts, Clock: rs.Clock,
 		// The runner calls this synchronously and in order, from its own goroutines: each
 		// event goes to the window through onUI, so the window sees them in that order.
 		Events: func(e run.Event) { onUI(func() { m.runEvent(e) }) }})

@@ -139,7 +139,7 @@ func (j *job) weight(s plan.Step) time.Duration {
 // A run that goes faster than planned is never told more than the plan's estimate of
 // what is left; one that goes slower is told so.
 func (j *job) eta(stepFrac float64) time.Duration {
-	return timeLeft(j.total, j.timeFraction(stepFrac), time.Since(j.start))
+	return timeLeft(j.total, j.timeFraction(stepFrac), j.r.o.Clock().Sub(j.start))
 }
 
 // timeLeft blends the plan's estimate of what is left (total, of which the fraction tf is
@@ -190,7 +190,9 @@ func (j *job) dfuProgress(p dfu.Progress) { j.progress(p.Phase, p.Done, p.Total)
 // ---- the step loop --------------------------------------------------------------------
 
 func (j *job) emitPlan() {
-	j.emit(PlanEvent(j.plan, j.reading.Mode))
+	e := PlanEvent(j.plan, j.reading.Mode)
+	e.Time = j.r.o.Clock()
+	j.emit(e)
 }
 
 // PlanEvent is the EvPlan event for a plan made for a device in mode: a summary, the

@@ -47,6 +47,11 @@ type Options struct {
 	NoButtons bool
 	// Logger receives what happens at debug level (default slog.Default()).
 	Logger *slog.Logger
+	// Clock tells the time of events, of a result's Elapsed and of the time-left estimate
+	// (default time.Now). A test of a virtual device passes the device's own clock (its
+	// charged device time), so that what it asserts on is the device's time, not how busy
+	// this machine was. Waits and their deadlines always use the real clock.
+	Clock func() time.Time
 }
 
 // DefaultPoll is how often a waiting run looks for its device: a device back on the bus is
@@ -78,6 +83,9 @@ func New(o Options) *Runner {
 		o.Retries = 1
 	case o.Retries < 0:
 		o.Retries = 0
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	r := &Runner{o: o, t: o.Timeouts.withDefaults(), log: o.Logger}
 	if r.log == nil {
@@ -145,7 +153,7 @@ func (r *Runner) Flash(ctx context.Context, id string, t plan.Target) (*Result, 
 // says what was going on. On failure it emits nothing but returns an error with a remedy;
 // Flash turns it into the final events.
 func (r *Runner) Prepare(ctx context.Context, id string, t plan.Target) (*Prepared, error) {
-	pr := &Prepared{ID: strings.ToLower(id), Target: t, start: time.Now()}
+	pr := &Prepared{ID: strings.ToLower(id), Target: t, start: r.o.Clock()}
 	j := &job{r: r, id: pr.ID, target: &t, start: pr.start}
 	defer j.closeLink()
 	if pr.ID == "" {
@@ -260,7 +268,7 @@ func (r *Runner) Execute(ctx context.Context, pr *Prepared) (*Result, error) {
 		err = j.stopListening(ctx)
 	}
 	res.Plan, res.Reading = j.plan, j.reading
-	res.Elapsed = time.Since(pr.start)
+	res.Elapsed = r.o.Clock().Sub(pr.start)
 	if err != nil {
 		left := j.describeState(err)
 		j.journal.Status, j.journal.Error = JournalFailed, err.Error()
@@ -281,7 +289,7 @@ func (r *Runner) Execute(ctx context.Context, pr *Prepared) (*Result, error) {
 // Run executes a plan made elsewhere on the device with this ID (no re-planning is
 // possible, since the target is not known: a surprise fails the run).
 func (r *Runner) Run(ctx context.Context, id string, p *plan.Plan) (*Result, error) {
-	pr := &Prepared{ID: strings.ToLower(id), Plan: p, start: time.Now(), Reading: &Reading{}}
+	pr := &Prepared{ID: strings.ToLower(id), Plan: p, start: r.o.Clock(), Reading: &Reading{}}
 	return r.Execute(ctx, pr)
 }
 
@@ -290,7 +298,7 @@ func (r *Runner) emit(e Event) {
 		return
 	}
 	if e.Time.IsZero() {
-		e.Time = time.Now()
+		e.Time = r.o.Clock()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
