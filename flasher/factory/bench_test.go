@@ -62,8 +62,7 @@ func BenchmarkFactoryThroughput(b *testing.B) {
 	b.ReportMetric(r.AloneDeviceSeconds/r.AloneSeconds, "device/wall-1")
 	msg := fmt.Sprintf("Factory throughput, Boron %s -> %s at sim scale 1: %s. One unit: %.1f s wall for %.1f s device-bound; %d units: %.1f s wall for %.1f s device-bound in all",
 		r.From, r.To, r, r.AloneSeconds/n, r.AloneDeviceSeconds/n, r.Devices, r.ParallelSeconds/n, r.ParallelDeviceSeconds/n)
-	b.Log(msg)
-	fmt.Println(msg)
+	b.Log(msg) // a benchmark's log is always printed, -v or not
 }
 
 // BenchmarkFactoryRecording is issue 15's acceptance 4: the wall time of the 8-unit bench
@@ -107,6 +106,5 @@ func BenchmarkFactoryRecording(b *testing.B) {
 	runs := 2 * float64(b.N)
 	msg := fmt.Sprintf("Factory bench, 8 Borons 1.5.2 -> 4.1.0 at sim scale 1: %.2f s wall without recording, %.2f s recording into PostgreSQL: cost %+.2f %% (goal <= 2 %%)",
 		plain.Seconds()/runs, recorded.Seconds()/runs, 100*cost)
-	b.Log(msg)
-	fmt.Println(msg)
+	b.Log(msg) // a benchmark's log is always printed, -v or not
 }

@@ -118,7 +118,7 @@ func (r *benchRig) flash(b *testing.B, d *sim.Device, to string) benchResult {
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "%s", out)
 	if os.Getenv("PFLASH_BENCH_TRACE") != "" {
-		fmt.Printf("child output:\n%s", out)
+		b.Logf("child output:\n%s", out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), benchMarker); ok {
@@ -157,8 +157,8 @@ func BenchmarkPhotonUpgrade(b *testing.B) {
 	b.ReportMetric(float64(old)/float64(ours), "old/ours")
 	b.ReportMetric(ours.Seconds()/float64(b.N), "wall-s/op")
 	b.ReportMetric(device.Seconds()/float64(b.N), "device-s/op")
-	fmt.Printf("Photon 1.5.2 -> 2.3.1 at sim scale 1: ours %.1f s wall for %.1f s device-bound (ratio %.3f, goal <= 1.15); "+
-		"particle-cli's old dfu-util way %.1f s (%.2f x ours)\n",
+	b.Logf("Photon 1.5.2 -> 2.3.1 at sim scale 1: ours %.1f s wall for %.1f s device-bound (ratio %.3f, goal <= 1.15); "+
+		"particle-cli's old dfu-util way %.1f s (%.2f x ours)",
 		ours.Seconds()/float64(b.N), device.Seconds()/float64(b.N), float64(ours)/float64(device), old.Seconds()/float64(b.N), float64(old)/float64(ours))
 }
 
@@ -221,7 +221,7 @@ func BenchmarkAlreadyCurrent(b *testing.B) {
 	b.ReportMetric(wall.Seconds()/float64(b.N), "wall-s/op")
 	b.ReportMetric(device.Seconds()/float64(b.N), "device-s/op")
 	b.ReportMetric(float64(changed)/float64(b.N), "written-B")
-	fmt.Printf("Photon already at 2.3.1: %.2f s wall (%.2f s device-bound, reading the module table), %d bytes written\n",
+	b.Logf("Photon already at 2.3.1: %.2f s wall (%.2f s device-bound, reading the module table), %d bytes written",
 		wall.Seconds()/float64(b.N), device.Seconds()/float64(b.N), changed/b.N)
 }
 
@@ -325,16 +325,19 @@ func BenchmarkBoronJourney(b *testing.B) {
 	s0, s1 := at[0], at[1]
 	b.ReportMetric(s0.ours.Seconds()/n, "scale0-s/op")
 	b.ReportMetric(float64(s1.ours)/float64(s1.device), "wall/device")
-	fmt.Printf("Boron 1.5.2 -> 4.1.0           %12s %14s %14s\n", "pflash", "particle-usb*", "theirs/ours")
+	// b.Log: a benchmark's log is always printed, -v or not.
+	var tbl strings.Builder
+	fmt.Fprintf(&tbl, "Boron 1.5.2 -> 4.1.0           %12s %14s %14s\n", "pflash", "particle-usb*", "theirs/ours")
 	if why != "" {
-		fmt.Printf("  (* not run: %s)\n", why)
+		fmt.Fprintf(&tbl, "  (* not run: %s)\n", why)
 	}
-	fmt.Printf("  scale 0 (host overhead)      %10.2f s %12.2f s %14.2f   goal: pflash <= 1.0 s\n",
+	fmt.Fprintf(&tbl, "  scale 0 (host overhead)      %10.2f s %12.2f s %14.2f   goal: pflash <= 1.0 s\n",
 		s0.ours.Seconds()/n, s0.theirs.Seconds()/n, ratio(s0.theirs, s0.ours))
-	fmt.Printf("  scale 1 wall                 %10.2f s %12.2f s %14.2f\n", s1.ours.Seconds()/n, s1.theirs.Seconds()/n, ratio(s1.theirs, s1.ours))
-	fmt.Printf("  scale 1 device-bound         %10.2f s %12.2f s\n", s1.device.Seconds()/n, s1.theirsDevice.Seconds()/n)
-	fmt.Printf("  scale 1 wall / device-bound  %12.3f %14.3f %14s   goal: pflash <= 1.03\n", ratio(s1.ours, s1.device), ratio(s1.theirs, s1.theirsDevice), "")
-	fmt.Printf("  (* particle-cli's flash --local done with particle-usb through the umockdev door: peers/particle-usb/cli-flash.js)\n")
+	fmt.Fprintf(&tbl, "  scale 1 wall                 %10.2f s %12.2f s %14.2f\n", s1.ours.Seconds()/n, s1.theirs.Seconds()/n, ratio(s1.theirs, s1.ours))
+	fmt.Fprintf(&tbl, "  scale 1 device-bound         %10.2f s %12.2f s\n", s1.device.Seconds()/n, s1.theirsDevice.Seconds()/n)
+	fmt.Fprintf(&tbl, "  scale 1 wall / device-bound  %12.3f %14.3f %14s   goal: pflash <= 1.03\n", ratio(s1.ours, s1.device), ratio(s1.theirs, s1.theirsDevice), "")
+	fmt.Fprintf(&tbl, "  (* particle-cli's flash --local done with particle-usb through the umockdev door: peers/particle-usb/cli-flash.js)\n")
+	b.Log("\n" + tbl.String())
 }
 
 func ratio(a, b time.Duration) float64 {
@@ -379,12 +382,14 @@ func BenchmarkJourneys(b *testing.B) {
 		}
 	}
 	worst := 0.0
-	fmt.Printf("%-34s %9s %9s %7s\n", "journey at sim scale 1", "wall s", "device s", "ratio")
+	var tbl strings.Builder
+	fmt.Fprintf(&tbl, "%-34s %9s %9s %7s\n", "journey at sim scale 1", "wall s", "device s", "ratio")
 	for i, jn := range legs {
 		r := float64(wall[i]) / float64(dev[i])
 		worst = max(worst, r)
-		fmt.Printf("%-34s %9.2f %9.2f %7.3f\n", jn.from+" -> "+jn.to, wall[i].Seconds()/float64(b.N), dev[i].Seconds()/float64(b.N), r)
+		fmt.Fprintf(&tbl, "%-34s %9.2f %9.2f %7.3f\n", jn.from+" -> "+jn.to, wall[i].Seconds()/float64(b.N), dev[i].Seconds()/float64(b.N), r)
 	}
-	fmt.Printf("worst wall/device %.3f (goal <= 1.03)\n", worst)
+	fmt.Fprintf(&tbl, "worst wall/device %.3f (goal <= 1.03)\n", worst)
+	b.Log("\n" + tbl.String())
 	b.ReportMetric(worst, "worst-wall/device")
 }
