@@ -1,7 +1,6 @@
 package sim_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
-	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
 	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
@@ -32,11 +30,7 @@ func doorEnv(t *testing.T, f *sim.Fleet, door string) []string {
 	if door == "shim" {
 		return f.Env()
 	}
-	b, err := f.Server().StartUmockdev(shimDir)
-	if errors.Is(err, usbsim.ErrNoUmockdev) {
-		t.Skip(err.Error())
-	}
-	require.NoError(t, err)
+	b := startUmockdev(t, f)
 	t.Cleanup(func() { _ = b.Close() })
 	return b.Env()
 }

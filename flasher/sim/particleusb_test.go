@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,7 +19,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
-	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
 	"github.com/particle-flasher/particle-flasher/internal/testbundle"
 )
 
@@ -160,11 +158,7 @@ func clip(s string, n int) string {
 // peerRun runs the peer program against one device and checks its answers.
 func peerRun(t *testing.T, f *sim.Fleet, node string, d *sim.Device, app, boot []byte) []peerCheck {
 	t.Helper()
-	bridge, err := f.Server().StartUmockdev(shimDir)
-	if errors.Is(err, usbsim.ErrNoUmockdev) {
-		t.Skip(err.Error())
-	}
-	require.NoError(t, err)
+	bridge := startUmockdev(t, f)
 	defer bridge.Close()
 	dir := t.TempDir()
 	appFile, bootFile := filepath.Join(dir, "app.bin"), filepath.Join(dir, "bootloader.bin")

@@ -34,11 +34,7 @@ func TestUmockdevSerialDoor(t *testing.T) {
 	d, err := f.Add(sim.Options{Platform: p, Modules: append(releases(t, "boron-bootloader@4.1.0.bin", "boron-system-part1@4.1.0.bin", "boron-softdevice@4.1.0.bin"), userPart(t, p, 4100, 1))})
 	require.NoError(t, err)
 	require.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
-	b, err := f.Server().StartUmockdev(shimDir)
-	if errors.Is(err, usbsim.ErrNoUmockdev) {
-		t.Skip(err.Error())
-	}
-	require.NoError(t, err)
+	b := startUmockdev(t, f)
 	t.Cleanup(func() { _ = b.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -64,4 +60,16 @@ func TestUmockdevSerialDoor(t *testing.T) {
 	require.NoError(t, b.Sync())
 	out, _ = underUmockdev(t, b, "ls /sys/class/tty; test -e /dev/ttyACM0 && echo still-there")
 	assert.False(t, strings.Contains(out, "still-there") || strings.Contains(out, "ttyACM0"), "no serial port in DFU mode:\n%s", out)
+}
+
+// startUmockdev starts a umockdev bridge onto the fleet's server, or skips the test where
+// umockdev is missing (the error names the Debian packages; make test installs them).
+func startUmockdev(t *testing.T, f *sim.Fleet) *usbsim.UmockdevBridge {
+	t.Helper()
+	b, err := f.Server().StartUmockdev(shimDir)
+	if errors.Is(err, usbsim.ErrNoUmockdev) {
+		t.Skip(err.Error())
+	}
+	require.NoError(t, err)
+	return b
 }
