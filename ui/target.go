@@ -541,22 +541,36 @@ func (t *targetSection) replan() {
 	t.basis = fingerprint(t.d.Reading, t.d.Mode)
 	t.setStatus("Reading the device and planning...")
 	t.setBarStatus("Planning...")
+	t.inBackground(gen, func(ctx context.Context, runner *run.Runner) (*run.Prepared, error) {
+		tgt, err := t.resolve(ctx, s, gen)
+		if err != nil {
+			return nil, err
+		}
+		return t.prepare(ctx, runner, tgt)
+	}, nil, t.showPrepared)
+}
+
+// inBackground reads the device and plans off the UI thread, one preparation at a time
+// (prepMu), then hands the outcome to fresh on the UI thread, unless the person chose
+// something else meanwhile (gen moved on) or a run started. always, when not nil, runs on
+// the UI thread either way, first.
+func (t *targetSection) inBackground(gen int, work func(context.Context, *run.Runner) (*run.Prepared, error),
+	always func(), fresh func(*run.Prepared, error)) {
 	runner := t.m.runnerFor()
 	ctx, cancel := t.newPrep()
 	go func() {
 		defer cancel()
 		t.prepMu.Lock()
 		defer t.prepMu.Unlock()
-		tgt, err := t.resolve(ctx, s, gen)
-		var pr *run.Prepared
-		if err == nil {
-			pr, err = t.prepare(ctx, runner, tgt)
-		}
+		pr, err := work(ctx, runner)
 		onUI(func() {
-			if gen != t.gen || t.running {
-				return // the person chose something else meanwhile
+			if always != nil {
+				always()
 			}
-			t.showPrepared(pr, err)
+			if gen != t.gen || t.running {
+				return
+			}
+			fresh(pr, err)
 		})
 	}()
 }
@@ -836,29 +850,19 @@ func (t *targetSection) prepareResumeNote() {
 		return
 	}
 	tgt := *t.lastTgt
-	runner := t.m.runnerFor()
-	ctx, cancel := t.newPrep()
-	gen := t.gen
-	go func() {
-		defer cancel()
-		t.prepMu.Lock()
-		defer t.prepMu.Unlock()
-		pr, err := t.prepare(ctx, runner, tgt)
-		onUI(func() {
-			if gen != t.gen || t.running {
-				return
-			}
-			if err != nil || pr == nil || pr.Plan == nil {
-				return
-			}
-			now := "the device is now in " + pr.Reading.Mode.String() + " mode"
-			if v := pr.Reading.State.DeviceOSName(); v != "" {
-				now += " with Device OS " + v
-			}
-			t.checklist.show(pr.Plan, pr.Reading.State)
-			setShown(t.resumeNote, words.UpperFirst(now)+". Resume: "+words.Count(t.checklist.todo, "step")+" left to reach "+pr.Plan.To+".")
-		})
-	}()
+	t.inBackground(t.gen, func(ctx context.Context, runner *run.Runner) (*run.Prepared, error) {
+		return t.prepare(ctx, runner, tgt)
+	}, nil, func(pr *run.Prepared, err error) {
+		if err != nil || pr == nil || pr.Plan == nil {
+			return
+		}
+		now := "the device is now in " + pr.Reading.Mode.String() + " mode"
+		if v := pr.Reading.State.DeviceOSName(); v != "" {
+			now += " with Device OS " + v
+		}
+		t.checklist.show(pr.Plan, pr.Reading.State)
+		setShown(t.resumeNote, words.UpperFirst(now)+". Resume: "+words.Count(t.checklist.todo, "step")+" left to reach "+pr.Plan.To+".")
+	})
 }
 
 // resume prepares the last run's target again (the runner reads the device afresh and
@@ -872,24 +876,14 @@ func (t *targetSection) resume() {
 	gen := t.gen
 	t.view.resumeBtn.Disable()
 	t.setStatus("Reading the device again to finish the run...")
-	runner := t.m.runnerFor()
-	ctx, cancel := t.newPrep()
-	go func() {
-		defer cancel()
-		t.prepMu.Lock()
-		defer t.prepMu.Unlock()
-		pr, err := t.prepare(ctx, runner, tgt)
-		onUI(func() {
-			t.view.resumeBtn.Enable()
-			if gen != t.gen || t.running {
-				return
-			}
-			t.showPrepared(pr, err)
-			if err == nil && len(pr.Plan.Steps) > 0 {
-				t.startRun()
-			}
-		})
-	}()
+	t.inBackground(gen, func(ctx context.Context, runner *run.Runner) (*run.Prepared, error) {
+		return t.prepare(ctx, runner, tgt)
+	}, t.view.resumeBtn.Enable, func(pr *run.Prepared, err error) {
+		t.showPrepared(pr, err)
+		if err == nil && len(pr.Plan.Steps) > 0 {
+			t.startRun()
+		}
+	})
 }
 
 // setInputs enables or disables the choices, which must not change under a run.
