@@ -3,6 +3,7 @@ package sim_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
 	"github.com/particle-flasher/particle-flasher/flasher/sim/usbsim"
+	"github.com/particle-flasher/particle-flasher/internal/testshared"
 )
 
 // underUmockdev runs an unmodified program (sh, cat, stty: Debian's own) in the testbed.
@@ -72,4 +74,60 @@ func startUmockdev(t *testing.T, f *sim.Fleet) *usbsim.UmockdevBridge {
 	}
 	require.NoError(t, err)
 	return b
+}
+
+// A device that re-enumerates while a program is opening it: the program sees the device
+// go (an open that fails, an ioctl answered ENODEV), never a broken ioctl socket. With the
+// kernel, an open() of a node that vanishes under it is just an error; umockdev's preload
+// kills the program when the socket behind a node it opened goes away, so the bridge must
+// never take a node's socket away (dfu-util died so in CI, listing during a DFU leave).
+// The replugs go past 127 addresses, so device nodes are also taken over by a new device.
+func TestUmockdevReplugUnderOpen(t *testing.T) {
+	if _, err := exec.LookPath("dfu-util"); err != nil {
+		t.Skip("dfu-util is not installed (scripts/ensure-deps.sh test installs it)")
+	}
+	p := plat(t, "photon")
+	f := newFleet(t)
+	d, err := f.Add(sim.Options{Platform: p, Blank: true, NoSerial: true})
+	require.NoError(t, err)
+	b := startUmockdev(t, f)
+	t.Cleanup(func() { _ = b.Close() })
+
+	const replugs = 140
+	replugged := make(chan error, 1)
+	go func() {
+		for range replugs {
+			f.Server().Replug(d.USB())
+			// Each replug reaches the testbed before the next: Sync waits for a mirror pass.
+			if err := b.Sync(); err != nil {
+				replugged <- err
+				return
+			}
+		}
+		replugged <- nil
+	}()
+	var died []string
+	runs, failed := 0, 0
+	for done := false; !done; runs++ {
+		select {
+		case err := <-replugged:
+			require.NoError(t, err)
+			done = true
+		default:
+		}
+		out, err := underUmockdev(t, b, "exec dfu-util -l")
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee) && !ee.Exited() || strings.Contains(out, "libumockdev-preload"):
+			died = append(died, fmt.Sprintf("run %d: %v\n%s", runs, err, out))
+		case err != nil:
+			failed++ // dfu-util's own error for a device that went while it looked: allowed
+		}
+	}
+	t.Logf("%d dfu-util -l runs during %d re-enumerations, %d ended in dfu-util's own error", runs, replugs, failed)
+	assert.Empty(t, died, "no program killed by a vanished ioctl socket")
+	// The last run came after the last replug: the device is there, on a reused node.
+	out, err := underUmockdev(t, b, "exec dfu-util -l")
+	require.NoError(t, err, out)
+	assert.Len(t, testshared.FoundDFU(out), len(p.Alts), out)
 }

@@ -24,6 +24,7 @@
  * so claims are per process as with the kernel.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <glib-unix.h>
 #include <sys/ioctl.h>
@@ -122,6 +123,70 @@ static int errno_of(int32_t st)
 	return EIO;
 }
 
+/* ---- races in umockdev's uevent sender ---------------------------------------------- */
+
+/*
+ * umockdev_testbed_uevent sends each uevent to every program's udev monitor socket it finds
+ * by globbing the testbed's event[0-9]* files, and exits this whole process when a send
+ * fails: when a program closed its monitor (or exited) between the glob and the connect,
+ * its socket is unlinked and connect fails with ENOENT ("sendmsg_one: cannot connect to
+ * client's event socket", umockdev 0.17 to its current source); when it closed it just
+ * after, sendmsg fails with ECONNREFUSED; when it does not read its monitor, with EAGAIN
+ * (Debian's 0.17.16; later versions skip the first and retry the second). udevd outlives
+ * its listeners, and so must the bridge: to the uevent sender, a vanished socket is one
+ * that refused (which it skips), and a send refused or to a full monitor is made (the
+ * event is lost to that program, as udevd's is to a monitor whose buffer is full).
+ */
+static int is_event_socket(const void *addr, socklen_t len)
+{
+	const struct sockaddr_un *a = addr;
+	size_t n = root_dir ? strlen(root_dir) : 0;
+	return n && a && len > offsetof(struct sockaddr_un, sun_path) && a->sun_family == AF_UNIX &&
+	       n + 6 <= len - offsetof(struct sockaddr_un, sun_path) && memcmp(a->sun_path, root_dir, n) == 0 &&
+	       memcmp(a->sun_path + n, "/event", 6) == 0;
+}
+
+/* libc returns the C library's own definition of the named function (resolved once). */
+static void *libc(void **slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (!f) {
+		f = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	static void *real;
+	int (*f)(int, const struct sockaddr *, socklen_t) = (int (*)(int, const struct sockaddr *, socklen_t))libc(&real, "connect");
+	int r = f(fd, addr, len);
+	if (r < 0 && errno == ENOENT && is_event_socket(addr, len))
+		errno = ECONNREFUSED;
+	return r;
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	static void *real;
+	ssize_t (*f)(int, const struct msghdr *, int) = (ssize_t (*)(int, const struct msghdr *, int))libc(&real, "sendmsg");
+	ssize_t r = f(fd, msg, flags);
+	/* The sender names the socket it connected to but leaves msg_namelen 0; the path in
+	 * it is NUL-terminated, and only its first bytes are compared. */
+	socklen_t namelen = msg->msg_namelen ? msg->msg_namelen : (socklen_t)sizeof(struct sockaddr_un);
+	for (int i = 0; r < 0 && errno == EAGAIN && i < 5 && is_event_socket(msg->msg_name, namelen); i++) {
+		g_usleep(1000 * (i + 1));
+		r = f(fd, msg, flags);
+	}
+	if (r < 0 && (errno == ECONNREFUSED || errno == EAGAIN) && is_event_socket(msg->msg_name, namelen)) {
+		r = 0;
+		for (size_t i = 0; i < msg->msg_iovlen; i++)
+			r += (ssize_t)msg->msg_iov[i].iov_len;
+	}
+	return r;
+}
+
 /* ---- the mirrored devices ----------------------------------------------------------- */
 
 struct simdev {
@@ -132,11 +197,79 @@ struct simdev {
 	char *syspath;
 	uint8_t *desc; /* device descriptor + configuration descriptors, as sysfs shows them */
 	size_t desclen;
-	UMockdevIoctlBase *handler;
 	int seen;
+	gint refs; /* the device table's and each client's */
+	gint gone; /* unplugged: clients still holding its file get ENODEV */
 };
 
 static struct simdev *devs[MAX_DEVS];
+
+static struct simdev *simdev_ref(struct simdev *d)
+{
+	g_atomic_int_inc(&d->refs);
+	return d;
+}
+
+static void simdev_unref(struct simdev *d)
+{
+	if (!g_atomic_int_dec_and_test(&d->refs))
+		return;
+	g_free(d->desc);
+	g_free(d->syspath);
+	g_free(d);
+}
+
+/*
+ * A device node's ioctl socket is attached once and kept for the bridge's life; a device
+ * plugged in on the node takes it over, and one unplugged leaves it answering ENODEV.
+ * Detaching it would close the socket's listener, and a program that opened the node a
+ * moment before and whose connection was still waiting to be accepted would see the
+ * connection reset; umockdev's preload then kills the program ("Error communicating with
+ * ioctl socket"), where the kernel would have given it an error for a vanished device.
+ * Nodes are created and looked up on the main thread; the handlers run on the testbed's
+ * worker thread and read only their node's device, under node_lock.
+ */
+struct node {
+	UMockdevIoctlBase *handler;
+	struct simdev *cur; /* the device on the node now, or NULL */
+};
+
+static GHashTable *nodes; /* device node path -> struct node */
+static GMutex node_lock;
+
+typedef void (*node_setup)(UMockdevIoctlBase *handler, struct node *n);
+
+/* node_get returns devnode's node, attaching its ioctl socket (set up by setup) the first time. */
+static struct node *node_get(const char *devnode, node_setup setup)
+{
+	struct node *n = g_hash_table_lookup(nodes, devnode);
+	if (n)
+		return n;
+	n = g_new0(struct node, 1);
+	n->handler = umockdev_ioctl_base_new();
+	setup(n->handler, n);
+	GError *err = NULL;
+	umockdev_testbed_attach_ioctl(tb, devnode, n->handler, &err);
+	if (err) {
+		g_printerr("usbsim-umockdev: attach %s: %s\n", devnode, err->message);
+		g_error_free(err);
+	}
+	/* The testbed's worker thread creates the socket a moment after attach_ioctl, and a
+	 * program must not find the device before it can talk to it. */
+	char *sock = g_strconcat(root_dir, "/ioctl", devnode, NULL);
+	for (int i = 0; i < 2000 && !g_file_test(sock, G_FILE_TEST_EXISTS); i++)
+		g_usleep(500);
+	g_free(sock);
+	g_hash_table_insert(nodes, g_strdup(devnode), n);
+	return n;
+}
+
+static void node_set(struct node *n, struct simdev *d)
+{
+	g_mutex_lock(&node_lock);
+	n->cur = d;
+	g_mutex_unlock(&node_lock);
+}
 
 /* per open() of a device file */
 struct client {
@@ -154,18 +287,27 @@ static void client_free(gpointer p)
 		key_rpc(c->fd, OP_CLOSE, c->key, NULL, 0);
 		close(c->fd);
 	}
+	if (c->dev)
+		simdev_unref(c->dev);
 	g_queue_clear(&c->done);
 	g_free(c);
 }
 
+/* on_connected: an open() of the node; the client talks to the device on it now, if any. */
 static void on_connected(UMockdevIoctlBase *h, UMockdevIoctlClient *cl, gpointer user)
 {
-	struct simdev *d = user;
+	struct node *n = user;
 	struct client *c = g_new0(struct client, 1);
-	c->key = d->key;
-	c->dev = d;
-	c->fd = wire_connect(sock_path);
 	g_queue_init(&c->done);
+	c->fd = -1;
+	g_mutex_lock(&node_lock);
+	if (n->cur)
+		c->dev = simdev_ref(n->cur);
+	g_mutex_unlock(&node_lock);
+	if (c->dev) {
+		c->key = c->dev->key;
+		c->fd = wire_connect(sock_path);
+	}
 	if (c->fd >= 0 && key_rpc(c->fd, OP_OPEN, c->key, NULL, 0) < 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -371,7 +513,7 @@ static gboolean on_read(UMockdevIoctlBase *h, UMockdevIoctlClient *cl, gpointer 
 {
 	struct client *c = g_object_get_data(G_OBJECT(cl), "usbsim-client");
 	UMockdevIoctlData *arg = umockdev_ioctl_client_get_arg(cl);
-	if (!c) {
+	if (!c || !c->dev || g_atomic_int_get(&c->dev->gone)) {
 		done(cl, -1, ENODEV);
 		return TRUE;
 	}
@@ -380,6 +522,14 @@ static gboolean on_read(UMockdevIoctlBase *h, UMockdevIoctlClient *cl, gpointer 
 	c->readpos += n;
 	done(cl, (long)n, 0);
 	return TRUE;
+}
+
+static void usb_node_setup(UMockdevIoctlBase *h, struct node *n)
+{
+	g_signal_connect(h, "handle-ioctl", G_CALLBACK(on_ioctl), n);
+	g_signal_connect(h, "handle-read", G_CALLBACK(on_read), n);
+	g_signal_connect(h, "client-connected", G_CALLBACK(on_connected), n);
+	g_signal_connect(h, "client-vanished", G_CALLBACK(on_vanished), n);
 }
 
 /* ---- mirroring the server's list ---------------------------------------------------- */
@@ -459,30 +609,16 @@ static void add_dev(int fd, const uint8_t *rec, const uint8_t *ports, uint8_t np
 	const gchar *props[] = {"DEVNAME", d->devnode, "DEVTYPE", "usb_device", "DRIVER", "usb", "BUSNUM", busnum3, "DEVNUM", devnum3,
 				"PRODUCT", productp, "TYPE", "0/0/0", "MAJOR", maj, "MINOR", min, "ID_VENDOR_ID", vids, "ID_MODEL_ID", pids,
 				"ID_SERIAL_SHORT", serial, "ID_VENDOR", manufacturer, "ID_MODEL", product, NULL};
-	/* The ioctl socket first: the testbed's worker thread creates it a moment after
-	 * attach_ioctl, and a program must not find the device before it can talk to it. */
-	d->handler = umockdev_ioctl_base_new();
-	g_signal_connect(d->handler, "handle-ioctl", G_CALLBACK(on_ioctl), d);
-	g_signal_connect(d->handler, "handle-read", G_CALLBACK(on_read), d);
-	g_signal_connect(d->handler, "client-connected", G_CALLBACK(on_connected), d);
-	g_signal_connect(d->handler, "client-vanished", G_CALLBACK(on_vanished), d);
-	GError *err = NULL;
-	umockdev_testbed_attach_ioctl(tb, d->devnode, d->handler, &err);
-	if (err) {
-		g_printerr("usbsim-umockdev: attach %s: %s\n", d->devnode, err->message);
-		g_error_free(err);
-	}
-	char *sock = g_strconcat(root_dir, "/ioctl", d->devnode, NULL);
-	for (int i = 0; i < 2000 && !g_file_test(sock, G_FILE_TEST_EXISTS); i++)
-		g_usleep(500);
-	g_free(sock);
+	d->refs = 1;
+	/* The node first, so that a program finding the device can talk to it. */
+	node_set(node_get(d->devnode, usb_node_setup), d);
 	d->syspath = umockdev_testbed_add_devicev(tb, "usb", d->sysname, NULL, (gchar **)attrs, (gchar **)props);
 	g_free(manufacturer);
 	g_free(product);
 	g_free(serial);
 	if (!d->syspath) {
-		g_free(d->desc);
-		g_free(d);
+		node_set(node_get(d->devnode, usb_node_setup), NULL);
+		simdev_unref(d);
 		return;
 	}
 	umockdev_testbed_set_attribute_binary(tb, d->syspath, "descriptors", d->desc, (gint)d->desclen);
@@ -500,17 +636,19 @@ static void remove_dev(int i)
 {
 	struct simdev *d = devs[i];
 	devs[i] = NULL;
+	struct node *n = node_get(d->devnode, usb_node_setup);
+	g_mutex_lock(&node_lock);
+	if (n->cur == d)
+		n->cur = NULL;
+	g_atomic_int_set(&d->gone, 1);
+	g_mutex_unlock(&node_lock);
 	umockdev_testbed_uevent(tb, d->syspath, "remove");
-	GError *err = NULL;
-	umockdev_testbed_detach_ioctl(tb, d->devnode, &err);
-	if (err)
-		g_error_free(err);
 	umockdev_testbed_remove_device(tb, d->syspath);
 	char *node = g_build_filename(root_dir, d->devnode, NULL);
 	unlink(node);
 	g_free(node);
-	/* the handler and the descriptors stay: clients still holding the file get ENODEV from the server */
-	g_free(d->syspath);
+	/* clients still holding the file keep their reference: the server answers them ENODEV */
+	simdev_unref(d);
 }
 
 static int list_fd = -1;
@@ -594,8 +732,14 @@ static struct tty {
 	char name[32];
 	char devnode[48];
 	char *syspath;
-	UMockdevIoctlBase *handler;
 } *ttys[MAX_TTYS];
+
+static void tty_node_setup(UMockdevIoctlBase *h, struct node *n)
+{
+	g_signal_connect(h, "handle-ioctl", G_CALLBACK(tty_passthrough), NULL);
+	g_signal_connect(h, "handle-read", G_CALLBACK(tty_passthrough), NULL);
+	g_signal_connect(h, "handle-write", G_CALLBACK(tty_passthrough), NULL);
+}
 
 static void tty_remove(const char *name)
 {
@@ -605,15 +749,13 @@ static void tty_remove(const char *name)
 			continue;
 		ttys[i] = NULL;
 		umockdev_testbed_uevent(tb, t->syspath, "remove");
-		GError *err = NULL;
-		umockdev_testbed_detach_ioctl(tb, t->devnode, &err);
-		if (err)
-			g_error_free(err);
 		umockdev_testbed_remove_device(tb, t->syspath);
 		char *node = g_build_filename(root_dir, t->devnode, NULL);
 		unlink(node);
 		g_free(node);
 		g_free(t->syspath);
+		g_free(t);
+		return; /* names are unique (tty_add removes first), and name may be t's own */
 	}
 }
 
@@ -633,18 +775,7 @@ static void tty_add(const char *name, const char *pty, const char *vid, const ch
 	struct tty *t = g_new0(struct tty, 1);
 	snprintf(t->name, sizeof t->name, "%s", name);
 	snprintf(t->devnode, sizeof t->devnode, "/dev/%s", name);
-	t->handler = umockdev_ioctl_base_new();
-	g_signal_connect(t->handler, "handle-ioctl", G_CALLBACK(tty_passthrough), NULL);
-	g_signal_connect(t->handler, "handle-read", G_CALLBACK(tty_passthrough), NULL);
-	g_signal_connect(t->handler, "handle-write", G_CALLBACK(tty_passthrough), NULL);
-	GError *err = NULL;
-	umockdev_testbed_attach_ioctl(tb, t->devnode, t->handler, &err);
-	if (err)
-		g_error_free(err);
-	char *sock = g_strconcat(root_dir, "/ioctl", t->devnode, NULL);
-	for (int i = 0; i < 2000 && !g_file_test(sock, G_FILE_TEST_EXISTS); i++)
-		g_usleep(500);
-	g_free(sock);
+	node_get(t->devnode, tty_node_setup);
 	char devt[16], mins[8], model[64];
 	snprintf(devt, sizeof devt, "166:%u", minor);
 	snprintf(mins, sizeof mins, "%u", minor);
@@ -724,6 +855,7 @@ int main(int argc, char **argv)
 	sock_path = argv[1];
 	tb = umockdev_testbed_new();
 	root_dir = umockdev_testbed_get_root_dir(tb);
+	nodes = g_hash_table_new(g_str_hash, g_str_equal);
 	if (!sync_devices()) {
 		fprintf(stderr, "usbsim-umockdev: cannot reach the usbsim server at %s\n", sock_path);
 		return 1;
@@ -745,6 +877,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < MAX_TTYS; i++)
 		if (ttys[i])
 			tty_remove(ttys[i]->name);
+	GHashTableIter it;
+	gpointer devnode;
+	g_hash_table_iter_init(&it, nodes);
+	while (g_hash_table_iter_next(&it, &devnode, NULL))
+		umockdev_testbed_detach_ioctl(tb, devnode, NULL);
 	g_object_unref(tb); /* removes the testbed directory */
 	return 0;
 }
