@@ -174,10 +174,10 @@ func start(t *testing.T, o device.Options) *rig {
 	return r
 }
 
-// next returns the next event that is not Ready (within 2 s).
+// next returns the next event that is not Ready (within 10 s).
 func (r *rig) next(what string) device.Event {
 	r.t.Helper()
-	deadline := time.After(2 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case e, ok := <-r.events:
@@ -187,7 +187,7 @@ func (r *rig) next(what string) device.Event {
 			}
 			return e
 		case <-deadline:
-			r.t.Fatalf("no event (%s) within 2 s", what)
+			r.t.Fatalf("no event (%s) within 10 s", what)
 		}
 	}
 }
@@ -502,11 +502,11 @@ func TestCancelStopsEverything(t *testing.T) {
 	}()
 	select {
 	case <-closed:
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the event channel did not close after cancel")
 	}
 	// Everything the watcher started has ended.
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -567,7 +567,7 @@ func TestHoldWaitsForReadingAndBlocksNew(t *testing.T) {
 	usb.set(usbDFU("d1", id1))
 	r := start(t, device.Options{Doors: []device.Door{usb}})
 	r.expect(device.Appeared)
-	require.Eventually(t, func() bool { usb.mu.Lock(); defer usb.mu.Unlock(); return usb.reads == 1 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { usb.mu.Lock(); defer usb.mu.Unlock(); return usb.reads == 1 }, 10*time.Second, time.Millisecond)
 
 	held := make(chan func(), 1)
 	go func() {
@@ -588,7 +588,7 @@ func TestHoldWaitsForReadingAndBlocksNew(t *testing.T) {
 	var release func()
 	select {
 	case release = <-held:
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("Hold did not return after the reading ended")
 	}
 	r.expect(device.ModulesRead)
@@ -614,7 +614,7 @@ func TestHoldWaitsForReadingAndBlocksNew(t *testing.T) {
 	usb.block = make(chan struct{})
 	usb.mu.Unlock()
 	r.w.Refresh(id1)
-	require.Eventually(t, func() bool { usb.mu.Lock(); defer usb.mu.Unlock(); return usb.reads == 3 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { usb.mu.Lock(); defer usb.mu.Unlock(); return usb.reads == 3 }, 10*time.Second, time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := r.w.Hold(ctx, id1)

@@ -30,7 +30,7 @@ func svc(t *testing.T, ch *Channel, request uint8, val, idx uint16) ctrl.Service
 // waitDone polls CHECK until the request has a result.
 func waitDone(t *testing.T, ch *Channel, id uint16) ctrl.ServiceReply {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		rep := svc(t, ch, ctrl.ServiceCheck, 0, id)
 		if rep.Status != ctrl.StatusPending {

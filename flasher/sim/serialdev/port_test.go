@@ -37,7 +37,7 @@ func TestBaudTriggers(t *testing.T) {
 		m := &serialdev.MemModel{ID: "e00fce68ffffffffffffffff"}
 		p := openDev(t, m)
 		require.NoError(t, serialport.TriggerDFU(p.SlavePath()))
-		assert.Eventually(t, func() bool { return m.HasEvent("dfu") }, 2*time.Second, 10*time.Millisecond)
+		assert.Eventually(t, func() bool { return m.HasEvent("dfu") }, 10*time.Second, 10*time.Millisecond)
 		// A second request is seen again: the line was put back to 9600.
 		require.NoError(t, serialport.TriggerDFU(p.SlavePath()))
 		assert.Eventually(t, func() bool {
@@ -48,13 +48,13 @@ func TestBaudTriggers(t *testing.T) {
 				}
 			}
 			return n == 2
-		}, 2*time.Second, 10*time.Millisecond)
+		}, 10*time.Second, 10*time.Millisecond)
 	})
 	t.Run("28800 enters listening mode", func(t *testing.T) {
 		m := &serialdev.MemModel{}
 		p := openDev(t, m)
 		require.NoError(t, serialport.TriggerListening(p.SlavePath()))
-		assert.Eventually(t, m.Listening, 2*time.Second, 10*time.Millisecond)
+		assert.Eventually(t, m.Listening, 10*time.Second, 10*time.Millisecond)
 		assert.Equal(t, []string{"listen"}, m.Events())
 	})
 	t.Run("28800 ignored on Device OS 6", func(t *testing.T) {

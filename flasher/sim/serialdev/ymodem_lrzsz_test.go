@@ -99,7 +99,7 @@ func TestLrzszSbToReceiver(t *testing.T) {
 			cmd.Stderr = &stderr
 			require.NoError(t, cmd.Run(), "sb said: %s", stderr.String())
 
-			require.Eventually(t, func() bool { return m.HasEvent("reset:update") }, 3*time.Second, 10*time.Millisecond,
+			require.Eventually(t, func() bool { return m.HasEvent("reset:update") }, 10*time.Second, 10*time.Millisecond,
 				"events %v; device said %q", m.Events(), tr.String())
 			got := m.Image()
 			assert.Equal(t, len(data), len(got))

@@ -228,7 +228,7 @@ func TestServerInterfacesAndConfiguration(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, _ := w2.call(4, keyBytes(key, 0, 0)...)
 		return st == 0
-	}, 2*time.Second, 10*time.Millisecond)
+	}, 10*time.Second, 10*time.Millisecond)
 	st, _ = w2.call(5, keyBytes(key, 0, 0)...)
 	assert.Equal(t, int32(0), st)
 
@@ -272,7 +272,7 @@ func TestServerResetReenumerates(t *testing.T) {
 		var ok bool
 		newKey, ok = srv.Key(d)
 		return ok
-	}, 2*time.Second, time.Millisecond, "the device comes back after its reset")
+	}, 10*time.Second, time.Millisecond, "the device comes back after its reset")
 	assert.NotEqual(t, key, newKey)
 	for _, l := range w.list() {
 		if l.key == newKey {
