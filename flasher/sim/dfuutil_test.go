@@ -132,9 +132,14 @@ func testDFUUtilDownloadUploadLeave(t *testing.T, door string) {
 			key, ok := f.Server().Key(d.USB())
 			assert.True(t, ok, "back on USB (key %d)", key)
 			// The umockdev testbed follows the bus within its 10 ms poll: the DFU interface
-			// is gone once the re-enumeration's udev remove and add have been sent.
-			assert.Eventually(t, func() bool { return len(foundLines(dfuUtil(t, f, "-l"))) == 0 }, 10*time.Second, 20*time.Millisecond,
-				"normal mode: no DFU interface")
+			// is gone once the re-enumeration's udev remove and add have been sent. Waited
+			// for here, not in an Eventually: a dfu-util that fails fails the test on its
+			// own goroutine, with its output.
+			deadline := time.Now().Add(10 * time.Second)
+			for len(foundLines(dfuUtil(t, f, "-l"))) != 0 {
+				require.True(t, time.Now().Before(deadline), "normal mode: no DFU interface within 10 s")
+				time.Sleep(20 * time.Millisecond)
+			}
 		})
 	}
 }
