@@ -928,14 +928,16 @@ func (w *Watcher) readModules(dev *devState, spawn func(func(context.Context) fu
 			} else {
 				dev.d.Boot = rd.Boot()
 			}
-			w.emit(Event{Kind: ModulesRead, Device: dev.snapshot(), Err: err})
+			// The mode the modules imply (safe mode) is set before the reading is told, so
+			// that no one sees the modules with the mode from before them.
+			prev := dev.d.Mode
 			if err == nil && mode == ModeNormal {
-				prev := dev.d.Mode
 				dev.safe = dev.d.Boot.Mode == ModeSafe
 				w.recompute(dev)
-				if dev.d.Mode != prev {
-					w.emit(Event{Kind: ChangedMode, Device: dev.snapshot(), PrevMode: prev})
-				}
+			}
+			w.emit(Event{Kind: ModulesRead, Device: dev.snapshot(), Err: err})
+			if dev.d.Mode != prev {
+				w.emit(Event{Kind: ChangedMode, Device: dev.snapshot(), PrevMode: prev})
 			}
 		}
 	})
