@@ -269,7 +269,7 @@ func (j *job) runPlan(ctx context.Context) error {
 	steps := j.plan.Steps
 	for j.idx = 0; j.idx < len(steps); j.idx++ {
 		s := &steps[j.idx]
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && s.Kind != plan.KindWaitFor {
 			return j.cancelled()
 		}
 		j.startStep(s)
@@ -277,8 +277,12 @@ func (j *job) runPlan(ctx context.Context) error {
 			j.finishStep(s, true) // already there
 			continue
 		}
+		sctx := ctx
+		if finishesOnCancel(s) {
+			sctx = context.WithoutCancel(ctx)
+		}
 		for attempt := 0; ; attempt++ {
-			err := j.exec(ctx, s)
+			err := j.exec(sctx, s)
 			if err == nil {
 				break
 			}
@@ -292,6 +296,16 @@ func (j *job) runPlan(ctx context.Context) error {
 		j.finishStep(s, false)
 	}
 	return nil
+}
+
+// finishesOnCancel says whether a step, once begun, runs to its end after a cancel (bounded
+// by its own timeouts, as the app promises: "the step in progress finishes first"): the
+// waits for a device that is installing what it was handed and restarting, or leaving DFU
+// mode. It changes either way, and the state a cancelled run reports, and a resume starts
+// from, must be the one it settles in. A wait for an install is not even left before it
+// begins: its write is done.
+func finishesOnCancel(s *plan.Step) bool {
+	return s.Kind == plan.KindWaitFor || s.Kind == plan.KindReset
 }
 
 func (j *job) startStep(s *plan.Step) {

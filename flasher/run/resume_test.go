@@ -82,6 +82,57 @@ func TestCancelStopsAtSafePointAndResumes(t *testing.T) {
 	assert.Equal(t, 2, j.Runs)
 }
 
+// TestCancelDuringInstallWaitsForTheDevice: a cancel while a Boron installs the bootloader
+// it was handed (it restarts to do so) lets that wait finish: the run stops with the device
+// back in normal mode on the new bootloader, the state it reports is the one it settled in,
+// and running the same target again starts from there.
+func TestCancelDuringInstallWaitsForTheDevice(t *testing.T) {
+	d := newSim(t, "boron/1.5.2", sim.Options{})
+	store := &run.Store{Dir: t.TempDir()}
+	tgt := releases["boron/4.1.0"].target(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := &recorder{}
+	rec.log = func(e run.Event) {
+		if e.Event == run.EvStep && strings.HasPrefix(e.StepID, "wait:bootloader") {
+			cancel() // the bootloader is handed over; the device is installing it
+		}
+	}
+	r := newRunner(t, demo.New(true, d), rec, run.Options{Journal: store})
+	_, err := r.Flash(ctx, d.ID(), tgt)
+	require.ErrorIs(t, err, run.ErrCancelled)
+	waited := false
+	for _, e := range rec.all() {
+		waited = waited || e.Event == run.EvStepDone && strings.HasPrefix(e.StepID, "wait:bootloader")
+	}
+	assert.True(t, waited, "the wait for the install finished")
+	assert.Equal(t, sim.ModeNormal, d.Mode(), "back in Device OS when the run stopped")
+	for _, m := range d.Modules() {
+		if m.Name == "bootloader" && m.Store == "main" {
+			assert.Equal(t, uint16(1200), m.Version, "the bootloader is installed")
+		}
+	}
+	done := lastEvent(rec)
+	require.Equal(t, run.EvDone, done.Event)
+	assert.True(t, strings.HasPrefix(done.State, "The device runs Device OS (normal mode)."), done.State)
+	assert.Contains(t, done.State, "Done: Send bootloader 1200")
+	assert.Contains(t, done.State, "its new bootloader was written whole", "not \"its bootloader was not touched\"")
+	j, err := store.Load(d.ID())
+	require.NoError(t, err)
+	require.NotNil(t, j)
+	assert.Equal(t, run.JournalCancelled, j.Status)
+
+	rec2 := &recorder{}
+	r2 := newRunner(t, demo.New(true, d), rec2, run.Options{Journal: store})
+	res, err := r2.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
+	require.NoError(t, err)
+	assert.True(t, res.Resumed)
+	for _, e := range rec2.all() {
+		assert.False(t, e.Event == run.EvStep && strings.HasPrefix(e.StepID, "write:bootloader"), "the bootloader is not written again")
+	}
+	requireAt(t, d, tgt)
+}
+
 // TestPowerLossMidWriteResumes: power lost in the middle of writing system-part1 leaves a
 // half-written slot; the run fails with a cause and a remedy, and once the power is back a
 // second run reads the device (in DFU mode: its Device OS cannot start), finds the slot

@@ -375,12 +375,14 @@ func (j *job) describeState(cause error) string {
 		doneSet[id] = true
 	}
 	var wrote, left []string
+	bootloader := false // a bootloader among the writes done
 	for _, s := range j.plan.Steps {
 		if s.Kind != plan.KindWrite && s.Kind != plan.KindInvalidate {
 			continue
 		}
 		if doneSet[s.ID] {
 			wrote = append(wrote, Title(s))
+			bootloader = bootloader || s.Module != nil && s.Module.Function == platform.FuncBootloader
 		} else {
 			left = append(left, Title(s))
 		}
@@ -391,7 +393,12 @@ func (j *job) describeState(cause error) string {
 	if len(left) > 0 {
 		fmt.Fprintf(&b, " Not done yet: %s.", strings.Join(left, "; "))
 		if len(wrote) > 0 {
-			b.WriteString(" Until the rest is written the device may start in safe mode or stay in DFU mode; its bootloader was not touched, so DFU mode stays reachable.")
+			b.WriteString(" Until the rest is written the device may start in safe mode or stay in DFU mode; ")
+			if bootloader {
+				b.WriteString("its new bootloader was written whole, so DFU mode stays reachable.")
+			} else {
+				b.WriteString("its bootloader was not touched, so DFU mode stays reachable.")
+			}
 		}
 	}
 	if Transient(cause) {
