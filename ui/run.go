@@ -283,7 +283,7 @@ func (v *runView) cancelRun() {
 	v.cancel()
 	v.cancelBtn.Disable()
 	v.cancelBtn.SetText("Stopping...")
-	setShown(v.waiting, "Stopping at the next safe point: the step in progress finishes first.")
+	setShown(v.waiting, "Stopping at the next safe point: a write or restart in progress finishes first.")
 }
 
 // apply renders one runner event. Events arrive on the UI thread in the runner's order.

@@ -299,7 +299,7 @@ func (j *job) runPlan(ctx context.Context) error {
 }
 
 // finishesOnCancel says whether a step, once begun, runs to its end after a cancel (bounded
-// by its own timeouts, as the app promises: "the step in progress finishes first"): the
+// by its own timeouts, as the app promises: "a write or restart in progress finishes first"): the
 // waits for a device that is installing what it was handed and restarting, or leaving DFU
 // mode. It changes either way, and the state a cancelled run reports, and a resume starts
 // from, must be the one it settles in. A wait for an install is not even left before it
