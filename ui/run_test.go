@@ -317,6 +317,9 @@ func TestCancelThenResume(t *testing.T) {
 	assert.Contains(t, card, "Cancelled: the run stopped at a safe point")
 	assert.Contains(t, card, "Not verified")
 	assert.Contains(t, card, "The device is left:")
+	// Settled: the cancel let the Boron install the bootloader it had been sent.
+	assert.Contains(t, card, "runs Device OS (normal mode)")
+	assert.NotContains(t, card, "not on USB now")
 	assert.Contains(t, card, "What to do:")
 	assert.Contains(t, card, "What to do: Press Resume")
 	var resume *widget.Button
@@ -325,6 +328,7 @@ func TestCancelThenResume(t *testing.T) {
 	onUIWait(func() { assert.True(t, resume.Visible()) })
 	// The panel says what the device is now and what Resume will do, once.
 	r.eventually("the Resume note", func() bool { return strings.Contains(s.resumeNote.Text, "left to reach 4.1.0") })
+	r.shot("cancelled-boron")
 	section := r.text(s.obj)
 	assert.Contains(t, section, "Resume: ")
 	assert.Equal(t, 1, strings.Count(section, "What to do"), "one piece of advice:\n%s", section)

@@ -227,7 +227,7 @@ func (j *job) runSteps(ctx context.Context) error {
 		}
 		j.plan = p
 		j.window, j.windowInst = 0, ""
-		j.journal.Steps = stepIDs(p)
+		j.journal.setSteps(p)
 		j.emitPlan()
 		j.saveJournal()
 	}
@@ -331,7 +331,7 @@ func (j *job) finishStep(s *plan.Step, skipped bool) {
 func (j *job) cancelled() error {
 	where := "before the first step"
 	if n := len(j.done); n > 0 {
-		where = fmt.Sprintf("after step %d of %d (%s)", n, len(j.plan.Steps), j.done[n-1])
+		where = fmt.Sprintf("after step %d of %d (%s)", n, len(j.plan.Steps), j.journal.title(j.done[n-1]))
 	}
 	return remedy.With(fmt.Errorf("run: %w %s, at a point where nothing was being written", ErrCancelled, where),
 		"Try the same target again to finish: the device is read again and only what is missing is written.")

@@ -47,6 +47,10 @@ type Journal struct {
 	// Steps are the step IDs of the plan being run; Done those finished, in order.
 	Steps []string `json:"steps"`
 	Done  []string `json:"done"`
+	// Titles are the titles for people of the steps by ID, of every plan this run has
+	// followed (a replan keeps the done steps' titles); where one is missing (journals
+	// written before they were kept) the ID stands in.
+	Titles map[string]string `json:"titles,omitempty"`
 	// Current is the step in progress ("" between steps): the one a crash interrupted.
 	Current string `json:"current,omitempty"`
 	// Runs counts the runs toward this target (1 for the first).
@@ -62,11 +66,30 @@ func (j *Journal) Finished() bool { return j.Status == JournalDone }
 func (j *Journal) Where() string {
 	switch {
 	case j.Current != "":
-		return fmt.Sprintf("during step %s (%d of %d steps were done)", j.Current, len(j.Done), len(j.Steps))
+		return fmt.Sprintf("during the step \u201c%s\u201d (%d of %d steps were done)", j.title(j.Current), len(j.Done), len(j.Steps))
 	case len(j.Done) > 0:
-		return fmt.Sprintf("after step %s (%d of %d steps were done)", j.Done[len(j.Done)-1], len(j.Done), len(j.Steps))
+		return fmt.Sprintf("after the step \u201c%s\u201d (%d of %d steps were done)", j.title(j.Done[len(j.Done)-1]), len(j.Done), len(j.Steps))
 	}
 	return "before the first step"
+}
+
+// setSteps records the plan being run: its step IDs and their titles.
+func (j *Journal) setSteps(p *plan.Plan) {
+	j.Steps = make([]string, len(p.Steps))
+	if j.Titles == nil {
+		j.Titles = map[string]string{}
+	}
+	for i, s := range p.Steps {
+		j.Steps[i], j.Titles[s.ID] = s.ID, Title(s)
+	}
+}
+
+// title is the title of the step with the given ID, or the ID when it is not known.
+func (j *Journal) title(id string) string {
+	if t, ok := j.Titles[id]; ok {
+		return t
+	}
+	return id
 }
 
 // Store keeps journals in a directory.
@@ -174,10 +197,3 @@ func TargetKey(t plan.Target) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-func stepIDs(p *plan.Plan) []string {
-	out := make([]string, len(p.Steps))
-	for i, s := range p.Steps {
-		out[i] = s.ID
-	}
-	return out
-}

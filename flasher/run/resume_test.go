@@ -116,6 +116,7 @@ func TestCancelDuringInstallWaitsForTheDevice(t *testing.T) {
 	require.Equal(t, run.EvDone, done.Event)
 	assert.True(t, strings.HasPrefix(done.State, "The device runs Device OS (normal mode)."), done.State)
 	assert.Contains(t, done.State, "Done: Send bootloader 1200")
+	assert.Contains(t, err.Error(), "after step 2 of 6 (Wait for bootloader 1200 to be installed)", "the step's title, not its ID")
 	assert.Contains(t, done.State, "its new bootloader was written whole", "not \"its bootloader was not touched\"")
 	j, err := store.Load(d.ID())
 	require.NoError(t, err)
@@ -203,7 +204,7 @@ func TestCrashLeavesJournalAndResumes(t *testing.T) {
 			msg = e.Message
 		}
 	}
-	assert.Contains(t, msg, "during step write:system-part1@4100")
+	assert.Contains(t, msg, "during the step \u201cWrite system-part1 4100\u201d", "the step's title, not its ID")
 	requireAt(t, d, tgt)
 }
 

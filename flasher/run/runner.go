@@ -247,7 +247,8 @@ func (r *Runner) Execute(ctx context.Context, pr *Prepared) (*Result, error) {
 	defer j.closeLink()
 	res := &Result{Plan: pr.Plan, Reading: pr.Reading, Resumed: pr.Journal != nil}
 	j.journal = &Journal{DeviceID: pr.ID, Target: pr.Plan.To, TargetKey: TargetKey(pr.Target), From: pr.Plan.From,
-		Started: time.Now().UTC(), Steps: stepIDs(pr.Plan), Done: []string{}, Runs: 1, Status: JournalRunning}
+		Started: time.Now().UTC(), Done: []string{}, Runs: 1, Status: JournalRunning}
+	j.journal.setSteps(pr.Plan)
 	if pr.Plan.Platform != nil {
 		j.journal.Platform = pr.Plan.Platform.Name
 	}
