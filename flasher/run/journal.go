@@ -196,4 +196,3 @@ func TargetKey(t plan.Target) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, ";")))
 	return hex.EncodeToString(sum[:12])
 }
-
