@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/particle-flasher/particle-flasher/flasher/demo"
+	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/sim"
@@ -34,52 +35,75 @@ func hasEvent(rec *recorder, name string) bool {
 	return false
 }
 
+// cancelled is a Boron's run from 1.5.2 toward 4.1.0 that was cancelled.
+type cancelled struct {
+	d     *sim.Device
+	store *run.Store
+	tgt   plan.Target
+	rec   *recorder
+	err   error
+	done  run.Event
+}
+
+// cancelBoronRun runs a Boron from 1.5.2 toward 4.1.0, cancels the run at the first event
+// for which at holds, and checks what every cancel must give: ErrCancelled with a remedy,
+// a last event that says what state the device is in, and a cancelled journal.
+func cancelBoronRun(t *testing.T, at func(run.Event) bool) *cancelled {
+	c := &cancelled{d: newSim(t, "boron/1.5.2", sim.Options{}), store: &run.Store{Dir: t.TempDir()},
+		tgt: releases["boron/4.1.0"].target(t), rec: &recorder{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.rec.log = func(e run.Event) {
+		if at(e) {
+			cancel()
+		}
+	}
+	r := newRunner(t, demo.New(true, c.d), c.rec, run.Options{Journal: c.store})
+	_, c.err = r.Flash(ctx, c.d.ID(), c.tgt)
+	require.ErrorIs(t, c.err, run.ErrCancelled)
+	assert.NotEmpty(t, remedy.Of(c.err))
+	c.done = lastEvent(c.rec)
+	require.Equal(t, run.EvDone, c.done.Event)
+	assert.Equal(t, run.ResultFailed, c.done.Result)
+	j, err := c.store.Load(c.d.ID())
+	require.NoError(t, err)
+	require.NotNil(t, j)
+	assert.Equal(t, run.JournalCancelled, j.Status)
+	return c
+}
+
+// resume runs the same target again and checks that it finished the job as a resumed run.
+func (c *cancelled) resume(t *testing.T) *recorder {
+	rec := &recorder{}
+	r := newRunner(t, demo.New(true, c.d), rec, run.Options{Journal: c.store})
+	res, err := r.Flash(testCtx(t, 30*time.Second), c.d.ID(), c.tgt)
+	require.NoError(t, err)
+	assert.True(t, res.Resumed)
+	assert.True(t, hasEvent(rec, run.EvResume))
+	requireAt(t, c.d, c.tgt)
+	j, _ := c.store.Load(c.d.ID())
+	assert.Equal(t, run.JournalDone, j.Status)
+	assert.Equal(t, 2, j.Runs)
+	return rec
+}
+
 // TestCancelStopsAtSafePointAndResumes: a cancel during a DFU write lets the write finish
 // (never between the erase and the write of a slot), stops before the next step, says
 // what state the device is in, and running the same target again finishes the job.
 func TestCancelStopsAtSafePointAndResumes(t *testing.T) {
-	d := newSim(t, "boron/1.5.2", sim.Options{})
-	store := &run.Store{Dir: t.TempDir()}
-	tgt := releases["boron/4.1.0"].target(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rec := &recorder{}
-	rec.log = func(e run.Event) {
-		if e.Event == run.EvProgress && strings.HasPrefix(e.StepID, "write:system-part1") && e.Phase == "erase" {
-			cancel() // in the middle of erasing system-part1
-		}
-	}
-	r := newRunner(t, demo.New(true, d), rec, run.Options{Journal: store})
-	_, err := r.Flash(ctx, d.ID(), tgt)
-	require.ErrorIs(t, err, run.ErrCancelled)
-	assert.NotEmpty(t, remedy.Of(err))
-	done := lastEvent(rec)
-	require.Equal(t, run.EvDone, done.Event)
-	assert.Equal(t, run.ResultFailed, done.Result)
-	assert.Contains(t, done.State, "Write system-part1 4100.", "the write in progress was finished")
-	assert.Contains(t, done.State, "DFU mode")
-	j, err := store.Load(d.ID())
-	require.NoError(t, err)
-	require.NotNil(t, j)
-	assert.Equal(t, run.JournalCancelled, j.Status)
+	c := cancelBoronRun(t, func(e run.Event) bool { // in the middle of erasing system-part1
+		return e.Event == run.EvProgress && strings.HasPrefix(e.StepID, "write:system-part1") && e.Phase == "erase"
+	})
+	assert.Contains(t, c.done.State, "Write system-part1 4100.", "the write in progress was finished")
+	assert.Contains(t, c.done.State, "DFU mode")
 	// The slot is intact: the cancel waited for the write.
-	for _, m := range d.Modules() {
+	for _, m := range c.d.Modules() {
 		if m.Name == "system-part1" {
 			assert.True(t, m.Valid(), "system-part1 whole")
 			assert.Equal(t, uint16(4100), m.Version)
 		}
 	}
-
-	rec2 := &recorder{}
-	r2 := newRunner(t, demo.New(true, d), rec2, run.Options{Journal: store})
-	res, err := r2.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
-	require.NoError(t, err)
-	assert.True(t, res.Resumed)
-	assert.True(t, hasEvent(rec2, run.EvResume))
-	requireAt(t, d, tgt)
-	j, _ = store.Load(d.ID())
-	assert.Equal(t, run.JournalDone, j.Status)
-	assert.Equal(t, 2, j.Runs)
+	c.resume(t)
 }
 
 // TestCancelDuringInstallWaitsForTheDevice: a cancel while a Boron installs the bootloader
@@ -87,51 +111,28 @@ func TestCancelStopsAtSafePointAndResumes(t *testing.T) {
 // back in normal mode on the new bootloader, the state it reports is the one it settled in,
 // and running the same target again starts from there.
 func TestCancelDuringInstallWaitsForTheDevice(t *testing.T) {
-	d := newSim(t, "boron/1.5.2", sim.Options{})
-	store := &run.Store{Dir: t.TempDir()}
-	tgt := releases["boron/4.1.0"].target(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rec := &recorder{}
-	rec.log = func(e run.Event) {
-		if e.Event == run.EvStep && strings.HasPrefix(e.StepID, "wait:bootloader") {
-			cancel() // the bootloader is handed over; the device is installing it
-		}
-	}
-	r := newRunner(t, demo.New(true, d), rec, run.Options{Journal: store})
-	_, err := r.Flash(ctx, d.ID(), tgt)
-	require.ErrorIs(t, err, run.ErrCancelled)
+	c := cancelBoronRun(t, func(e run.Event) bool { // the bootloader is handed over; the device is installing it
+		return e.Event == run.EvStep && strings.HasPrefix(e.StepID, "wait:bootloader")
+	})
 	waited := false
-	for _, e := range rec.all() {
+	for _, e := range c.rec.all() {
 		waited = waited || e.Event == run.EvStepDone && strings.HasPrefix(e.StepID, "wait:bootloader")
 	}
 	assert.True(t, waited, "the wait for the install finished")
-	assert.Equal(t, sim.ModeNormal, d.Mode(), "back in Device OS when the run stopped")
-	for _, m := range d.Modules() {
+	assert.Equal(t, sim.ModeNormal, c.d.Mode(), "back in Device OS when the run stopped")
+	for _, m := range c.d.Modules() {
 		if m.Name == "bootloader" && m.Store == "main" {
 			assert.Equal(t, uint16(1200), m.Version, "the bootloader is installed")
 		}
 	}
-	done := lastEvent(rec)
-	require.Equal(t, run.EvDone, done.Event)
-	assert.True(t, strings.HasPrefix(done.State, "The device runs Device OS (normal mode)."), done.State)
-	assert.Contains(t, done.State, "Done: Send bootloader 1200")
-	assert.Contains(t, err.Error(), "after step 2 of 6 (Wait for bootloader 1200 to be installed)", "the step's title, not its ID")
-	assert.Contains(t, done.State, "its new bootloader was written whole", "not \"its bootloader was not touched\"")
-	j, err := store.Load(d.ID())
-	require.NoError(t, err)
-	require.NotNil(t, j)
-	assert.Equal(t, run.JournalCancelled, j.Status)
+	assert.True(t, strings.HasPrefix(c.done.State, "The device runs Device OS (normal mode)."), c.done.State)
+	assert.Contains(t, c.done.State, "Done: Send bootloader 1200")
+	assert.Contains(t, c.err.Error(), "after step 2 of 6 (Wait for bootloader 1200 to be installed)", "the step's title, not its ID")
+	assert.Contains(t, c.done.State, "its new bootloader was written whole", "not \"its bootloader was not touched\"")
 
-	rec2 := &recorder{}
-	r2 := newRunner(t, demo.New(true, d), rec2, run.Options{Journal: store})
-	res, err := r2.Flash(testCtx(t, 30*time.Second), d.ID(), tgt)
-	require.NoError(t, err)
-	assert.True(t, res.Resumed)
-	for _, e := range rec2.all() {
+	for _, e := range c.resume(t).all() {
 		assert.False(t, e.Event == run.EvStep && strings.HasPrefix(e.StepID, "write:bootloader"), "the bootloader is not written again")
 	}
-	requireAt(t, d, tgt)
 }
 
 // TestPowerLossMidWriteResumes: power lost in the middle of writing system-part1 leaves a
