@@ -408,7 +408,7 @@ func (v *runView) finish(res *run.Result, err error) {
 		setShown(v.resVerified, "Not verified.")
 		s := "What went wrong: " + remedy.HumanText(v.rec.Error)
 		if v.rec.State != "" {
-			s += "\nThe device is left: " + v.rec.State
+			s += "\nNow: " + v.rec.State
 		}
 		if v.rec.Remedy != "" {
 			s += "\nWhat to do: " + v.rec.Remedy

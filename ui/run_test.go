@@ -316,7 +316,7 @@ func TestCancelThenResume(t *testing.T) {
 	card := r.waitCard(s)
 	assert.Contains(t, card, "Cancelled: the run stopped at a safe point")
 	assert.Contains(t, card, "Not verified")
-	assert.Contains(t, card, "The device is left:")
+	assert.Contains(t, card, "Now: The device")
 	// Settled: the cancel let the Boron install the bootloader it had been sent.
 	assert.Contains(t, card, "runs Device OS (normal mode)")
 	assert.NotContains(t, card, "not on USB now")

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -286,7 +287,7 @@ func (e *emitter) stageOTA(it *item, rest []*item) error {
 	inst := it.inst
 	name := fmt.Sprintf("%s@%d", it.slot.Name, it.m.Version)
 	why := fmt.Sprintf("The %s's own flash cannot be written over DFU (the bootloader keeps it read-only), so the file is staged in the OTA region at 0x%08x (alt %d), where Device OS %s looks for pending updates.",
-		it.slot.Name, reg.Address, reg.Alt, firstNonEmpty(osName(next.SystemVersion()), "that starts next"))
+		it.slot.Name, reg.Address, reg.Alt, cmp.Or(osName(next.SystemVersion()), "that starts next"))
 	s := Step{ID: "ota-region:" + name, Kind: KindWrite, Module: it.m, Slot: it.slot.Name, Method: platform.MethodOTARegion,
 		Alt: reg.Alt, Address: reg.Address, Data: it.m.Data, Mode: state.ModeDFU,
 		Estimate: e.dfuTime(reg.Alt, reg.Address, len(it.m.Data)),

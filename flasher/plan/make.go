@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -96,11 +97,11 @@ func Make(st state.Device, t Target) (*Plan, error) {
 			tgtBoot = m
 		}
 	}
-	pl.From = firstNonEmpty(st.DeviceOS, osName(instSys))
+	pl.From = cmp.Or(st.DeviceOS, osName(instSys))
 	if pl.From == "" {
 		pl.From = "unknown"
 	}
-	pl.To = firstNonEmpty(t.Name, osName(tgtSys))
+	pl.To = cmp.Or(t.Name, osName(tgtSys))
 	if pl.To == "" {
 		pl.To = pl.From // only an application: Device OS stays
 	}
@@ -671,13 +672,4 @@ func osName(v uint16) string {
 		return n
 	}
 	return fmt.Sprintf("system module %d", v)
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }

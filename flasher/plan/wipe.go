@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/particle-flasher/particle-flasher/flasher/memlayout"
@@ -43,7 +44,7 @@ func wipesFor(p *platform.Platform, before *state.Device, it *item, unknown bool
 			return err
 		}
 		w.why = fmt.Sprintf("The device still holds %s at 0x%08x, where Device OS %s kept it; %s goes to 0x%08x, but the old copy's header would still be found first at start-up, so the sector holding it is overwritten with 0xFF first.",
-			found.Label(), found.Start, firstNonEmpty(found.DeviceOS, "another release"), describe(it.m), it.inst.Start)
+			found.Label(), found.Start, cmp.Or(found.DeviceOS, "another release"), describe(it.m), it.inst.Start)
 		it.wipes = append(it.wipes, w)
 		after.Invalidate(w.Address, w.Size)
 	}

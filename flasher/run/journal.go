@@ -16,6 +16,8 @@ import (
 
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
+	"github.com/particle-flasher/particle-flasher/flasher/remedy"
+	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
 // EnvStateDir overrides where journals are kept.
@@ -71,6 +73,21 @@ func (j *Journal) Where() string {
 		return fmt.Sprintf("after the step \u201c%s\u201d (%d of %d steps were done)", j.title(j.Done[len(j.Done)-1]), len(j.Done), len(j.Steps))
 	}
 	return "before the first step"
+}
+
+// How says for a person how the journalled run ended: cancelled, failed and why (without
+// the chain of package prefixes), or interrupted (a crash, a power cut or an unplugged
+// computer left it marked running).
+func (j *Journal) How() string {
+	switch {
+	case j.Status == JournalCancelled:
+		return "it was cancelled"
+	case j.Error != "":
+		return "it failed: " + words.LowerFirst(remedy.HumanText(j.Error))
+	case j.Status == JournalRunning:
+		return "it was interrupted"
+	}
+	return j.Status
 }
 
 // setSteps records the plan being run: its step IDs and their titles.

@@ -79,6 +79,11 @@ func (c *cancelled) resume(t *testing.T) *recorder {
 	res, err := r.Flash(testCtx(t, 30*time.Second), c.d.ID(), c.tgt)
 	require.NoError(t, err)
 	assert.True(t, res.Resumed)
+	for _, e := range rec.all() {
+		if e.Event == run.EvResume {
+			assert.Contains(t, e.Message, "(it was cancelled)", "how it ended, in words, not the error chain")
+		}
+	}
 	assert.True(t, hasEvent(rec, run.EvResume))
 	requireAt(t, c.d, c.tgt)
 	j, _ := c.store.Load(c.d.ID())
@@ -206,6 +211,7 @@ func TestCrashLeavesJournalAndResumes(t *testing.T) {
 		}
 	}
 	assert.Contains(t, msg, "during the step \u201cWrite system-part1 4100\u201d", "the step's title, not its ID")
+	assert.Contains(t, msg, "(it was interrupted)", "how it ended, in words")
 	requireAt(t, d, tgt)
 }
 

@@ -256,7 +256,7 @@ func (r *Runner) Execute(ctx context.Context, pr *Prepared) (*Result, error) {
 		j.journal.Started, j.journal.Runs = pr.Journal.Started, pr.Journal.Runs+1
 		j.emit(Event{Event: EvResume, Mode: modeName(pr.Reading.Mode),
 			Message: fmt.Sprintf("An earlier run to %s stopped %s (%s). The device has been read again; the plan below finishes the job from what it has now.",
-				pr.Journal.Target, pr.Journal.Where(), firstNonEmpty(pr.Journal.Error, pr.Journal.Status))})
+				pr.Journal.Target, pr.Journal.Where(), pr.Journal.How())})
 	} else if pr.Other != nil {
 		j.emit(Event{Event: EvResume, Mode: modeName(pr.Reading.Mode),
 			Message: fmt.Sprintf("An earlier run to %s did not finish (it stopped %s); this run goes to %s instead, from what the device has now.",
@@ -316,15 +316,6 @@ func (r *Runner) emitDone(id string, rd *Reading, err error, left string, fracti
 		e.Result, e.Error, e.Remedy, e.State = ResultFailed, err.Error(), remedy.Of(err), left
 	}
 	r.emit(e)
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 // Transient reports a failure that running the same target again can get past: the

@@ -2,6 +2,7 @@ package run
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,7 @@ func (j *job) verify(ctx context.Context, s *plan.Step) error {
 		}
 	}
 	j.emit(Event{Event: EvVerified, Mode: modeName(j.reading.Mode), Modules: j.reading.Modules(),
-		Message: fmt.Sprintf("The device runs in %s mode with Device OS %s and every module the plan predicted.", j.reading.Mode, firstNonEmpty(j.reading.State.DeviceOSName(), j.plan.To))})
+		Message: fmt.Sprintf("The device runs in %s mode with Device OS %s and every module the plan predicted.", j.reading.Mode, cmp.Or(j.reading.State.DeviceOSName(), j.plan.To))})
 	return nil
 }
 

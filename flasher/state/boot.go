@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -523,9 +524,9 @@ func haveText(p *platform.Platform, m Module) string {
 	switch {
 	case isSystem(m.Function):
 		if m.DeviceOS != "" {
-			s = fmt.Sprintf("%s is %s", firstNonEmpty(m.Name, "the system part"), m.DeviceOS)
+			s = fmt.Sprintf("%s is %s", cmp.Or(m.Name, "the system part"), m.DeviceOS)
 		} else {
-			s = fmt.Sprintf("%s is version %d", firstNonEmpty(m.Name, "the system part"), m.Version)
+			s = fmt.Sprintf("%s is version %d", cmp.Or(m.Name, "the system part"), m.Version)
 		}
 	case m.Function == platform.FuncBootloader && m.Index == 0:
 		s = fmt.Sprintf("the bootloader is %d", m.Version)
@@ -533,7 +534,7 @@ func haveText(p *platform.Platform, m Module) string {
 			s += " (Device OS " + m.DeviceOS + ")"
 		}
 	case m.Function == platform.FuncRadio:
-		s = fmt.Sprintf("the SoftDevice is %s", firstNonEmpty(strings.TrimPrefix(m.Description, "SoftDevice "), fmt.Sprint(m.Version)))
+		s = fmt.Sprintf("the SoftDevice is %s", cmp.Or(strings.TrimPrefix(m.Description, "SoftDevice "), fmt.Sprint(m.Version)))
 	default:
 		s = fmt.Sprintf("the %s is %d", slotWord(p, m.Function, m.Index), m.Version)
 	}
@@ -541,13 +542,4 @@ func haveText(p *platform.Platform, m Module) string {
 		s += " and damaged"
 	}
 	return s
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
