@@ -31,7 +31,6 @@ func doorEnv(t *testing.T, f *sim.Fleet, door string) []string {
 		return f.Env()
 	}
 	b := startUmockdev(t, f)
-	t.Cleanup(func() { _ = b.Close() })
 	return b.Env()
 }
 

@@ -37,7 +37,6 @@ func TestUmockdevSerialDoor(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, sim.ModeNormal, d.Mode(), d.Status().Reason)
 	b := startUmockdev(t, f)
-	t.Cleanup(func() { _ = b.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d.ServeTTY(ctx, b, 0)
@@ -64,8 +63,9 @@ func TestUmockdevSerialDoor(t *testing.T) {
 	assert.False(t, strings.Contains(out, "still-there") || strings.Contains(out, "ttyACM0"), "no serial port in DFU mode:\n%s", out)
 }
 
-// startUmockdev starts a umockdev bridge onto the fleet's server, or skips the test where
-// umockdev is missing (the error names the Debian packages; make test installs them).
+// startUmockdev starts a umockdev bridge onto the fleet's server, closed when the test
+// ends, or skips the test where umockdev is missing (the error names the Debian packages;
+// make test installs them).
 func startUmockdev(t *testing.T, f *sim.Fleet) *usbsim.UmockdevBridge {
 	t.Helper()
 	b, err := f.Server().StartUmockdev(shimDir)
@@ -73,6 +73,7 @@ func startUmockdev(t *testing.T, f *sim.Fleet) *usbsim.UmockdevBridge {
 		t.Skip(err.Error())
 	}
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
 
@@ -83,15 +84,12 @@ func startUmockdev(t *testing.T, f *sim.Fleet) *usbsim.UmockdevBridge {
 // never take a node's socket away (dfu-util died so in CI, listing during a DFU leave).
 // The replugs go past 127 addresses, so device nodes are also taken over by a new device.
 func TestUmockdevReplugUnderOpen(t *testing.T) {
-	if _, err := exec.LookPath("dfu-util"); err != nil {
-		t.Skip("dfu-util is not installed (scripts/ensure-deps.sh test installs it)")
-	}
+	list := "exec " + testshared.DfuUtil(t) + " -l"
 	p := plat(t, "photon")
 	f := newFleet(t)
 	d, err := f.Add(sim.Options{Platform: p, Blank: true, NoSerial: true})
 	require.NoError(t, err)
 	b := startUmockdev(t, f)
-	t.Cleanup(func() { _ = b.Close() })
 
 	const replugs = 140
 	replugged := make(chan error, 1)
@@ -115,7 +113,7 @@ func TestUmockdevReplugUnderOpen(t *testing.T) {
 			done = true
 		default:
 		}
-		out, err := underUmockdev(t, b, "exec dfu-util -l")
+		out, err := underUmockdev(t, b, list)
 		var ee *exec.ExitError
 		switch {
 		case errors.As(err, &ee) && !ee.Exited() || strings.Contains(out, "libumockdev-preload"):
@@ -127,7 +125,7 @@ func TestUmockdevReplugUnderOpen(t *testing.T) {
 	t.Logf("%d dfu-util -l runs during %d re-enumerations, %d ended in dfu-util's own error", runs, replugs, failed)
 	assert.Empty(t, died, "no program killed by a vanished ioctl socket")
 	// The last run came after the last replug: the device is there, on a reused node.
-	out, err := underUmockdev(t, b, "exec dfu-util -l")
+	out, err := underUmockdev(t, b, list)
 	require.NoError(t, err, out)
 	assert.Len(t, testshared.FoundDFU(out), len(p.Alts), out)
 }
