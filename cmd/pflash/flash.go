@@ -146,7 +146,7 @@ func executeConfirmed(ctx context.Context, g *globals, out *flashOutput, r *frun
 	if !yes && len(pr.Plan.Steps) > 0 {
 		if g.json {
 			// What would have been done, for the script that forgot --yes.
-			e := frun.PlanEvent(pr.Plan, pr.Reading.Mode)
+			e := frun.PlanEvent(pr.Plan, pr.Reading.Mode, time.Now())
 			e.DeviceID = pr.ID
 			out.event(e)
 		}

@@ -190,14 +190,12 @@ func (j *job) dfuProgress(p dfu.Progress) { j.progress(p.Phase, p.Done, p.Total)
 // ---- the step loop --------------------------------------------------------------------
 
 func (j *job) emitPlan() {
-	e := PlanEvent(j.plan, j.reading.Mode)
-	e.Time = j.r.o.Clock()
-	j.emit(e)
+	j.emit(PlanEvent(j.plan, j.reading.Mode, j.r.o.Clock()))
 }
 
 // PlanEvent is the EvPlan event for a plan made for a device in mode: a summary, the
-// warnings as the message, and the whole plan as `pflash plan --json` prints it.
-func PlanEvent(p *plan.Plan, mode state.Mode) Event {
+// warnings as the message, and the whole plan as `pflash plan --json` prints it. at is its time.
+func PlanEvent(p *plan.Plan, mode state.Mode, at time.Time) Event {
 	var warn string
 	if len(p.Warnings) > 0 {
 		warn = strings.Join(p.Warnings, " ")
@@ -206,7 +204,7 @@ func PlanEvent(p *plan.Plan, mode state.Mode) Event {
 	if err != nil {
 		raw = nil
 	}
-	return Event{Event: EvPlan, Time: time.Now(), From: p.From, To: p.To, Direction: p.Direction.String(), Steps: len(p.Steps),
+	return Event{Event: EvPlan, Time: at, From: p.From, To: p.To, Direction: p.Direction.String(), Steps: len(p.Steps),
 		EstimateSeconds: p.EstimatedDuration.Seconds(), Windows: p.Windows, Mode: modeName(mode), Message: warn, Plan: raw}
 }
 
