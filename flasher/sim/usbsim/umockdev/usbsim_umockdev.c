@@ -146,22 +146,19 @@ static int is_event_socket(const void *addr, socklen_t len)
 	       memcmp(a->sun_path + n, "/event", 6) == 0;
 }
 
-/* libc returns the C library's own definition of the named function (resolved once). */
-static void *libc(void **slot, const char *name)
+/* The C library's own connect and sendmsg, found once before main (and before any thread). */
+static int (*libc_connect)(int, const struct sockaddr *, socklen_t);
+static ssize_t (*libc_sendmsg)(int, const struct msghdr *, int);
+
+__attribute__((constructor)) static void find_libc(void)
 {
-	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-	if (!f) {
-		f = dlsym(RTLD_NEXT, name);
-		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
-	}
-	return f;
+	libc_connect = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
+	libc_sendmsg = (ssize_t (*)(int, const struct msghdr *, int))dlsym(RTLD_NEXT, "sendmsg");
 }
 
 int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	static void *real;
-	int (*f)(int, const struct sockaddr *, socklen_t) = (int (*)(int, const struct sockaddr *, socklen_t))libc(&real, "connect");
-	int r = f(fd, addr, len);
+	int r = libc_connect(fd, addr, len);
 	if (r < 0 && errno == ENOENT && is_event_socket(addr, len))
 		errno = ECONNREFUSED;
 	return r;
@@ -169,16 +166,10 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	static void *real;
-	ssize_t (*f)(int, const struct msghdr *, int) = (ssize_t (*)(int, const struct msghdr *, int))libc(&real, "sendmsg");
-	ssize_t r = f(fd, msg, flags);
+	ssize_t r = libc_sendmsg(fd, msg, flags);
 	/* The sender names the socket it connected to but leaves msg_namelen 0; the path in
 	 * it is NUL-terminated, and only its first bytes are compared. */
 	socklen_t namelen = msg->msg_namelen ? msg->msg_namelen : (socklen_t)sizeof(struct sockaddr_un);
-	for (int i = 0; r < 0 && errno == EAGAIN && i < 5 && is_event_socket(msg->msg_name, namelen); i++) {
-		g_usleep(1000 * (i + 1));
-		r = f(fd, msg, flags);
-	}
 	if (r < 0 && (errno == ECONNREFUSED || errno == EAGAIN) && is_event_socket(msg->msg_name, namelen)) {
 		r = 0;
 		for (size_t i = 0; i < msg->msg_iovlen; i++)
