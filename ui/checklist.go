@@ -13,7 +13,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
-
 	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 

@@ -16,7 +16,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/run"
-
 	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 

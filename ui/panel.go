@@ -12,7 +12,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/device"
 	"github.com/particle-flasher/particle-flasher/flasher/plan"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
-
 	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 

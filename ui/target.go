@@ -26,7 +26,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/run"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
 	"github.com/particle-flasher/particle-flasher/flasher/target"
-
 	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 

@@ -14,7 +14,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/module"
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
-
 	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
-
 	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 

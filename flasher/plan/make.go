@@ -10,7 +10,6 @@ import (
 	"github.com/particle-flasher/particle-flasher/flasher/platform"
 	"github.com/particle-flasher/particle-flasher/flasher/remedy"
 	"github.com/particle-flasher/particle-flasher/flasher/state"
-
 	"github.com/particle-flasher/particle-flasher/flasher/words"
 )
 
