@@ -329,7 +329,7 @@ func (j *job) finishStep(s *plan.Step, skipped bool) {
 func (j *job) cancelled() error {
 	where := "before the first step"
 	if n := len(j.done); n > 0 {
-		where = fmt.Sprintf("after step %d of %d (%s)", n, len(j.plan.Steps), j.journal.title(j.done[n-1]))
+		where = fmt.Sprintf("after the step \u201c%s\u201d", j.journal.title(j.done[n-1])) // as Journal.Where says it
 	}
 	return remedy.With(fmt.Errorf("run: %w %s, at a point where nothing was being written", ErrCancelled, where),
 		"Try the same target again to finish: the device is read again and only what is missing is written.")

@@ -64,13 +64,14 @@ type Journal struct {
 // Finished reports whether the journal's run reached its target.
 func (j *Journal) Finished() bool { return j.Status == JournalDone }
 
-// Where says where the journalled run stopped, for a person.
+// Where says where the journalled run stopped, for a person: by the step's title, not by
+// numbers (the app's checklist counts its rows, which join a write and its install).
 func (j *Journal) Where() string {
 	switch {
 	case j.Current != "":
-		return fmt.Sprintf("during the step \u201c%s\u201d (%d of %d steps were done)", j.title(j.Current), len(j.Done), len(j.Steps))
+		return fmt.Sprintf("during the step \u201c%s\u201d", j.title(j.Current))
 	case len(j.Done) > 0:
-		return fmt.Sprintf("after the step \u201c%s\u201d (%d of %d steps were done)", j.title(j.Done[len(j.Done)-1]), len(j.Done), len(j.Steps))
+		return fmt.Sprintf("after the step \u201c%s\u201d", j.title(j.Done[len(j.Done)-1]))
 	}
 	return "before the first step"
 }
