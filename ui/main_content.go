@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -369,7 +370,9 @@ func (r *deviceRow) set(d device.Device) {
 		id = "virtual · " + id
 	}
 	r.id.SetText(id)
-	r.mode.SetText(modeWords(d))
+	// The list can be narrow: a long badge ("Listening mode (reconnecting...)") takes two
+	// lines rather than run over the name.
+	r.mode.SetText(strings.Replace(modeWords(d), " (", "\n(", 1))
 	r.badge.FillColor = badgeColor(d)
 	r.badge.Refresh()
 	// Texts of another length need the row laid out again.

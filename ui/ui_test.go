@@ -475,7 +475,7 @@ func TestUnplugReplugKeepsRow(t *testing.T) {
 	onUIWait(func() { d, _ := r.device("argon"); key = d.Key })
 	r.m.sims.Remove(argon)
 	r.eventually("the Argon marked reconnecting", func() bool { return r.m.devices[key].Missing })
-	assert.Contains(t, r.text(r.m.left), "DFU mode (reconnecting...)")
+	assert.Contains(t, r.text(r.m.left), "DFU mode\n(reconnecting...)", "the badge, on two lines in the narrow list")
 	r.m.sims.Add(argon)
 	r.eventually("the Argon back", func() bool { d, ok := r.m.devices[key]; return ok && !d.Missing })
 	onUIWait(func() { assert.Len(t, r.m.order, 3) })
